@@ -1,0 +1,147 @@
+//! etcd-util against a real etcd: every operation, its output format and exit codes.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn util() -> tokio::process::Command {
+    binary(env!("CARGO_BIN_EXE_etcd-util"))
+}
+
+async fn util_run(etcd: &EtcdServer, args: &[&str]) -> Run {
+    let mut all = vec!["--endpoints", &etcd.endpoint];
+    all.extend_from_slice(args);
+    run_command(util(), all).await
+}
+
+#[tokio::test]
+async fn set_get_recursive_get_and_delete() {
+    let etcd = EtcdServer::start().await;
+    let set = util_run(&etcd, &["-o", "set", "-k", "/app/a", "-v", "1"]).await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(set.stderr, "Setting /app/a to 1\n");
+    util_run(&etcd, &["-o", "SET", "-k", "/app/dir/b", "-v", "2"]).await;
+    util_run(&etcd, &["-o", "Set", "-k", "/appx", "-v", "sibling"]).await;
+
+    let get = util_run(&etcd, &["-k", "/app/a"]).await;
+    assert_eq!((get.code, get.stdout.as_str()), (0, "{\n  \"/app/a\": \"1\"\n}\n"));
+
+    let tree = util_run(&etcd, &["-o", "get", "-k", "/app", "-r"]).await;
+    assert_eq!(tree.stdout, "{\n  \"/app/a\": \"1\",\n  \"/app/dir/b\": \"2\"\n}\n");
+
+    let listing = util_run(&etcd, &["-o", "get", "-k", "/app"]).await;
+    assert_eq!(listing.stdout, "[\n  \"/app/a\",\n  \"/app/dir\"\n]\n");
+
+    let missing = util_run(&etcd, &["-k", "/nope"]).await;
+    assert_eq!((missing.code, missing.stderr.as_str()), (1, "KeyNotFound /nope\n"));
+
+    let del = util_run(&etcd, &["-o", "del", "-k", "/app/a"]).await;
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert_eq!(util_run(&etcd, &["-k", "/app/a"]).await.code, 1);
+
+    let del_tree = util_run(&etcd, &["-o", "del", "-k", "/app", "-r"]).await;
+    assert_eq!(del_tree.code, 0, "{}", del_tree.stderr);
+    assert_eq!(util_run(&etcd, &["-k", "/app", "-r"]).await.code, 1);
+    let sibling = util_run(&etcd, &["-k", "/appx"]).await;
+    assert_eq!(sibling.code, 0, "a recursive delete must not touch /appx");
+
+    let del_missing = util_run(&etcd, &["-o", "del", "-k", "/nope"]).await;
+    assert_eq!((del_missing.code, del_missing.stderr.as_str()), (1, "KeyNotFound /nope\n"));
+}
+
+#[tokio::test]
+async fn ttl_key_expires() {
+    let etcd = EtcdServer::start().await;
+    let set = util_run(&etcd, &["-o", "set", "-k", "/ttl", "-v", "x", "-t", "1"]).await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(set.stderr, "Setting /ttl to x TTL=1s\n");
+    assert_eq!(util_run(&etcd, &["-k", "/ttl"]).await.code, 0);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        if util_run(&etcd, &["-k", "/ttl"]).await.code == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the leased key never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn watch_prints_puts_and_deletes_as_json_lines() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.out");
+    let mut watcher = Daemon::spawn(
+        util(),
+        ["--endpoints", &etcd.endpoint, "-o", "watch", "-k", "/w", "-r"],
+        &log,
+    );
+    // The watch starts at the revision current when it is created: put a marker until it
+    // shows up, then the watch is live.
+    let mut client = etcd.client().await;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        client.put("/w/ready", "", None).await.unwrap();
+        let ready = || watcher.log().contains("\"/w/ready\"");
+        if eventually(Duration::from_millis(200), ready).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "watch never started: {}", watcher.log());
+    }
+    client.put("/w/a", "1", None).await.unwrap();
+    client.put("/wx", "not mine", None).await.unwrap();
+    client.delete("/w/a", None).await.unwrap();
+    let done = eventually(LIMIT, || watcher.log().contains("\"DELETE\"")).await;
+    assert!(done, "{}", watcher.log());
+    let lines: Vec<serde_json::Value> = watcher
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["key"] != "/w/ready")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["type"], "PUT");
+    assert_eq!(lines[0]["key"], "/w/a");
+    assert_eq!(lines[0]["value"], "1");
+    assert_eq!(lines[1]["type"], "DELETE");
+    assert!(lines[1].get("value").is_none());
+    assert!(lines[1]["revision"].as_i64() > lines[0]["revision"].as_i64());
+    watcher.signal(Signal::SIGINT);
+    assert_eq!(watcher.wait_exit(LIMIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn version_lists_server_and_members() {
+    let etcd = EtcdServer::start().await;
+    let run = util_run(&etcd, &["--version"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("etcd version: 3."), "{}", run.stdout);
+    assert!(run.stdout.contains("leader: m0"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_unreachable_exits_1() {
+    let etcd = EtcdServer::start().await;
+    for args in [&["-o", "get"][..], &["-o", "set", "-k", "/k"], &["-o", "frob", "-k", "/k"]] {
+        let run = util_run(&etcd, args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.trim().lines().count().min(1), 1);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let run = run_command(
+        util(),
+        ["--endpoints", &endpoint, "--connect-timeout", "1s", "-k", "/k"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("unreachable") && run.stderr.contains(&endpoint), "{}", run.stderr);
+    assert!(started.elapsed() < LIMIT);
+}

@@ -1,0 +1,424 @@
+//! Running check and reload commands with a time limit (SPEC section 5).
+//!
+//! A command is a shell line run as `/bin/sh -c CMD` with stdin from `/dev/null` and
+//! `RECONFIG_ID`, `RECONFIG_TARGET`, `RECONFIG_KEY` in its environment (and `ETCD_PASSWORD`
+//! taken out of it). It runs in a process group of its own, so that a timeout (or a
+//! cancelled caller) can kill everything it started, not just the shell. Its stdout and stderr are logged line by line at info level
+//! under the entry's id, and the last few lines travel in the error of a failed command so
+//! the operator sees why without digging through the log.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::task::JoinHandle;
+
+use crate::config::Entry;
+
+/// How many trailing output lines a [`CommandError::Failed`] carries.
+const TAIL_LINES: usize = 5;
+/// Longest output line kept in the tail, in characters (the log gets the whole line).
+const TAIL_LINE_CHARS: usize = 200;
+/// How long to keep collecting output after the shell exited. Output written before the
+/// exit is already in the pipe; only a background process that inherited the pipe writes
+/// later, and it is then logged on without holding up the caller.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Why a check or reload command did not succeed; shown on one line naming the command.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The shell could not be started or waited for (no `/bin/sh`, out of processes, ...).
+    #[error("`{}` could not be run: {source}", one_line(.command))]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// The command ran and exited unsuccessfully.
+    #[error("`{}` failed ({}){}", one_line(.command), describe_status(.status), tail_suffix(.tail))]
+    Failed {
+        /// The command line.
+        command: String,
+        /// How the shell ended.
+        status: ExitStatus,
+        /// The last lines of its stdout and stderr, in arrival order.
+        tail: Vec<String>,
+    },
+    /// The command outlived its time limit; its whole process group was killed.
+    #[error("`{}` timed out after {after:?}", one_line(.command))]
+    TimedOut {
+        /// The command line.
+        command: String,
+        /// The time limit it exceeded.
+        after: Duration,
+    },
+}
+
+/// Runs `command` for `entry` and waits for it, killing its process group after `timeout`.
+///
+/// Dropping the returned future before it finishes kills the process group too, so a
+/// cancelled caller never leaves a command running unsupervised.
+pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), CommandError> {
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .env("RECONFIG_ID", &entry.id)
+        .env("RECONFIG_TARGET", &entry.target)
+        .env("RECONFIG_KEY", &entry.key)
+        // The etcd password is reconfig's secret, not the service's: a command that prints
+        // its environment must not put it in the log.
+        .env_remove("ETCD_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| CommandError::Spawn {
+            command: command.to_string(),
+            source,
+        })?;
+    let mut group = GroupGuard(child.id().map(|pid| Pid::from_raw(pid as i32)));
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    let id: Arc<str> = Arc::from(entry.id.as_str());
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| spawn_logger(s, "stdout", &id, &tail)),
+        child
+            .stderr
+            .take()
+            .map(|s| spawn_logger(s, "stderr", &id, &tail)),
+    ];
+
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
+    let status = match waited {
+        Ok(Ok(status)) => {
+            // The shell is done; anything it left running in the background was started on
+            // purpose (a daemon, say) and is not ours to kill.
+            group.0 = None;
+            status
+        }
+        Ok(Err(source)) => {
+            return Err(CommandError::Spawn {
+                command: command.to_string(),
+                source,
+            })
+        }
+        Err(_) => {
+            drop(group);
+            // Reap the shell; SIGKILL leaves it no way to linger.
+            let _ = child.wait().await;
+            drain(readers).await;
+            return Err(CommandError::TimedOut {
+                command: command.to_string(),
+                after: timeout,
+            });
+        }
+    };
+    drain(readers).await;
+    if status.success() {
+        return Ok(());
+    }
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    Err(CommandError::Failed {
+        command: command.to_string(),
+        status,
+        tail: tail.iter().cloned().collect(),
+    })
+}
+
+/// Kills the command's whole process group when dropped while still armed.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // ESRCH (everyone already gone) is the only expected failure and needs no action.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Logs each line of `stream` and keeps the last [`TAIL_LINES`] of them in `tail`.
+fn spawn_logger(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    name: &'static str,
+    id: &Arc<str>,
+    tail: &Arc<Mutex<VecDeque<String>>>,
+) -> JoinHandle<()> {
+    let id = Arc::clone(id);
+    let tail = Arc::clone(tail);
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim_end_matches(['\n', '\r']);
+            tracing::info!(entry = %id, stream = name, "{line}");
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.chars().take(TAIL_LINE_CHARS).collect());
+        }
+    })
+}
+
+/// Waits for the output loggers, but no longer than [`DRAIN_GRACE`]; late ones run on.
+async fn drain(readers: [Option<JoinHandle<()>>; 2]) {
+    let all = async {
+        for reader in readers.into_iter().flatten() {
+            let _ = reader.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_GRACE, all).await.is_err() {
+        tracing::debug!("a background process still holds the command's output open");
+    }
+}
+
+/// `exit 3`, or `killed by SIGKILL`.
+fn describe_status(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => status.to_string(),
+    }
+}
+
+/// `: line | line` for a non-empty tail, else nothing.
+fn tail_suffix(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.join(" | "))
+    }
+}
+
+/// A multi-line shell script as one line, statements joined the way `sh` would read them.
+fn one_line(command: &str) -> String {
+    command.trim().lines().collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::DEFAULT_COMMAND_TIMEOUT;
+    use crate::template::Pattern;
+
+    /// An entry for `target` with every optional field at its default.
+    pub(crate) fn entry(target: &Path) -> Entry {
+        Entry {
+            id: "test-entry".into(),
+            file: PathBuf::from("/etc/reconfig/conf.d/test.json"),
+            key: "/test/key".into(),
+            template: PathBuf::from("/etc/reconfig/templates/test.erb"),
+            target: target.to_path_buf(),
+            recursive: false,
+            altkeys: BTreeMap::new(),
+            pattern: Pattern::default(),
+            checkcmd: None,
+            reloadcmd: None,
+            mode: None,
+            owner: None,
+            group: None,
+            splay: Duration::ZERO,
+            debounce: None,
+            check_timeout: DEFAULT_COMMAND_TIMEOUT,
+            reload_timeout: DEFAULT_COMMAND_TIMEOUT,
+            watchaltkeys: false,
+            reloadsignal: None,
+        }
+    }
+
+    /// Whether `pid` is gone: no such process, or a zombie nobody has reaped yet.
+    fn is_dead(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z')),
+        }
+    }
+
+    #[tokio::test]
+    async fn success_sees_the_entry_in_its_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let cmd = format!(
+            "printf '%s|%s|%s' \"$RECONFIG_ID\" \"$RECONFIG_TARGET\" \"$RECONFIG_KEY\" > '{}'",
+            out.display()
+        );
+        run(
+            &entry(Path::new("/etc/x.conf")),
+            &cmd,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let seen = std::fs::read_to_string(out).unwrap();
+        assert_eq!(seen, "test-entry|/etc/x.conf|/test/key");
+    }
+
+    #[tokio::test]
+    async fn failure_carries_status_and_last_lines_on_one_line() {
+        let cmd = "for i in 1 2 3 4 5 6 7; do echo line$i; done; echo oops >&2; exit 3";
+        let err = run(&entry(Path::new("/x")), cmd, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        let CommandError::Failed { status, tail, .. } = &err else {
+            panic!("expected Failed, got {err:?}");
+        };
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail.last().map(String::as_str), Some("oops"));
+        assert!(!tail.iter().any(|l| l == "line1"), "{tail:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("`{cmd}` failed (exit 3): ")),
+            "{message}"
+        );
+        assert!(message.ends_with("line7 | oops"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn multi_line_command_is_named_on_one_line() {
+        let err = run(
+            &entry(Path::new("/x")),
+            "true\nfalse\n",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "`true; false` failed (exit 1)");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let marker = dir.path().join("marker");
+        // A background child that would leave a marker after the timeout, and a foreground
+        // one that would outlive it; both record their pid first.
+        let cmd = format!(
+            "(sleep 2; touch '{marker}') & echo $! > '{pids}.tmp'; \
+             sleep 1000 & echo $! >> '{pids}.tmp'; mv '{pids}.tmp' '{pids}'; wait",
+            marker = marker.display(),
+            pids = pids.display()
+        );
+        let limit = Duration::from_secs(1);
+        let started = Instant::now();
+        let err = run(&entry(Path::new("/x")), &cmd, limit).await.unwrap_err();
+        assert!(
+            matches!(err, CommandError::TimedOut { after, .. } if after == limit),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with("timed out after 1s"), "{err}");
+
+        let pids = std::fs::read_to_string(&pids).expect("the command wrote its pids in time");
+        let deadline = started + Duration::from_secs(4);
+        for pid in pids.split_whitespace() {
+            while !is_dead(pid) {
+                assert!(
+                    Instant::now() < deadline,
+                    "process {pid} survived the timeout"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The marker would have appeared 2 s after the start; watch until well past that.
+        while Instant::now() < deadline {
+            assert!(
+                !marker.exists(),
+                "a child of the timed-out command kept running"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[tokio::test]
+    async fn background_process_holding_the_output_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        let cmd = format!("sleep 30 & echo $! > '{}'; echo done", pid.display());
+        let started = Instant::now();
+        run(&entry(Path::new("/x")), &cmd, Duration::from_secs(20))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let pid = std::fs::read_to_string(pid).unwrap();
+        // Not ours to kill, but the test should not leave it behind.
+        let pid = Pid::from_raw(pid.trim().parse().unwrap());
+        nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
+    }
+
+    #[test]
+    fn output_is_logged_line_by_line_with_the_entry_id() {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                run(
+                    &entry(Path::new("/x")),
+                    "echo first; echo second >&2",
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            })
+        });
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.lines().count(), 2, "{log}");
+        for (stream, text) in [("stdout", "first"), ("stderr", "second")] {
+            let stream = format!("stream=\"{stream}\"");
+            let logged = log.lines().any(|line| {
+                line.contains(" INFO ")
+                    && line.contains("entry=test-entry")
+                    && line.contains(&stream)
+                    && line.contains(text)
+            });
+            assert!(logged, "{stream} {text} missing in {log}");
+        }
+    }
+}

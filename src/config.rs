@@ -1,0 +1,489 @@
+//! Loading and validating `conf.d` entries (SPEC section 2).
+//!
+//! Each `conf.d/*.json` file, in name order, describes one target. A bad entry is reported
+//! on one line naming its file and the reason, then skipped, so that one typo never stops
+//! the other targets from being kept up to date.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{Map, Value};
+
+use crate::duration::parse_duration;
+use crate::template::Pattern;
+
+/// Default time a check or reload command may take before its process group is killed.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One validated `conf.d` entry: where data comes from, how it renders, where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Name used in logs and metrics.
+    pub id: String,
+    /// The `conf.d` file this entry came from.
+    pub file: PathBuf,
+    /// The watched etcd key, `--prefix` applied and slashes squeezed.
+    pub key: String,
+    /// The template file (`templates/<source>`).
+    pub template: PathBuf,
+    /// The file kept in step.
+    pub target: PathBuf,
+    /// Whether `data` is the whole tree under `key`.
+    pub recursive: bool,
+    /// Extra trees read at every render (name → key, no prefix applied).
+    pub altkeys: BTreeMap<String, String>,
+    /// Template tag delimiters.
+    pub pattern: Pattern,
+    /// Command that must succeed before a new file is kept.
+    pub checkcmd: Option<String>,
+    /// Command run after the file changed.
+    pub reloadcmd: Option<String>,
+    /// Mode for the target; default: the existing file's, else 0644.
+    pub mode: Option<u32>,
+    /// Owner for the target; default: the existing file's, else the running user.
+    pub owner: Option<String>,
+    /// Group for the target; default: the existing file's, else the running user's.
+    pub group: Option<String>,
+    /// Longest random delay before `reloadcmd`, to spread reloads across a fleet.
+    pub splay: Duration,
+    /// Quiet time to wait for after a change before rendering (daemon mode).
+    pub debounce: Option<Duration>,
+    /// Time limit for `checkcmd`.
+    pub check_timeout: Duration,
+    /// Time limit for `reloadcmd`.
+    pub reload_timeout: Duration,
+    /// Whether `altkeys` are watched too (reconfig.rb only read them).
+    pub watchaltkeys: bool,
+    /// Signal for the supervised child after this entry's target changed.
+    pub reloadsignal: Option<Signal>,
+}
+
+impl Entry {
+    /// The keys whose trees one render reads: the watched key, then every altkey.
+    pub fn read_keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.key.as_str()).chain(self.altkeys.values().map(String::as_str))
+    }
+}
+
+/// A `conf.d` file that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The entry file.
+    pub file: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.reason)
+    }
+}
+
+/// The result of reading `conf.d`: the entries that will run and the ones that were skipped.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Valid entries, in file-name order.
+    pub entries: Vec<Entry>,
+    /// Invalid entries, one problem each.
+    pub problems: Vec<Problem>,
+}
+
+/// Why the configuration directory as a whole is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `cfgdir` must hold `conf.d/` and `templates/`.
+    #[error("{path}: {reason}")]
+    Dir {
+        /// The directory that is missing or unreadable.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `--prefix` must be an absolute etcd key.
+    #[error("invalid prefix {0:?}: it must begin with '/'")]
+    Prefix(String),
+}
+
+/// Checks a `--prefix` value: empty, or an absolute key.
+pub fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if prefix.is_empty() || prefix.starts_with('/') {
+        Ok(())
+    } else {
+        Err(ConfigError::Prefix(prefix.to_string()))
+    }
+}
+
+/// Joins prefix and key and squeezes repeated slashes; drops a trailing slash except on `/`.
+pub fn normalize_key(prefix: &str, key: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + key.len());
+    for c in prefix
+        .chars()
+        .chain(std::iter::once('/'))
+        .chain(key.chars())
+    {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    out
+}
+
+/// Reads every `cfgdir/conf.d/*.json` entry; templates live in `cfgdir/templates`.
+pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
+    validate_prefix(prefix)?;
+    let confd = cfgdir.join("conf.d");
+    let templates = cfgdir.join("templates");
+    for dir in [&confd, &templates] {
+        if !dir.is_dir() {
+            return Err(ConfigError::Dir {
+                path: dir.clone(),
+                reason: "not a directory (the config dir needs conf.d/ and templates/)".into(),
+            });
+        }
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&confd)
+        .map_err(|e| ConfigError::Dir {
+            path: confd.clone(),
+            reason: e.to_string(),
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+
+    let mut loaded = Loaded::default();
+    let mut targets: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut ids: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|text| parse_entry(&file, &text, &templates, prefix));
+        let checked = parsed.and_then(|entry| {
+            if let Some(other) = targets.get(&entry.target) {
+                return Err(format!(
+                    "target {} is already claimed by {}",
+                    entry.target.display(),
+                    other.display()
+                ));
+            }
+            if let Some(other) = ids.get(&entry.id) {
+                return Err(format!(
+                    "id {:?} is already used by {}",
+                    entry.id,
+                    other.display()
+                ));
+            }
+            Ok(entry)
+        });
+        match checked {
+            Ok(entry) => {
+                targets.insert(entry.target.clone(), file.clone());
+                ids.insert(entry.id.clone(), file.clone());
+                loaded.entries.push(entry);
+            }
+            Err(reason) => loaded.problems.push(Problem { file, reason }),
+        }
+    }
+    Ok(loaded)
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "id",
+    "key",
+    "source",
+    "target",
+    "recursive",
+    "altkeys",
+    "pattern",
+    "checkcmd",
+    "reloadcmd",
+    "mode",
+    "owner",
+    "group",
+    "splay",
+    "debounce",
+    "check_timeout",
+    "reload_timeout",
+    "watchaltkeys",
+    "reloadsignal",
+];
+
+/// Parses one entry file's text; the error is the one-line reason.
+pub fn parse_entry(
+    file: &Path,
+    text: &str,
+    templates: &Path,
+    prefix: &str,
+) -> Result<Entry, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    let Value::Object(obj) = value else {
+        return Err("malformed entry: the file must hold one JSON object".into());
+    };
+    let fields = Fields(&obj);
+    if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
+        tracing::warn!(file = %file.display(), "unknown field {unknown:?} ignored");
+    }
+
+    let raw_key = fields.required_str("key")?;
+    if !raw_key.starts_with('/') {
+        return Err(format!("key {raw_key:?} must begin with '/'"));
+    }
+    let source = fields.required_str("source")?;
+    let template = templates.join(source);
+    if !template.is_file() {
+        return Err(format!("template {} not found", template.display()));
+    }
+    let target = PathBuf::from(fields.required_str("target")?);
+    if target.as_os_str().is_empty() || target.file_name().is_none() {
+        return Err(format!("target {:?} is not a file path", target.display()));
+    }
+    let altkeys = match obj.get("altkeys") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(name, key)| match key {
+                Value::String(k) if k.starts_with('/') => Ok((name.clone(), normalize_key("", k))),
+                _ => Err(format!(
+                    "altkeys.{name} must be a key string beginning with '/'"
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("altkeys must be an object of name → key".into()),
+    };
+    let pattern = match fields.optional_str("pattern")? {
+        Some(p) => Pattern::parse(p).map_err(|e| e.to_string())?,
+        None => Pattern::default(),
+    };
+    let mode = fields
+        .optional_str("mode")?
+        .map(|m| {
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| format!("mode {m:?} must be an octal string like \"0640\""))
+        })
+        .transpose()?;
+    let reloadsignal = fields
+        .optional_str("reloadsignal")?
+        .map(parse_signal)
+        .transpose()?;
+
+    Ok(Entry {
+        id: fields
+            .optional_str("id")?
+            .map(str::to_string)
+            .unwrap_or_else(|| file.display().to_string()),
+        file: file.to_path_buf(),
+        key: normalize_key(prefix, raw_key),
+        template,
+        target,
+        recursive: fields.bool("recursive")?,
+        altkeys,
+        pattern,
+        checkcmd: fields.command("checkcmd")?,
+        reloadcmd: fields.command("reloadcmd")?,
+        mode,
+        owner: fields.optional_str("owner")?.map(str::to_string),
+        group: fields.optional_str("group")?.map(str::to_string),
+        splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
+        debounce: fields.duration("debounce")?,
+        check_timeout: fields
+            .duration("check_timeout")?
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+        reload_timeout: fields
+            .duration("reload_timeout")?
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+        watchaltkeys: fields.bool("watchaltkeys")?,
+        reloadsignal,
+    })
+}
+
+/// Accepts `SIGHUP`, `HUP` or `hup`.
+pub fn parse_signal(name: &str) -> Result<Signal, String> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full).map_err(|_| format!("unknown signal {name:?}"))
+}
+
+/// Typed access to an entry's JSON fields, each failure naming the field.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl<'a> Fields<'a> {
+    fn optional_str(&self, name: &str) -> Result<Option<&'a str>, String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("field {name:?} must be a string")),
+        }
+    }
+
+    fn required_str(&self, name: &str) -> Result<&'a str, String> {
+        match self.optional_str(name)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(format!("missing required field {name:?}")),
+        }
+    }
+
+    fn command(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .optional_str(name)?
+            .filter(|c| !c.trim().is_empty())
+            .map(str::to_string))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("field {name:?} must be true or false")),
+        }
+    }
+
+    fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .map(Some)
+                .ok_or_else(|| format!("field {name:?}: {n} is not a valid number of seconds")),
+            Some(Value::String(s)) => parse_duration(s)
+                .map(Some)
+                .map_err(|e| format!("field {name:?}: {e}")),
+            Some(_) => Err(format!(
+                "field {name:?} must be seconds or a duration string"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(entries: &[(&str, &str)], templates: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        for (name, text) in entries {
+            std::fs::write(dir.path().join("conf.d").join(name), text).unwrap();
+        }
+        for name in templates {
+            std::fs::write(dir.path().join("templates").join(name), "x").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn normalizes_keys() {
+        assert_eq!(normalize_key("", "/a//b/"), "/a/b");
+        assert_eq!(normalize_key("/prod/", "/a"), "/prod/a");
+        assert_eq!(normalize_key("", "/"), "/");
+    }
+
+    #[test]
+    fn prefix_applies_to_key_not_altkeys() {
+        let dir = dir_with(
+            &[(
+                "a.json",
+                r#"{"key":"/k","source":"t","target":"/tmp/x","altkeys":{"a":"/alt"}}"#,
+            )],
+            &["t"],
+        );
+        let loaded = load(dir.path(), "/env").unwrap();
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let e = &loaded.entries[0];
+        assert_eq!(e.key, "/env/k");
+        assert_eq!(e.altkeys["a"], "/alt");
+        assert_eq!(e.id, dir.path().join("conf.d/a.json").display().to_string());
+        assert_eq!(e.check_timeout, DEFAULT_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn each_invalid_entry_is_one_problem_and_valid_ones_survive() {
+        let dir = dir_with(
+            &[
+                ("1.json", r#"{"key":"/k","source":"t","target":"/tmp/a"}"#),
+                ("2.json", r#"{"key":"/k","source":"t","target":"/tmp/a"}"#),
+                ("3.json", "{ not json"),
+                ("4.json", r#"{"source":"t","target":"/tmp/b"}"#),
+                ("5.json", r#"{"key":"k","source":"t","target":"/tmp/c"}"#),
+                (
+                    "6.json",
+                    r#"{"key":"/k","source":"nope","target":"/tmp/d"}"#,
+                ),
+                (
+                    "7.json",
+                    r#"{"key":"/k","source":"t","target":"/tmp/e","altkeys":[1]}"#,
+                ),
+                (
+                    "8.json",
+                    r#"{"key":"/k","source":"t","target":"/tmp/f","pattern":"<%"}"#,
+                ),
+                (
+                    "9.json",
+                    r#"{"key":"/k","source":"t","target":"/tmp/g","mode":"99"}"#,
+                ),
+            ],
+            &["t"],
+        );
+        let loaded = load(dir.path(), "").unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        let reasons: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        let expect = [
+            ("2.json", "already claimed by"),
+            ("3.json", "malformed JSON"),
+            ("4.json", "missing required field \"key\""),
+            ("5.json", "must begin with '/'"),
+            ("6.json", "not found"),
+            ("7.json", "altkeys must be an object"),
+            ("8.json", "invalid pattern"),
+            ("9.json", "octal"),
+        ];
+        assert_eq!(reasons.len(), expect.len(), "{reasons:#?}");
+        for (reason, (file, text)) in reasons.iter().zip(expect) {
+            assert!(reason.contains(file) && reason.contains(text), "{reason}");
+            assert!(!reason.contains('\n'), "one line: {reason}");
+        }
+    }
+
+    #[test]
+    fn optional_fields_parse() {
+        let dir = dir_with(
+            &[(
+                "a.json",
+                r##"{"id":"x","key":"/k","source":"t","target":"/tmp/x","mode":"0640",
+                   "splay":"2s","debounce":0.5,"check_timeout":"1m","reloadsignal":"hup",
+                   "watchaltkeys":true,"pattern":"#% %#"}"##,
+            )],
+            &["t"],
+        );
+        let e = &load(dir.path(), "").unwrap().entries[0];
+        assert_eq!(e.mode, Some(0o640));
+        assert_eq!(e.splay, Duration::from_secs(2));
+        assert_eq!(e.debounce, Some(Duration::from_millis(500)));
+        assert_eq!(e.check_timeout, Duration::from_secs(60));
+        assert_eq!(e.reloadsignal, Some(Signal::SIGHUP));
+        assert!(e.watchaltkeys);
+        assert_eq!(e.pattern.open, "#%");
+    }
+
+    #[test]
+    fn bad_prefix_and_missing_dirs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(load(dir.path(), ""), Err(ConfigError::Dir { .. })));
+        assert!(matches!(load(dir.path(), "x"), Err(ConfigError::Prefix(_))));
+    }
+}

@@ -1,0 +1,35 @@
+//! reconfig keeps local configuration files in step with data in etcd.
+//!
+//! The modules follow the data's path through the program:
+//!
+//! - [`cli`]: the command-line flags of `reconfig` (the binary only parses and calls in).
+//! - [`connect`]: etcd endpoints and connection options, shared with `etcd-util`.
+//! - [`config`]: loading and validating `conf.d` entries.
+//! - [`etcd`]: reading consistent snapshots of keys from etcd.
+//! - [`snapshot`]: the keys of one revision and the data model templates see.
+//! - [`template`]: Erubis-style delimiters over Tera, filters and confd-style functions.
+//! - [`apply`]: comparing, previewing, staging, swapping and rolling back a target file.
+//! - [`command`]: running check and reload commands with a time limit.
+//! - [`sync`]: one pass over every entry (start-up and `--onetime`).
+//! - [`watch`]: the one watch stream, revision bookkeeping, reconnects and compaction.
+//! - [`worker`]: one task per entry: coalesced read → render → apply.
+//! - [`daemon`]: the process's life: generations of workers, signals, reloads, shutdown.
+//! - [`render`]: `reconfig render`, templates against a local snapshot file.
+//! - [`backoff`], [`duration`], [`logging`]: small shared helpers.
+
+pub mod apply;
+pub mod backoff;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod connect;
+pub mod daemon;
+pub mod duration;
+pub mod etcd;
+pub mod logging;
+pub mod render;
+pub mod snapshot;
+pub mod sync;
+pub mod template;
+pub mod watch;
+pub mod worker;

@@ -1,0 +1,27 @@
+//! The `reconfig` binary: parse the flags, set up logging, and call into the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use reconfig::cli::{Cli, Command};
+use reconfig::{daemon, logging, render, sync};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match &cli.command {
+        Some(Command::Render(args)) => {
+            logging::init(false, logging::LogFormat::Text);
+            render::run(args)
+        }
+        None => {
+            let log = logging::init(cli.run.debug, cli.run.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+            if cli.run.onetime {
+                runtime.block_on(sync::onetime(&cli.run))
+            } else {
+                runtime.block_on(daemon::run(&cli.run, log))
+            }
+        }
+    };
+    ExitCode::from(exit as u8)
+}

@@ -1,0 +1,180 @@
+//! One pass over the entries — read at one revision, render, apply — used at daemon
+//! start-up and by `--onetime`.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::{debug, error, info, warn};
+
+use crate::apply::{apply, ApplyError, ApplyOptions, Outcome};
+use crate::cli::RunArgs;
+use crate::config::{self, ConfigError, Entry};
+use crate::etcd::{Etcd, EtcdError};
+use crate::snapshot::{ModelError, Snapshot};
+use crate::template::{RenderInput, Template, TemplateError};
+
+/// How a run ends, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every entry succeeded.
+    Ok = 0,
+    /// An entry was invalid or failed, or etcd could not be reached.
+    Failed = 1,
+    /// The command line or the config directory is unusable.
+    Usage = 2,
+}
+
+/// An entry with its compiled template: what the pipeline works on.
+pub struct Job {
+    /// The validated conf.d entry.
+    pub entry: Entry,
+    /// Its template, compiled once.
+    pub template: Template,
+}
+
+/// Why one entry's pass failed. The entry id is added where it is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The data model could not be built (missing key, binary value).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The template failed.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// Writing, checking or reloading failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Valid jobs of a config directory, and how many entries were refused (already logged).
+pub struct Jobs {
+    /// Entries ready to run.
+    pub jobs: Vec<Job>,
+    /// Entries refused, each reported on one line.
+    pub refused: usize,
+}
+
+/// Loads `conf.d`, compiles every template, and logs one line per refused entry.
+pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, ConfigError> {
+    let loaded = config::load(cfgdir, prefix)?;
+    let mut refused = loaded.problems.len();
+    for problem in &loaded.problems {
+        error!("{problem}; entry skipped");
+    }
+    let mut jobs = Vec::with_capacity(loaded.entries.len());
+    for entry in loaded.entries {
+        match Template::load(&entry.template, &entry.pattern) {
+            Ok(template) => jobs.push(Job { entry, template }),
+            Err(e) => {
+                refused += 1;
+                error!("{}: {e}; entry skipped", entry.file.display());
+            }
+        }
+    }
+    Ok(Jobs { jobs, refused })
+}
+
+/// Renders one entry from a snapshot holding (at least) its trees.
+pub fn render(job: &Job, snapshot: &Snapshot) -> Result<String, SyncError> {
+    let own = Arc::new(snapshot.subset(job.entry.read_keys()));
+    let data = own.data_for(&job.entry.key, job.entry.recursive)?;
+    let altdata = own.altdata_for(&job.entry.altkeys)?;
+    let input = RenderInput {
+        data: &data,
+        altdata: &altdata,
+        watched: &job.entry.key,
+        snapshot: &own,
+    };
+    Ok(job.template.render(&input)?)
+}
+
+/// Renders and applies one entry; a preview diff goes to stdout.
+pub async fn sync_entry(
+    job: &Job,
+    snapshot: &Snapshot,
+    options: &ApplyOptions,
+) -> Result<Outcome, SyncError> {
+    let text = render(job, snapshot)?;
+    let outcome = apply(&job.entry, text.as_bytes(), options).await?;
+    match &outcome {
+        Outcome::Unchanged => debug!(entry = %job.entry.id, "target unchanged"),
+        Outcome::Changed => info!(
+            entry = %job.entry.id,
+            "updated {} (revision {})",
+            job.entry.target.display(),
+            snapshot.revision()
+        ),
+        Outcome::Preview { diff } => print!("{diff}"),
+    }
+    Ok(outcome)
+}
+
+/// Logs an entry's failure on one line; a missing key is a warning (reconfig.rb).
+pub fn log_failure(entry: &Entry, err: &SyncError) {
+    match err {
+        SyncError::Model(ModelError::Missing(_)) => {
+            warn!(entry = %entry.id, "{err}; {} left untouched", entry.target.display())
+        }
+        _ => error!(entry = %entry.id, "{err}"),
+    }
+}
+
+/// Reads every entry's keys at one revision and syncs each entry; returns the failures.
+pub async fn sync_all(
+    etcd: &Etcd,
+    jobs: &[Job],
+    options: &ApplyOptions,
+) -> Result<usize, EtcdError> {
+    let snapshot = etcd
+        .snapshot(jobs.iter().flat_map(|j| j.entry.read_keys()))
+        .await?;
+    let mut failed = 0;
+    for job in jobs {
+        if let Err(e) = sync_entry(job, &snapshot, options).await {
+            failed += 1;
+            log_failure(&job.entry, &e);
+        }
+    }
+    Ok(failed)
+}
+
+/// Whether diffs on stdout get colour: a terminal, and `NO_COLOR` unset.
+pub fn diff_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// `reconfig --onetime`: one pass over every entry, then exit.
+pub async fn onetime(args: &RunArgs) -> Exit {
+    let loaded = match load_jobs(&args.cfgdir, &args.prefix) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            error!("{e}");
+            return Exit::Usage;
+        }
+    };
+    if loaded.jobs.is_empty() {
+        error!(
+            "no valid entry in {}; nothing to do",
+            args.cfgdir.join("conf.d").display()
+        );
+        return Exit::Usage;
+    }
+    let options = ApplyOptions {
+        notreally: args.notreally,
+        color: diff_color(),
+    };
+    let connect = args.connect.resolve();
+    let result = match Etcd::connect(&connect).await {
+        Ok(etcd) => sync_all(&etcd, &loaded.jobs, &options).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(0) if loaded.refused == 0 => Exit::Ok,
+        Ok(_) => Exit::Failed,
+        Err(e) => {
+            error!("{e}");
+            Exit::Failed
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Per-render state that template functions need but Tera 1 cannot pass them: the snapshot
+//! the confd-style functions read, and the original line the render has reached (recorded by
+//! the `__line` calls the translator inserts, reported when a render fails).
+//!
+//! Tera registers functions once per `Tera` instance, yet a render runs synchronously on one
+//! thread; so a render opens a [`Scope`] on a thread-local stack for its duration. Renders of
+//! the same template on other threads have their own scopes, so nothing is serialized.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::snapshot::Snapshot;
+
+/// The internal function recording the line of the tag that follows it.
+pub const LINE_FN: &str = "__line";
+/// Same, usable in a condition (`elif __line_if(n=4) or (...)`): it returns `false`.
+pub const LINE_IF_FN: &str = "__line_if";
+
+struct Frame {
+    snapshot: Arc<Snapshot>,
+    line: Option<usize>,
+}
+
+thread_local! {
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One render in progress on this thread; closed when dropped.
+pub struct Scope {
+    /// A scope lives on the thread that opened it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Scope {
+    /// Opens the scope of a render reading `snapshot`.
+    pub fn enter(snapshot: Arc<Snapshot>) -> Scope {
+        FRAMES.with(|f| f.borrow_mut().push(Frame { snapshot, line: None }));
+        Scope {
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The last line recorded in this render, if any.
+    pub fn line(&self) -> Option<usize> {
+        FRAMES.with(|f| f.borrow().last().and_then(|frame| frame.line))
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        FRAMES.with(|f| f.borrow_mut().pop());
+    }
+}
+
+/// Runs `read` on the snapshot of the current render; `None` outside a render.
+pub fn with_snapshot<R>(read: impl FnOnce(&Snapshot) -> R) -> Option<R> {
+    FRAMES.with(|f| f.borrow().last().map(|frame| read(&frame.snapshot)))
+}
+
+/// `__line(n=…)` / `__line_if(n=…)`: records line `n` in the current render.
+pub struct LineMark {
+    /// What the call evaluates to: nothing for output, `false` for conditions.
+    pub result: Value,
+}
+
+impl tera::Function for LineMark {
+    fn call(&self, args: &HashMap<String, Value>) -> tera::Result<Value> {
+        let line = args
+            .get("n")
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok());
+        FRAMES.with(|f| {
+            if let Some(frame) = f.borrow_mut().last_mut() {
+                frame.line = line;
+            }
+        });
+        Ok(self.result.clone())
+    }
+}
+
+/// Registers `__line` and `__line_if`.
+pub fn register(tera: &mut tera::Tera) {
+    tera.register_function(LINE_FN, LineMark { result: Value::Null });
+    tera.register_function(
+        LINE_IF_FN,
+        LineMark {
+            result: Value::Bool(false),
+        },
+    );
+}

@@ -1,0 +1,194 @@
+//! The watch loop: one gRPC watch stream for the whole process, one watch per distinct
+//! key on it, and the revision bookkeeping that makes a lost update impossible.
+//!
+//! Each watched key remembers the revision after the last event it delivered. When the
+//! stream breaks (member killed, network gone, cluster down), it is re-opened with capped
+//! exponential backoff and every watch resumes at exactly that revision, so events that
+//! happened in between are replayed. When that revision has been compacted away, the key's
+//! subscribers re-read everything at the current revision and the watch goes on from there.
+//!
+//! The loop does no rendering itself: it wakes the subscribers of a key (the entry workers),
+//! which read, render and apply. All responses already waiting on the stream are handled
+//! before anyone is woken, so one transaction touching several watched keys wakes an entry
+//! once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{GetOptions, WatchOptions, WatchResponse, WatchStream};
+use futures_util::FutureExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::etcd::Etcd;
+use crate::snapshot::tree_range;
+
+/// Longest wait between two attempts to re-open the watch.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// A watched key and the entries to wake when its tree changes.
+pub struct Watched {
+    /// The key; its whole tree is watched.
+    pub key: String,
+    /// One wake-up handle per interested entry.
+    pub subscribers: Vec<Arc<Notify>>,
+}
+
+/// Why a watch session ended; the loop reconnects after any of these.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Etcd(String),
+    #[error("watch stream closed by etcd")]
+    Closed,
+    #[error("watch on {key} canceled by etcd: {reason}")]
+    Canceled { key: String, reason: String },
+}
+
+impl From<etcd_client::Error> for SessionError {
+    fn from(e: etcd_client::Error) -> Self {
+        SessionError::Etcd(e.to_string())
+    }
+}
+
+/// Watches every key from `start_revision` on until cancelled, waking subscribers on change.
+pub async fn run(etcd: Etcd, watched: Vec<Watched>, start_revision: i64, cancel: CancellationToken) {
+    if watched.is_empty() {
+        return;
+    }
+    let mut next = vec![start_revision; watched.len()];
+    let mut backoff = Backoff::new(RETRY_CAP);
+    let mut healthy = true;
+    loop {
+        let result = tokio::select! {
+            r = session(&etcd, &watched, &mut next, &mut healthy, &mut backoff) => r,
+            () = cancel.cancelled() => return,
+        };
+        if let Err(e) = result {
+            if healthy {
+                warn!("watch lost ({e}); reconnecting to {}", etcd.endpoints());
+                healthy = false;
+            } else {
+                debug!("watch still down: {e}");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = cancel.cancelled() => return,
+        }
+    }
+}
+
+fn watch_options(index: usize, key: &str, revision: i64) -> (Vec<u8>, WatchOptions) {
+    let (start, end) = tree_range(key);
+    let options = WatchOptions::new()
+        .with_range(end)
+        .with_start_revision(revision)
+        .with_watch_id(index as i64 + 1);
+    (start, options)
+}
+
+/// One stream's life: open it, create every watch, then dispatch until it breaks.
+async fn session(
+    etcd: &Etcd,
+    watched: &[Watched],
+    next: &mut [i64],
+    healthy: &mut bool,
+    backoff: &mut Backoff,
+) -> Result<(), SessionError> {
+    let mut client = etcd.client().watch_client();
+    let (key, options) = watch_options(0, &watched[0].key, next[0]);
+    let mut stream = etcd
+        .bounded(client.watch(key, Some(options)))
+        .await
+        .map_err(|e| SessionError::Etcd(e.to_string()))?;
+    for (i, w) in watched.iter().enumerate().skip(1) {
+        let (key, options) = watch_options(i, &w.key, next[i]);
+        stream.watch(key, Some(options)).await?;
+    }
+    let mut created = 0;
+    let mut woken = vec![false; watched.len()];
+    loop {
+        let first = stream.message().await?.ok_or(SessionError::Closed)?;
+        let mut response = Some(first);
+        while let Some(r) = response {
+            if r.created() {
+                created += 1;
+                if created == watched.len() {
+                    backoff.reset();
+                    if !*healthy {
+                        info!("watch re-established on {}", etcd.endpoints());
+                        *healthy = true;
+                    }
+                }
+            }
+            handle(etcd, watched, next, &mut stream, &r, &mut woken).await?;
+            response = match stream.message().now_or_never() {
+                Some(r) => Some(r?.ok_or(SessionError::Closed)?),
+                None => None,
+            };
+        }
+        for (w, flag) in watched.iter().zip(woken.iter_mut()) {
+            if std::mem::take(flag) {
+                w.subscribers.iter().for_each(|s| s.notify_one());
+            }
+        }
+    }
+}
+
+/// Books one response: events advance the key's revision and mark it woken; a compacted
+/// watch re-starts at the current revision and wakes its subscribers to re-read.
+async fn handle(
+    etcd: &Etcd,
+    watched: &[Watched],
+    next: &mut [i64],
+    stream: &mut WatchStream,
+    response: &WatchResponse,
+    woken: &mut [bool],
+) -> Result<(), SessionError> {
+    let Some(index) = usize::try_from(response.watch_id() - 1)
+        .ok()
+        .filter(|i| *i < watched.len())
+    else {
+        return Ok(());
+    };
+    let key = &watched[index].key;
+    if response.canceled() {
+        if response.compact_revision() == 0 {
+            return Err(SessionError::Canceled {
+                key: key.clone(),
+                reason: response.cancel_reason().to_string(),
+            });
+        }
+        let (start, end) = tree_range(key);
+        let mut kv = etcd.client().kv_client();
+        let current = etcd
+            .bounded(kv.get(start, Some(GetOptions::new().with_range(end).with_count_only())))
+            .await
+            .map_err(|e| SessionError::Etcd(e.to_string()))?
+            .header()
+            .map_or(0, |h| h.revision());
+        warn!(
+            "revision {} of {key} was compacted (oldest kept: {}); re-reading at revision {current}",
+            next[index],
+            response.compact_revision()
+        );
+        next[index] = current + 1;
+        let (start, options) = watch_options(index, key, next[index]);
+        stream.watch(start, Some(options)).await?;
+        woken[index] = true;
+        return Ok(());
+    }
+    if let Some(last) = response.events().last() {
+        next[index] = last.kv().map_or(next[index], |kv| kv.mod_revision() + 1);
+        debug!(
+            "{} event(s) under {key} up to revision {}",
+            response.events().len(),
+            next[index] - 1
+        );
+        woken[index] = true;
+    }
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! Test harness: real etcd servers on loopback (random free ports, temp data dirs), torn
+//! down on drop, and helpers to run the `reconfig` binary against them.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use etcd_client::Client;
+
+/// One member of a test cluster; its ports and data dir survive kill/restart.
+struct Member {
+    name: String,
+    client_url: String,
+    peer_url: String,
+    child: Option<Child>,
+}
+
+/// A real etcd cluster (1 or 3 members) on loopback, killed on drop.
+pub struct EtcdServer {
+    members: Vec<Member>,
+    /// The client URLs, comma-separated (for `--endpoints`).
+    pub endpoint: String,
+    initial_cluster: String,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl EtcdServer {
+    /// Starts a single-member etcd and waits until it serves requests.
+    pub async fn start() -> EtcdServer {
+        Self::cluster(1).await
+    }
+
+    /// Starts an `n`-member cluster and waits until every member serves requests.
+    pub async fn cluster(n: usize) -> EtcdServer {
+        for _attempt in 0..5 {
+            let members: Vec<Member> = (0..n)
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    client_url: format!("http://127.0.0.1:{}", free_port()),
+                    peer_url: format!("http://127.0.0.1:{}", free_port()),
+                    child: None,
+                })
+                .collect();
+            let initial_cluster = members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url))
+                .collect::<Vec<_>>()
+                .join(",");
+            let endpoint = members
+                .iter()
+                .map(|m| m.client_url.clone())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut server = EtcdServer {
+                members,
+                endpoint,
+                initial_cluster,
+                dir: tempfile::tempdir().unwrap(),
+            };
+            for i in 0..n {
+                server.spawn(i);
+            }
+            if server.wait_ready(Duration::from_secs(30)).await {
+                return server;
+            }
+            eprintln!("etcd did not start:\n{}", server.log());
+        }
+        panic!("could not start etcd");
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(self.dir.path().join(&m.name))
+            .args(["--listen-client-urls", &m.client_url])
+            .args(["--advertise-client-urls", &m.client_url])
+            .args(["--listen-peer-urls", &m.peer_url])
+            .args(["--initial-advertise-peer-urls", &m.peer_url])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd must be installed (apt-get install etcd-server)");
+        self.members[i].child = Some(child);
+    }
+
+    /// Waits until every running member answers a status request.
+    pub async fn wait_ready(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        for i in 0..self.members.len() {
+            loop {
+                let exited = matches!(
+                    self.members[i].child.as_mut().map(|c| c.try_wait()),
+                    Some(Ok(Some(_)))
+                );
+                if exited || Instant::now() >= deadline {
+                    return false;
+                }
+                if self.member_status(i).await.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        true
+    }
+
+    /// The member's view of the leader's member id, when it answers.
+    async fn member_status(&self, i: usize) -> Option<(u64, u64)> {
+        let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(1));
+        let mut c = Client::connect([&self.members[i].client_url], Some(options)).await.ok()?;
+        let status = tokio::time::timeout(Duration::from_secs(1), c.status()).await.ok()?.ok()?;
+        let id = status.header()?.member_id();
+        (status.leader() != 0).then_some((id, status.leader()))
+    }
+
+    /// Index of the current leader, when one is elected and reachable.
+    pub async fn leader(&self) -> Option<usize> {
+        for i in 0..self.members.len() {
+            if let Some((id, leader)) = self.member_status(i).await {
+                if id == leader {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Kills member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data dir and ports.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+    }
+
+    /// Sends `signal` to member `i` (SIGSTOP/SIGCONT to pause and resume it).
+    pub fn signal(&self, i: usize, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.members[i].child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// Number of members.
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    /// What the members logged, for failure messages.
+    pub fn log(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name)))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A fresh client of the cluster.
+    pub async fn client(&self) -> Client {
+        let urls: Vec<&str> = self.members.iter().map(|m| m.client_url.as_str()).collect();
+        Client::connect(urls, None).await.unwrap()
+    }
+
+    /// Puts every pair, one request each.
+    pub async fn put_all<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) {
+        let mut client = self.client().await;
+        for (k, v) in pairs {
+            client
+                .put(k.as_ref().to_vec(), v.as_ref().to_vec(), None)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.signal(i, nix::sys::signal::Signal::SIGCONT);
+            self.kill(i);
+        }
+    }
+}
+
+/// What a finished `reconfig` run printed and returned.
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (the log).
+    pub stderr: String,
+}
+
+/// The `reconfig` binary under test, with no etcd settings inherited from the environment.
+pub fn reconfig() -> tokio::process::Command {
+    binary(option_env!("CARGO_BIN_EXE_reconfig").expect("only reconfig's tests run reconfig"))
+}
+
+/// A binary under test, with no etcd settings inherited from the environment.
+pub fn binary(path: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(path);
+    for var in [
+        "ETCD_ENDPOINTS",
+        "ETCD_USERNAME",
+        "ETCD_PASSWORD",
+        "RUST_LOG",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs `reconfig ARGS` to completion.
+pub async fn run_reconfig<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    run_command(reconfig(), args).await
+}
+
+/// Runs a prepared command with `args` to completion.
+pub async fn run_command<I, S>(mut cmd: tokio::process::Command, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The repository root (for `cfgtest/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of `cfgtest/` whose `/tmp/...` paths (targets and commands) point into `dir`,
+/// with the `/tmp/1.sh` check and `/tmp/2.sh` reload scripts of the samples created there.
+pub fn cfgtest_copy(dir: &Path) -> PathBuf {
+    let cfg = dir.join("cfg");
+    for sub in ["conf.d", "templates"] {
+        std::fs::create_dir_all(cfg.join(sub)).unwrap();
+        for f in std::fs::read_dir(repo_root().join("cfgtest").join(sub)).unwrap() {
+            let f = f.unwrap();
+            let mut text = std::fs::read_to_string(f.path()).unwrap();
+            if sub == "conf.d" {
+                text = text.replace("\"/tmp/", &format!("\"{}/", dir.display()));
+            }
+            std::fs::write(cfg.join(sub).join(f.file_name()), text).unwrap();
+        }
+    }
+    for (script, marker) in [("1.sh", "checked"), ("2.sh", "reloaded")] {
+        let path = dir.join(script);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$RECONFIG_ID\" >> {}/{marker}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    cfg
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Every file below `dir` with its bytes and mode, for "nothing changed" assertions.
+pub fn tree_state(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((p, bytes, meta.permissions().mode()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `reconfig` daemon started for a test; its log goes to a file; killed on drop.
+pub struct Daemon {
+    child: Option<tokio::process::Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `reconfig ARGS` in the background, logging to `log`.
+    pub fn start<I, S>(args: I, log: &Path) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Self::spawn(reconfig(), args, log)
+    }
+
+    /// Starts a prepared command with `args` in the background, its output going to `log`.
+    pub fn spawn<I, S>(mut cmd: tokio::process::Command, args: I, log: &Path) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let file = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id().unwrap() as i32)
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), signal).unwrap();
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the daemon to exit; its exit code (None: still running).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut().unwrap();
+        match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => Some(status.unwrap().code().unwrap_or(-1)),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(pid) = child.id() {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            }
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// Polls until the file at `path` holds exactly `expected`; panics with `context()` if not.
+pub async fn wait_for_content(path: &Path, expected: &str, limit: Duration, context: impl Fn() -> String) {
+    let ok = eventually(limit, || std::fs::read_to_string(path).ok().as_deref() == Some(expected)).await;
+    assert!(
+        ok,
+        "{} never became {expected:?} (now {:?})\n{}",
+        path.display(),
+        std::fs::read_to_string(path).ok(),
+        context()
+    );
+}
+
+/// Writes a file, creating its directory.
+pub fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A config dir `root/cfg` with `conf.d/NAME.json` entries and `templates/` files.
+pub fn cfgdir(root: &Path, entries: &[(&str, String)], templates: &[(&str, &str)]) -> PathBuf {
+    let cfg = root.join("cfg");
+    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    std::fs::create_dir_all(cfg.join("templates")).unwrap();
+    for (name, json) in entries {
+        write(&cfg.join("conf.d").join(format!("{name}.json")), json);
+    }
+    for (name, text) in templates {
+        write(&cfg.join("templates").join(name), text);
+    }
+    cfg
+}

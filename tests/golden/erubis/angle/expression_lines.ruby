@@ -1,0 +1,5 @@
+<%= @reconfig["watched"] %>
+  <%= @reconfig["watched"] %>  
+	<%= 1 + 1 %>
+<%= "" %>
+<%= @reconfig["watched"] %>

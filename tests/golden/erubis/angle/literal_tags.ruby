@@ -1,0 +1,7 @@
+<%% if x %>
+  <%%= y -%>
+<%%# not a comment %>
+a <%%%> b
+<% if true %>
+<%% end %>
+<% end %>

@@ -1,0 +1,4 @@
+first
+<% if true %>
+body
+<% end %>

@@ -1,0 +1,2 @@
+<%= @reconfig["watched"] %> then <% never closed
+and more <%= text
