@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -26,7 +26,7 @@ use crate::logging::LogControl;
 use crate::snapshot::Snapshot;
 use crate::sync::{diff_color, load_jobs, Exit, Job};
 use crate::watch::{self, Watched};
-use crate::worker::Worker;
+use crate::worker::{Wake, Worker};
 
 /// Editors and Chef write a template in several steps; wait this long for quiet.
 const TEMPLATE_SETTLE: Duration = Duration::from_millis(100);
@@ -192,11 +192,11 @@ async fn serve(
         return;
     };
     let snapshot = Arc::new(snapshot);
-    let mut subscribers: BTreeMap<String, Vec<Arc<Notify>>> = BTreeMap::new();
+    let mut subscribers: BTreeMap<String, Vec<Arc<Wake>>> = BTreeMap::new();
     let mut workers = JoinSet::new();
     let entries = jobs.len();
     for job in jobs {
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::default());
         let watched_keys: Vec<&str> = if job.entry.watchaltkeys {
             job.entry.read_keys().collect()
         } else {

@@ -3,7 +3,15 @@
 //!
 //! The level comes from `-d` or `RUST_LOG` and can be flipped at run time (SIGUSR1).
 
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{filter::EnvFilter, fmt, prelude::*, reload};
 
 /// How log lines look.
@@ -54,7 +62,9 @@ pub fn init(debug: bool, format: LogFormat) -> LogControl {
     let writer = std::io::stderr;
     let result = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(writer).with_target(false))
+            .with(fmt::layer().with_writer(writer).event_format(TextFormat {
+                color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            }))
             .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(writer).with_target(false))
@@ -67,5 +77,71 @@ pub fn init(debug: bool, format: LogFormat) -> LogControl {
         handle,
         base,
         debug,
+    }
+}
+
+/// `2026-01-02T03:04:05.678Z  INFO [entry] message key=value`: the entry id up front,
+/// because operators grep logs by entry.
+struct TextFormat {
+    color: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for TextFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = *event.metadata().level();
+        let (on, off) = match (self.color, level) {
+            (false, _) => ("", ""),
+            (true, Level::ERROR) => ("\x1b[31m", "\x1b[0m"),
+            (true, Level::WARN) => ("\x1b[33m", "\x1b[0m"),
+            (true, Level::INFO) => ("\x1b[32m", "\x1b[0m"),
+            (true, _) => ("\x1b[2m", "\x1b[0m"),
+        };
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        write!(writer, "{now} {on}{level:>5}{off} ")?;
+        if let Some(entry) = &fields.entry {
+            write!(writer, "[{entry}] ")?;
+        }
+        writeln!(writer, "{}{}", fields.message, fields.rest)
+    }
+}
+
+/// The fields of one event, split into message, entry id and the rest.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    entry: Option<String>,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            "entry" => self.entry = Some(value.to_string()),
+            name => {
+                let _ = write!(self.rest, " {name}={value:?}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "entry" => self.entry = Some(format!("{value:?}")),
+            name => {
+                let _ = write!(self.rest, " {name}={value:?}");
+            }
+        }
     }
 }

@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use etcd_client::{GetOptions, WatchOptions, WatchResponse, WatchStream};
 use futures_util::FutureExt;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::etcd::Etcd;
 use crate::snapshot::tree_range;
+use crate::worker::Wake;
 
 /// Longest wait between two attempts to re-open the watch.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -33,7 +33,7 @@ pub struct Watched {
     /// The key; its whole tree is watched.
     pub key: String,
     /// One wake-up handle per interested entry.
-    pub subscribers: Vec<Arc<Notify>>,
+    pub subscribers: Vec<Arc<Wake>>,
 }
 
 /// Why a watch session ended; the loop reconnects after any of these.
@@ -109,7 +109,7 @@ async fn session(
         stream.watch(key, Some(options)).await?;
     }
     let mut created = 0;
-    let mut woken = vec![false; watched.len()];
+    let mut woken = vec![0; watched.len()];
     loop {
         let first = stream.message().await?.ok_or(SessionError::Closed)?;
         let mut response = Some(first);
@@ -130,23 +130,25 @@ async fn session(
                 None => None,
             };
         }
-        for (w, flag) in watched.iter().zip(woken.iter_mut()) {
-            if std::mem::take(flag) {
-                w.subscribers.iter().for_each(|s| s.notify_one());
+        for (w, revision) in watched.iter().zip(woken.iter_mut()) {
+            let revision = std::mem::take(revision);
+            if revision > 0 {
+                w.subscribers.iter().for_each(|s| s.request(revision));
             }
         }
     }
 }
 
-/// Books one response: events advance the key's revision and mark it woken; a compacted
-/// watch re-starts at the current revision and wakes its subscribers to re-read.
+/// Books one response: events advance the key's revision and record the revision its
+/// subscribers must see; a compacted watch re-starts at the current revision and asks its
+/// subscribers to re-read at that revision.
 async fn handle(
     etcd: &Etcd,
     watched: &[Watched],
     next: &mut [i64],
     stream: &mut WatchStream,
     response: &WatchResponse,
-    woken: &mut [bool],
+    woken: &mut [i64],
 ) -> Result<(), SessionError> {
     let Some(index) = usize::try_from(response.watch_id() - 1)
         .ok()
@@ -178,7 +180,7 @@ async fn handle(
         next[index] = current + 1;
         let (start, options) = watch_options(index, key, next[index]);
         stream.watch(start, Some(options)).await?;
-        woken[index] = true;
+        woken[index] = current;
         return Ok(());
     }
     if let Some(last) = response.events().last() {
@@ -188,7 +190,7 @@ async fn handle(
             response.events().len(),
             next[index] - 1
         );
-        woken[index] = true;
+        woken[index] = next[index] - 1;
     }
     Ok(())
 }

@@ -1,23 +1,50 @@
 //! One task per entry: wait to be woken, then read the entry's keys at one revision,
 //! render and apply — with everything that arrives meanwhile folded into one follow-up.
 //!
-//! Wake-ups use [`Notify`]: any number of `notify_one` calls while the worker is busy
-//! leave a single permit, so a burst of thousands of writes costs a handful of renders and
-//! the last render always sees the final state. A read that fails because etcd is away is
+//! Wake-ups carry the etcd revision that made them: a render that read at revision R
+//! already covers every change up to R, so a wake-up for such a change is dropped (one
+//! transaction touching several watched keys renders once). Any number of wake-ups while
+//! the worker is busy leave a single pending one, so a burst of thousands of writes costs
+//! a handful of renders and the last render always sees the final state. A read that fails because etcd is away is
 //! retried with backoff until it succeeds, so a change is never dropped. Renders and
 //! commands are not interrupted by shutdown: the worker stops only between renders.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info_span, Instrument};
 
 use crate::apply::ApplyOptions;
 use crate::etcd::Etcd;
 use crate::snapshot::Snapshot;
 use crate::sync::{log_failure, sync_entry, Job};
+
+/// How the watch loop tells a worker that its keys changed, and up to which revision.
+#[derive(Debug, Default)]
+pub struct Wake {
+    notify: Notify,
+    wanted: AtomicI64,
+}
+
+impl Wake {
+    /// Asks for a render that sees at least `revision`.
+    pub fn request(&self, revision: i64) {
+        self.wanted.fetch_max(revision, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    /// Waits for a request (returns at once if one came since the last wait).
+    async fn requested(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The newest revision asked for.
+    fn wanted(&self) -> i64 {
+        self.wanted.load(Ordering::Acquire)
+    }
+}
 
 /// What a worker needs besides its job.
 pub struct Worker {
@@ -26,7 +53,7 @@ pub struct Worker {
     /// The shared etcd connection.
     pub etcd: Etcd,
     /// Woken by the watch loop when the entry's keys change.
-    pub wake: Arc<Notify>,
+    pub wake: Arc<Wake>,
     /// Preview or write.
     pub options: ApplyOptions,
     /// Quiet time to wait for before rendering.
@@ -38,12 +65,16 @@ pub struct Worker {
 impl Worker {
     /// Renders `first` (the start-up snapshot) once, then re-renders on every wake-up.
     pub async fn run(self, first: Arc<Snapshot>) {
+        let mut rendered = first.revision();
         self.render(&first).await;
         drop(first);
         loop {
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.requested() => {}
                 () = self.cancel.cancelled() => return,
+            }
+            if self.wake.wanted() <= rendered {
+                continue;
             }
             if !self.quiet_period().await {
                 return;
@@ -51,6 +82,7 @@ impl Worker {
             let Some(snapshot) = self.read().await else {
                 return;
             };
+            rendered = snapshot.revision();
             self.render(&snapshot).await;
         }
     }
@@ -63,7 +95,7 @@ impl Worker {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(quiet) => return true,
-                () = self.wake.notified() => {}
+                () = self.wake.requested() => {}
                 () = self.cancel.cancelled() => return false,
             }
         }
@@ -72,10 +104,7 @@ impl Worker {
     /// Reads the entry's keys, retrying while etcd is unreachable; None when cancelled.
     async fn read(&self) -> Option<Snapshot> {
         let keys: Vec<&str> = self.job.entry.read_keys().collect();
-        self.etcd
-            .snapshot_retrying(&keys, &self.cancel)
-            .instrument(info_span!("entry", id = %self.job.entry.id))
-            .await
+        self.etcd.snapshot_retrying(&keys, &self.cancel).await
     }
 
     async fn render(&self, snapshot: &Snapshot) {
