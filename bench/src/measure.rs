@@ -1,0 +1,163 @@
+//! Measuring tools: process CPU and memory from /proc, percentiles, waiting for a file to
+//! hold an expected content (woken by inotify, not by polling), and etcd's own counters.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    ticks / hz
+}
+
+/// Resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Established TCP connections of a process to `port`.
+pub fn tcp_connections_to(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = cols
+                .get(2)
+                .and_then(|r| r.split(':').nth(1))
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            cols.get(3) == Some(&"01")
+                && remote_port == Some(port)
+                && cols.get(9).is_some_and(|i| inodes.iter().any(|x| x == i))
+        })
+        .count()
+}
+
+/// The `q` quantile (0..=1) of sorted samples.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index]
+}
+
+/// Milliseconds, for tables.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Inotify on a directory: lets a waiter sleep until something in it changes.
+pub struct DirWatch {
+    _watcher: RecommendedWatcher,
+    events: Receiver<Vec<PathBuf>>,
+}
+
+impl DirWatch {
+    /// Watches `dir` (not recursively).
+    pub fn new(dir: &Path) -> DirWatch {
+        let (tx, events) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+            if let Ok(event) = e {
+                let _ = tx.send(event.paths);
+            }
+        })
+        .expect("inotify");
+        watcher.watch(dir, RecursiveMode::NonRecursive).expect("watch dir");
+        DirWatch {
+            _watcher: watcher,
+            events,
+        }
+    }
+
+    /// Calls `done(changed paths)` first with nothing, then after every batch of changes in
+    /// the directory, until it returns true; the time it did, or None after `limit`.
+    pub fn wait_until(
+        &self,
+        limit: Duration,
+        mut done: impl FnMut(&[PathBuf]) -> bool,
+    ) -> Option<Instant> {
+        let deadline = Instant::now() + limit;
+        let mut changed = Vec::new();
+        loop {
+            if done(&changed) {
+                return Some(Instant::now());
+            }
+            changed.clear();
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.events.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(paths) => changed.extend(paths),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+            while let Ok(paths) = self.events.try_recv() {
+                changed.extend(paths);
+            }
+        }
+    }
+}
+
+/// Sum of the samples of a Prometheus metric whose line starts with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// etcd's `/metrics` page.
+pub fn etcd_metrics(endpoint: &str) -> String {
+    ureq::get(&format!("{endpoint}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
+/// Peak resident memory (MiB) and wall time of a command run to completion.
+pub fn run_measured(cmd: &mut std::process::Command) -> (std::process::ExitStatus, Duration, f64) {
+    use std::os::unix::process::ExitStatusExt;
+    let started = Instant::now();
+    let child = cmd.spawn().expect("spawn");
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; the pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: waits for our own child, writing into the two locals above.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 failed");
+    let wall = started.elapsed();
+    (
+        std::process::ExitStatus::from_raw(status),
+        wall,
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}

@@ -1,0 +1,323 @@
+//! The four scenarios. Each starts from a fresh etcd, checks that every file it times is
+//! byte-for-byte the correct render (a fast wrong file is a failure), and returns figures.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, EventType, GetOptions, Txn, TxnOp, WatchOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::common::{binary, cfgdir, Daemon, EtcdServer};
+use crate::measure::*;
+
+const TEMPLATE: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// What the template renders for a tree.
+fn render(tree: &BTreeMap<String, String>) -> String {
+    tree.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A conf.d entry rendering `key`'s tree into `out/NAME.conf`.
+fn entry(out: &Path, name: &str, key: &str, extra: &str) -> (String, String) {
+    let target = out.join(format!("{name}.conf"));
+    let json = format!(
+        r#"{{"id":"{name}","key":"{key}","recursive":true,"source":"t.tmpl","target":"{}"{extra}}}"#,
+        target.display()
+    );
+    (name.to_string(), json)
+}
+
+fn config(root: &Path, entries: &[(String, String)]) -> PathBuf {
+    let refs: Vec<(&str, String)> = entries.iter().map(|(n, j)| (n.as_str(), j.clone())).collect();
+    cfgdir(root, &refs, &[("t.tmpl", TEMPLATE)])
+}
+
+/// Loads pairs with transactions of 128 puts (etcd's default limit).
+async fn load(client: &mut Client, pairs: &BTreeMap<String, String>) {
+    let pairs: Vec<_> = pairs.iter().collect();
+    for chunk in pairs.chunks(128) {
+        let ops: Vec<TxnOp> = chunk.iter().map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None)).collect();
+        client.txn(Txn::new().and_then(ops)).await.unwrap();
+    }
+}
+
+/// The tree under `prefix` as etcd holds it now.
+async fn tree_in_etcd(client: &mut Client, prefix: &str) -> BTreeMap<String, String> {
+    let all = client
+        .get(format!("{prefix}/"), Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    all.kvs()
+        .iter()
+        .map(|kv| (kv.key_str().unwrap().to_string(), kv.value_str().unwrap().to_string()))
+        .collect()
+}
+
+fn start_daemon(bin: &str, cfg: &Path, etcd: &EtcdServer, root: &Path) -> Daemon {
+    Daemon::spawn(
+        binary(bin),
+        ["--cfgdir", cfg.to_str().unwrap(), "--endpoints", &etcd.endpoint],
+        &root.join("daemon.log"),
+    )
+}
+
+fn count_lines(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// A: one entry on a 10-key tree, 200 sequential updates; latency from the put's response
+/// to the file holding the new render, next to a bare etcd-client watch writing a file.
+pub async fn latency(bin: &str) -> Value {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut client = etcd.client().await;
+    let mut tree: BTreeMap<String, String> = (0..10).map(|i| (format!("/a/k{i}"), "init".to_string())).collect();
+    load(&mut client, &tree).await;
+    let cfg = config(dir.path(), &[entry(&out, "a", "/a", "")]);
+    let target = out.join("a.conf");
+    let floor_file = out.join("floor.txt");
+    let watch = DirWatch::new(&out);
+    let mut daemon = start_daemon(bin, &cfg, &etcd, dir.path());
+    let expected = render(&tree);
+    watch.wait_until(LIMIT, |_| read(&target) == expected).expect("initial render");
+
+    let floor = {
+        let mut watch_client = etcd.client().await;
+        let floor_file = floor_file.clone();
+        tokio::spawn(async move {
+            let options = WatchOptions::new().with_prefix();
+            let mut stream = watch_client.watch("/a/", Some(options)).await.unwrap();
+            while let Ok(Some(response)) = stream.message().await {
+                for event in response.events() {
+                    if let (EventType::Put, Some(kv)) = (event.event_type(), event.kv()) {
+                        let line = format!("{}={}", kv.key_str().unwrap(), kv.value_str().unwrap());
+                        std::fs::write(&floor_file, line).unwrap();
+                    }
+                }
+            }
+        })
+    };
+    let (warmup, updates) = (20, 200);
+    let mut reconfig_lat = Vec::new();
+    let mut floor_lat = Vec::new();
+    for i in 0..warmup + updates {
+        let key = format!("/a/k{}", i % 10);
+        let value = format!("u{i}");
+        tree.insert(key.clone(), value.clone());
+        let expected = render(&tree);
+        let floor_expected = format!("{key}={value}");
+        client.put(key, value, None).await.unwrap();
+        let put_done = Instant::now();
+        let (mut at_reconfig, mut at_floor) = (None, None);
+        watch
+            .wait_until(LIMIT, |_| {
+                if at_reconfig.is_none() && read(&target) == expected {
+                    at_reconfig = Some(Instant::now());
+                }
+                if at_floor.is_none() && read(&floor_file) == floor_expected {
+                    at_floor = Some(Instant::now());
+                }
+                at_reconfig.is_some() && at_floor.is_some()
+            })
+            .unwrap_or_else(|| panic!("update {i} never arrived:\n{}", daemon.log()));
+        if i >= warmup {
+            reconfig_lat.push(at_reconfig.unwrap() - put_done);
+            floor_lat.push(at_floor.unwrap() - put_done);
+        }
+    }
+    floor.abort();
+    assert!(daemon.alive());
+    reconfig_lat.sort();
+    floor_lat.sort();
+    let row = |s: &[Duration]| {
+        json!({
+            "p50_ms": ms(quantile(s, 0.5)), "p90_ms": ms(quantile(s, 0.9)),
+            "p99_ms": ms(quantile(s, 0.99)), "max_ms": ms(*s.last().unwrap()),
+        })
+    };
+    json!({ "updates": updates, "reconfig": row(&reconfig_lat), "floor": row(&floor_lat) })
+}
+
+/// B: 5,000 puts as fast as one client can to 500 keys of one tree; time from the last
+/// put to the correct final file, renders and reloads, daemon CPU.
+pub async fn burst(bin: &str) -> Value {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut client = etcd.client().await;
+    let tree: BTreeMap<String, String> = (0..500).map(|i| (format!("/b/k{i:03}"), "0".to_string())).collect();
+    load(&mut client, &tree).await;
+    let reloads = dir.path().join("reloads");
+    let extra = format!(r#","reloadcmd":"echo x >> {}""#, reloads.display());
+    let cfg = config(dir.path(), &[entry(&out, "b", "/b", &extra)]);
+    let target = out.join("b.conf");
+    let watch = DirWatch::new(&out);
+    let daemon = start_daemon(bin, &cfg, &etcd, dir.path());
+    let expected = render(&tree);
+    watch.wait_until(LIMIT, |_| read(&target) == expected).expect("initial render");
+    watch.wait_until(LIMIT, |_| read(&reloads).lines().count() == 1).expect("initial reload");
+    let pid = daemon.pid().as_raw() as u32;
+    let (cpu_before, writes_before) = (cpu_seconds(pid), count_lines(&daemon.log(), "updated"));
+
+    let puts = 5000;
+    let mut in_flight = tokio::task::JoinSet::new();
+    for i in 0..puts {
+        let mut c = client.clone();
+        in_flight.spawn(async move { c.put(format!("/b/k{:03}", i % 500), format!("v{i}"), None).await.unwrap() });
+        if in_flight.len() >= 64 {
+            in_flight.join_next().await;
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+    let last_put = Instant::now();
+    let expected = render(&tree_in_etcd(&mut client, "/b").await);
+    let done = watch
+        .wait_until(LIMIT, |_| read(&target) == expected)
+        .unwrap_or_else(|| panic!("burst never converged:\n{}", daemon.log()));
+    let convergence = done - last_put;
+    // Let the reload of the last render finish before counting.
+    watch.wait_until(Duration::from_secs(2), |_| false);
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let renders = count_lines(&daemon.log(), "updated") - writes_before;
+    let reload_count = read(&reloads).lines().count() - 1;
+    json!({
+        "puts": puts, "keys": 500, "convergence_ms": ms(convergence),
+        "renders": renders, "reloads": reload_count, "cpu_s": cpu,
+    })
+}
+
+/// C: 20,000 keys of ~50 bytes under one recursive entry; `--onetime` wall time and
+/// peak RSS (best of three runs, each writing the file anew).
+pub async fn cold(bin: &str) -> Value {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut client = etcd.client().await;
+    let tree: BTreeMap<String, String> = (0..20_000)
+        .map(|i| (format!("/c/k{i:05}"), format!("{i:05}-{}", "x".repeat(44))))
+        .collect();
+    load(&mut client, &tree).await;
+    let cfg = config(dir.path(), &[entry(&out, "c", "/c", "")]);
+    let target = out.join("c.conf");
+    let expected = render(&tree);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_file(&target);
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["--onetime", "--cfgdir", cfg.to_str().unwrap(), "--endpoints", &etcd.endpoint]);
+        cmd.stderr(std::process::Stdio::null());
+        let (status, wall, rss) = run_measured(&mut cmd);
+        assert!(status.success(), "--onetime failed");
+        assert!(read(&target) == expected, "wrong render of the cold tree");
+        runs.push((wall, rss));
+    }
+    runs.sort_by_key(|r| r.0);
+    let peak = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    json!({
+        "keys": tree.len(), "bytes": expected.len(),
+        "wall_ms_best": ms(runs[0].0), "wall_ms_median": ms(runs[1].0), "peak_rss_mib": peak,
+    })
+}
+
+/// D: 500 entries each on its own 5-key tree: time until all files are correct, idle
+/// memory and CPU, 50 updates to random entries, and the load one daemon puts on etcd.
+pub async fn many(bin: &str) -> Value {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut client = etcd.client().await;
+    let n = 500;
+    let mut trees: Vec<BTreeMap<String, String>> = (0..n)
+        .map(|e| (0..5).map(|k| (format!("/d/e{e:03}/k{k}"), format!("{e}-{k}"))).collect())
+        .collect();
+    let all: BTreeMap<String, String> = trees.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    load(&mut client, &all).await;
+    let entries: Vec<(String, String)> = (0..n).map(|e| entry(&out, &format!("e{e:03}"), &format!("/d/e{e:03}"), "")).collect();
+    let cfg = config(dir.path(), &entries);
+    let target = |e: usize| out.join(format!("e{e:03}.conf"));
+    let endpoint = etcd.endpoint.clone();
+    let metrics_before = etcd_metrics(&endpoint);
+    let watch = DirWatch::new(&out);
+
+    let started = Instant::now();
+    let daemon = start_daemon(bin, &cfg, &etcd, dir.path());
+    let mut remaining: BTreeSet<usize> = (0..n).collect();
+    let check = |remaining: &mut BTreeSet<usize>, changed: &[PathBuf], trees: &[BTreeMap<String, String>]| {
+        let candidates: Vec<usize> = if changed.is_empty() {
+            remaining.iter().copied().collect()
+        } else {
+            changed
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str()?.strip_prefix('e')?.strip_suffix(".conf")?.parse().ok())
+                .collect()
+        };
+        for e in candidates {
+            if remaining.contains(&e) && read(&target(e)) == render(&trees[e]) {
+                remaining.remove(&e);
+            }
+        }
+        remaining.is_empty()
+    };
+    let all_done = watch
+        .wait_until(LIMIT, |changed| check(&mut remaining, changed, &trees))
+        .unwrap_or_else(|| panic!("{} entries never rendered:\n{}", remaining.len(), daemon.log()));
+    let all_correct = all_done - started;
+
+    let pid = daemon.pid().as_raw() as u32;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_rss = rss_mib(pid);
+    let cpu_before = cpu_seconds(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cpu = cpu_seconds(pid) - cpu_before;
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let connections = tcp_connections_to(pid, port);
+
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut chosen = BTreeSet::new();
+    while chosen.len() < 50 {
+        chosen.insert(rng.random_range(0..n));
+    }
+    let mut remaining: BTreeSet<usize> = chosen.clone();
+    let updates_started = Instant::now();
+    let mut in_flight = tokio::task::JoinSet::new();
+    for &e in &chosen {
+        trees[e].insert(format!("/d/e{e:03}/k0"), "updated".to_string());
+        let mut c = client.clone();
+        in_flight.spawn(async move { c.put(format!("/d/e{e:03}/k0"), "updated", None).await.unwrap() });
+    }
+    while in_flight.join_next().await.is_some() {}
+    let updated = watch
+        .wait_until(LIMIT, |changed| check(&mut remaining, changed, &trees))
+        .unwrap_or_else(|| panic!("{} updates never arrived:\n{}", remaining.len(), daemon.log()));
+    let fifty = updated - updates_started;
+    let metrics_after = etcd_metrics(&endpoint);
+    let delta = |name: &str| metric(&metrics_after, name) - metric(&metrics_before, name);
+    json!({
+        "entries": n,
+        "all_correct_ms": ms(all_correct),
+        "idle_rss_mib": idle_rss,
+        "idle_cpu_s_10s": idle_cpu,
+        "fifty_updates_ms": ms(fifty),
+        "etcd": {
+            "tcp_connections": connections,
+            "watch_streams": metric(&metrics_after, "etcd_debugging_mvcc_watch_stream_total"),
+            "watchers": metric(&metrics_after, "etcd_debugging_mvcc_watcher_total"),
+            "range_rpcs": delta("grpc_server_started_total{grpc_method=\"Range\""),
+            "txn_rpcs": delta("grpc_server_started_total{grpc_method=\"Txn\""),
+            "watch_rpcs": delta("grpc_server_started_total{grpc_method=\"Watch\""),
+        },
+    })
+}
