@@ -1,10 +1,12 @@
 //! The command-line interface of `reconfig`: reconfig.rb's flags (same spellings, plus
 //! kebab-case aliases) and the subcommands. Parsing only; `main` hands the result on.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::Signal;
 
 use crate::connect::ConnectArgs;
 use crate::duration::parse_duration;
@@ -14,6 +16,7 @@ use crate::logging::LogFormat;
 /// result, swaps it in atomically and reloads the service.
 #[derive(Debug, Parser)]
 #[command(name = "reconfig", version, args_conflicts_with_subcommands = true)]
+#[command(mut_arg("ssl", |a| a.short('s')))]
 pub struct Cli {
     /// What to do instead of running the daemon.
     #[command(subcommand)]
@@ -28,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Render templates against a local snapshot of keys, without etcd, to stdout.
     Render(RenderArgs),
+    /// Mirror every key under an etcd prefix into files of a directory, atomically per
+    /// transaction, optionally supervising a command and signalling it on change.
+    Dispense(Box<DispenseArgs>),
 }
 
 /// Flags of the main job (reconfig.rb-compatible).
@@ -63,6 +69,47 @@ pub struct RunArgs {
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Command to start after the first sync and supervise: entries' reloadsignal goes to
+    /// it, TERM/INT/QUIT/USR2/WINCH are passed on, its exit status becomes reconfig's
+    #[arg(last = true, value_name = "CMD ARGS", conflicts_with = "onetime")]
+    pub command: Vec<OsString>,
+}
+
+/// Flags of `reconfig dispense` (etcd-config-dispenser's, plus the connection flags in
+/// long form).
+#[derive(Debug, Args)]
+pub struct DispenseArgs {
+    /// etcd prefix to mirror; a directory: /certs mirrors the keys under /certs/ only
+    #[arg(short = 'p', long, value_name = "PREFIX", value_parser = parse_prefix)]
+    pub prefix: String,
+    /// Directory the files go to (owned by dispense: anything else in it is removed)
+    #[arg(short = 't', long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Signal sent to the command once per published transaction, e.g. SIGHUP
+    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = crate::config::parse_signal)]
+    pub signal: Option<Signal>,
+    /// Mode of the written files (octal)
+    #[arg(short = 'm', long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    pub mode: u32,
+    /// Owner of the written files (name or id) [default: the running user]
+    #[arg(short = 'o', long, value_name = "USER")]
+    pub owner: Option<String>,
+    /// Group of the written files (name or id) [default: the running user's group]
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Debug logging
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// etcd connection
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Command to start after the first sync and supervise: signals are passed on, its
+    /// exit status becomes reconfig's
+    #[arg(last = true, value_name = "CMD ARGS")]
+    pub command: Vec<OsString>,
 }
 
 /// Flags of `reconfig render`.
@@ -92,6 +139,14 @@ fn parse_prefix(text: &str) -> Result<String, String> {
     crate::config::validate_prefix(text)
         .map(|()| text.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// An octal file mode such as `0600` or `640`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| format!("mode {text:?} must be octal, like 0600"))
 }
 
 #[cfg(test)]
@@ -124,6 +179,34 @@ mod tests {
         let cli = Cli::try_parse_from(["reconfig", "render", "--data", "s.json", "--entry", "a"])
             .unwrap();
         assert!(matches!(cli.command, Some(Command::Render(_))));
+    }
+
+    #[test]
+    fn dispense_takes_dispenser_flags_and_a_command() {
+        let flags = "reconfig dispense -p /certs -t /config -s SIGHUP -m 0640 -o www -g ssl";
+        let mut argv: Vec<&str> = flags.split(' ').collect();
+        argv.extend(["--endpoints", "http://e:1", "--", "nginx", "-g"]);
+        argv.push("daemon off;");
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Some(Command::Dispense(args)) = cli.command else {
+            panic!("not dispense");
+        };
+        assert_eq!((args.prefix.as_str(), args.mode), ("/certs", 0o640));
+        assert_eq!(args.signal, Some(Signal::SIGHUP));
+        assert_eq!(args.owner.as_deref(), Some("www"));
+        assert_eq!(args.connect.endpoints, ["http://e:1"]);
+        assert_eq!(args.command, ["nginx", "-g", "daemon off;"]);
+        let err = Cli::try_parse_from(["reconfig", "dispense", "-p", "/c", "-t", "d", "-m", "9"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn daemon_command_excludes_onetime() {
+        let cli = Cli::try_parse_from(["reconfig", "-c", "/x", "--", "nginx", "-t"]).unwrap();
+        assert_eq!(cli.run.command, ["nginx", "-t"]);
+        let err = Cli::try_parse_from(["reconfig", "-o", "--", "nginx"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -7,14 +7,21 @@
 //! one starts with a full sync at the current revision, so nothing that happened during the
 //! swap is missed. SIGTERM/SIGINT stop the generation the same way and exit 0. SIGUSR1
 //! toggles debug logging.
+//!
+//! With `-- CMD ARGS`, the daemon supervises that command ([`crate::supervise`]): it starts
+//! it once the first generation has synced every entry, sends an entry's `reloadsignal`
+//! after that entry's target changed, passes TERM, INT, QUIT, USR2 and WINCH on to it (HUP
+//! and USR1 keep their meaning for the daemon), and when it exits, stops the generation
+//! and exits with its status.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use futures_util::future::join_all;
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -24,6 +31,7 @@ use crate::cli::RunArgs;
 use crate::etcd::Etcd;
 use crate::logging::LogControl;
 use crate::snapshot::Snapshot;
+use crate::supervise::{Reloader, Signals, Supervisor, FORWARDED};
 use crate::sync::{diff_color, load_jobs, Exit, Job};
 use crate::watch::{self, Watched};
 use crate::worker::{Wake, Worker};
@@ -47,25 +55,40 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
             return Exit::Usage;
         }
     };
-    let etcd = match Etcd::connect(&args.connect.resolve()).await {
-        Ok(etcd) => etcd,
+    let handled: &[Signal] = if args.command.is_empty() {
+        &OWN_SIGNALS
+    } else {
+        &FORWARDED
+    };
+    let mut signals = match Signals::new(handled) {
+        Ok(signals) => signals,
         Err(e) => {
             error!("{e}");
             return Exit::Failed;
         }
     };
-    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr1)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-        signal(SignalKind::user_defined1()),
-    ) else {
-        error!("cannot install signal handlers");
-        return Exit::Failed;
+    // Signals are handled from here on, also while waiting for etcd at start-up.
+    let connecting = args.connect.connect_when_up();
+    tokio::pin!(connecting);
+    let etcd = loop {
+        tokio::select! {
+            connected = &mut connecting => match connected {
+                Ok(etcd) => break etcd,
+                Err(e) => {
+                    error!("{e}");
+                    return Exit::Failed;
+                }
+            },
+            signal = signals.recv() => if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
+                info!("stopping before etcd was reached");
+                return Exit::Ok;
+            },
+        }
     };
     let (template_tx, mut template_rx) = mpsc::unbounded_channel();
     let _template_watch = watch_templates(&args.cfgdir.join("templates"), template_tx);
 
+    let (mut supervisor, reloader) = Supervisor::new();
     let settings = Settings {
         etcd,
         options: ApplyOptions {
@@ -73,20 +96,31 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
             color: diff_color(),
         },
         debounce: args.debounce,
+        reloader,
+        synced: Arc::new(Notify::new()),
     };
     let mut generation = Generation::start(&settings, jobs);
-    loop {
+    let child_exit = loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = usr1.recv() => {
-                let on = log.toggle_debug();
-                info!("debug logging {}", if on { "on" } else { "off" });
+            signal = signals.recv() => match signal {
+                Signal::SIGUSR1 => {
+                    let on = log.toggle_debug();
+                    info!("debug logging {}", if on { "on" } else { "off" });
+                }
+                Signal::SIGHUP => {
+                    info!("SIGHUP: reloading {}", args.cfgdir.display());
+                    generation = reload(&settings, args, generation).await;
+                }
+                Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break None,
+                other => supervisor.forward(other),
+            },
+            () = settings.synced.notified(), if !args.command.is_empty() && !supervisor.running() => {
+                if let Err(e) = supervisor.start(&args.command) {
+                    error!("{e}");
+                    break Some(e.exit_code());
+                }
             }
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading {}", args.cfgdir.display());
-                generation = reload(&settings, args, generation).await;
-            }
+            code = supervisor.exited() => break Some(code),
             Some(()) = template_rx.recv() => {
                 tokio::time::sleep(TEMPLATE_SETTLE).await;
                 while template_rx.try_recv().is_ok() {}
@@ -94,17 +128,34 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
                 generation = reload(&settings, args, generation).await;
             }
         }
-    }
+    };
     info!("stopping: finishing writes in flight");
     generation.stop().await;
-    Exit::Ok
+    match child_exit {
+        None => Exit::Ok,
+        // `Exit` holds reconfig's own outcomes; the child's status is passed on as it is.
+        Some(code) => std::process::exit(i32::from(code)),
+    }
 }
 
+/// The daemon's own signals, handled when no child is supervised.
+const OWN_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+];
+
 /// What every generation shares.
+#[derive(Clone)]
 struct Settings {
     etcd: Etcd,
     options: ApplyOptions,
     debounce: Option<Duration>,
+    /// Where workers send their entries' `reloadsignal`.
+    reloader: Reloader,
+    /// Notified by each generation once its first sync of every entry is done.
+    synced: Arc<Notify>,
 }
 
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
@@ -160,13 +211,7 @@ struct Generation {
 impl Generation {
     fn start(settings: &Settings, jobs: Vec<Job>) -> Generation {
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(serve(
-            settings.etcd.clone(),
-            jobs,
-            settings.options.clone(),
-            settings.debounce,
-            cancel.clone(),
-        ));
+        let task = tokio::spawn(serve(settings.clone(), jobs, cancel.clone()));
         Generation { cancel, task }
     }
 
@@ -179,21 +224,22 @@ impl Generation {
     }
 }
 
-/// Reads everything once (retrying while etcd is away), starts one worker per entry, then
-/// runs the watch loop from the next revision until cancelled.
-async fn serve(
-    etcd: Etcd,
-    jobs: Vec<Job>,
-    options: ApplyOptions,
-    debounce: Option<Duration>,
-    cancel: CancellationToken,
-) {
+/// Reads everything once (retrying while etcd is away) and syncs every entry from that
+/// read, then starts one worker per entry and runs the watch loop from the next revision
+/// until cancelled.
+async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
+    let Settings {
+        etcd,
+        options,
+        debounce,
+        reloader,
+        synced,
+    } = settings;
     let Some(snapshot) = first_read(&etcd, &jobs, &cancel).await else {
         return;
     };
-    let snapshot = Arc::new(snapshot);
     let mut subscribers: BTreeMap<String, Vec<Arc<Wake>>> = BTreeMap::new();
-    let mut workers = JoinSet::new();
+    let mut workers = Vec::with_capacity(jobs.len());
     let entries = jobs.len();
     for job in jobs {
         let wake = Arc::new(Wake::default());
@@ -215,11 +261,18 @@ async fn serve(
             wake,
             options: options.clone(),
             cancel: cancel.clone(),
+            reloader: reloader.clone(),
         };
-        workers.spawn(worker.run(snapshot.clone()));
+        workers.push(worker);
     }
+    join_all(workers.iter().map(|w| w.sync(&snapshot))).await;
+    synced.notify_one();
     let revision = snapshot.revision();
     drop(snapshot);
+    let mut tasks = JoinSet::new();
+    for worker in workers {
+        tasks.spawn(worker.run(revision));
+    }
     info!(
         "watching {} key(s) for {entries} entr{} from revision {}",
         subscribers.len(),
@@ -231,7 +284,7 @@ async fn serve(
         .map(|(key, subscribers)| Watched { key, subscribers })
         .collect();
     watch::run(etcd, watched, revision + 1, cancel).await;
-    while workers.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The start-up read of every entry's keys at one revision; None when cancelled first.

@@ -9,10 +9,10 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions as ClientOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::connect::ConnectOptions;
+use crate::connect::{ConnectError, ConnectOptions};
 use crate::snapshot::{in_tree, tree_range, Snapshot};
 
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`, default 128).
@@ -29,10 +29,18 @@ pub enum EtcdError {
     Unreachable {
         /// The endpoints tried.
         endpoints: String,
-        /// Refused, timed out, ...
+        /// Refused, timed out, TLS handshake failed, ...
         reason: String,
     },
-    /// etcd answered with an error (auth, permission, compaction, ...).
+    /// The TLS handshake failed: a certificate or a name is wrong, not etcd away.
+    #[error("TLS with {endpoints} failed: {reason}")]
+    Tls {
+        /// The endpoints tried.
+        endpoints: String,
+        /// rustls's reason, or what etcd's hang-up likely means.
+        reason: String,
+    },
+    /// etcd answered with an error (compaction, too many requests, ...).
     #[error("etcd at {endpoints}: {message}")]
     Request {
         /// The endpoints tried.
@@ -40,9 +48,64 @@ pub enum EtcdError {
         /// etcd's or the transport's reason.
         message: String,
     },
+    /// etcd refused the credentials (or wants some): retrying cannot help.
+    #[error("etcd at {endpoints} refused {}: {message}", who(user.as_deref()))]
+    Auth {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The user name given, if any (never the password).
+        user: Option<String>,
+        /// etcd's reason.
+        message: String,
+    },
+    /// etcd's RBAC refused the request: the user's role does not cover the key.
+    #[error(
+        "etcd at {endpoints}: permission denied{} for {} (the role does not cover it)",
+        key.as_deref().map(|k| format!(" reading {k}")).unwrap_or_default(),
+        who(user.as_deref())
+    )]
+    PermissionDenied {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The user name given, if any.
+        user: Option<String>,
+        /// The key refused, when known.
+        key: Option<String>,
+    },
+    /// The connection cannot be set up (bad endpoint URL, TLS configuration).
+    #[error("cannot set up the connection to {endpoints}: {message}")]
+    Config {
+        /// The endpoints.
+        endpoints: String,
+        /// The client library's reason.
+        message: String,
+    },
+    /// Endpoints, SRV records or TLS files could not be worked out.
+    #[error(transparent)]
+    Setup(#[from] ConnectError),
     /// Keys become file names and log lines; they must be text.
     #[error("etcd key {0:?} is not valid UTF-8")]
     KeyNotUtf8(String),
+}
+
+impl EtcdError {
+    /// Whether waiting may help: etcd (or the DNS server) was unreachable. Credentials,
+    /// files, records and permissions stay wrong until someone fixes them.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EtcdError::Unreachable { .. } => true,
+            EtcdError::Setup(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// The subject of an auth message.
+fn who(user: Option<&str>) -> String {
+    match user {
+        Some(name) => format!("user {name:?}"),
+        None => "the request without a user (set ETCD_USERNAME and ETCD_PASSWORD)".into(),
+    }
 }
 
 /// The process's connection to etcd, cheap to clone (clones share the connection).
@@ -50,12 +113,25 @@ pub enum EtcdError {
 pub struct Etcd {
     client: Client,
     endpoints: String,
+    user: Option<String>,
     timeout: Duration,
 }
 
 impl Etcd {
-    /// Opens the connection (and logs in when a user is set) within the connect timeout.
+    /// Opens the connection within the connect timeout: logs in when a user is set (so a
+    /// wrong password is one [`EtcdError::Auth`] at once, not a retry storm), else reads
+    /// one key, so an unreachable etcd, a failed TLS handshake or an etcd that wants a
+    /// user shows here rather than at the first read.
     pub async fn connect(options: &ConnectOptions) -> Result<Etcd, EtcdError> {
+        let opened = Self::open(options).await;
+        match options.tls {
+            Some(_) => opened.map_err(refused_tls),
+            None => opened,
+        }
+    }
+
+    async fn open(options: &ConnectOptions) -> Result<Etcd, EtcdError> {
+        debug!("connecting to etcd: {options:?}");
         let endpoints = options.endpoints.join(",");
         let mut client_options = ClientOptions::new()
             .with_connect_timeout(options.connect_timeout)
@@ -67,16 +143,34 @@ impl Etcd {
                 .with_user(name.clone(), password.expose())
                 .with_auto_token_refresh(true);
         }
+        if let Some(tls) = &options.tls {
+            client_options = client_options.with_tls(tls.options());
+        }
+        let user = options.user.as_ref().map(|(name, _)| name.clone());
         let connecting = Client::connect(&options.endpoints, Some(client_options));
         let client = tokio::time::timeout(options.connect_timeout, connecting)
             .await
             .map_err(|_| timed_out(&endpoints, options.connect_timeout))?
-            .map_err(|e| request_error(&endpoints, e))?;
-        Ok(Etcd {
+            .map_err(|e| match e {
+                etcd_client::Error::GRpcStatus(_) => request_error(&endpoints, user.as_deref(), e),
+                setup => EtcdError::Config {
+                    endpoints: endpoints.clone(),
+                    message: one_line(&setup),
+                },
+            })?;
+        let etcd = Etcd {
             client,
             endpoints,
+            user,
             timeout: options.connect_timeout,
-        })
+        };
+        if options.user.is_none() {
+            // A read, not a status request: it also finds out that etcd wants a user.
+            let probe = GetOptions::new().with_count_only();
+            etcd.bounded(etcd.client.kv_client().get("/", Some(probe)))
+                .await?;
+        }
+        Ok(etcd)
     }
 
     /// The underlying client, for watches and the etcd-util operations.
@@ -112,7 +206,13 @@ impl Etcd {
                 })
                 .collect();
             let mut kv = self.client.kv_client();
-            let response = self.bounded(kv.txn(Txn::new().and_then(ops))).await?;
+            let response = match self.bounded(kv.txn(Txn::new().and_then(ops))).await {
+                Err(EtcdError::PermissionDenied { .. }) => {
+                    let keys = chunk.iter().map(|k| k.to_string()).collect();
+                    return Err(self.refused(keys).await);
+                }
+                other => other?,
+            };
             if revision == 0 {
                 revision = response.header().map_or(0, |h| h.revision());
             }
@@ -131,6 +231,31 @@ impl Etcd {
             }
         }
         Ok(Snapshot::new(revision, kvs))
+    }
+
+    /// Finds which of `keys` the user may not read, so the message can name it.
+    async fn refused(&self, keys: Vec<String>) -> EtcdError {
+        let mut kv = self.client.kv_client();
+        for key in keys {
+            let (start, end) = tree_range(&key);
+            let count = GetOptions::new().with_range(end).with_count_only();
+            match self.bounded(kv.get(start, Some(count))).await {
+                Ok(_) => {}
+                Err(EtcdError::PermissionDenied { .. }) => {
+                    return self.denied(Some(key));
+                }
+                Err(other) => return other,
+            }
+        }
+        self.denied(None)
+    }
+
+    fn denied(&self, key: Option<String>) -> EtcdError {
+        EtcdError::PermissionDenied {
+            endpoints: self.endpoints.clone(),
+            user: self.user.clone(),
+            key,
+        }
     }
 
     /// [`Self::snapshot`], retried with backoff while it fails (logging only the change
@@ -176,7 +301,7 @@ impl Etcd {
         tokio::time::timeout(self.timeout, request)
             .await
             .map_err(|_| timed_out(&self.endpoints, self.timeout))?
-            .map_err(|e| request_error(&self.endpoints, e))
+            .map_err(|e| request_error(&self.endpoints, self.user.as_deref(), e))
     }
 }
 
@@ -187,16 +312,116 @@ fn timed_out(endpoints: &str, after: Duration) -> EtcdError {
     }
 }
 
+/// An etcd-client error as [`EtcdError`]: refused credentials and permissions apart,
+/// transport failures as unreachable, anything else as etcd's own message.
+fn request_error(endpoints: &str, user: Option<&str>, error: etcd_client::Error) -> EtcdError {
+    let endpoints = endpoints.to_string();
+    let user = user.map(str::to_string);
+    let text = one_line(&error);
+    let transport = match &error {
+        // A status etcd sent has no source; one made from a broken connection has.
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() == tonic::Code::Unavailable || std::error::Error::source(status).is_some()
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    };
+    if transport {
+        return if TLS_FAILURES.iter().any(|m| text.contains(m)) {
+            EtcdError::Tls {
+                endpoints,
+                reason: text,
+            }
+        } else {
+            EtcdError::Unreachable {
+                endpoints,
+                reason: text,
+            }
+        };
+    }
+    match &error {
+        etcd_client::Error::GRpcStatus(status) => match status.code() {
+            tonic::Code::PermissionDenied => EtcdError::PermissionDenied {
+                endpoints,
+                user,
+                key: None,
+            },
+            code if code == tonic::Code::Unauthenticated || is_auth_failure(status.message()) => {
+                EtcdError::Auth {
+                    endpoints,
+                    user,
+                    message: text,
+                }
+            }
+            _ => EtcdError::Request {
+                endpoints,
+                message: text,
+            },
+        },
+        _ => EtcdError::Request {
+            endpoints,
+            message: text,
+        },
+    }
+}
+
+/// rustls's words for a handshake that failed on a certificate or a name.
+const TLS_FAILURES: [&str; 3] = [
+    "invalid peer certificate",
+    "received fatal alert",
+    "peer sent no certificates",
+];
+
+/// etcd refuses a client certificate with an alert or, as TLS 1.3 ends the handshake
+/// before the server checks it, by hanging up: at connect time over TLS, say what it means.
+fn refused_tls(error: EtcdError) -> EtcdError {
+    let hung_up = |reason: &str| {
+        ["broken pipe", "connection closed", "connection reset"]
+            .iter()
+            .any(|m| reason.contains(m))
+    };
+    let (endpoints, reason) = match error {
+        EtcdError::Unreachable { endpoints, reason } if hung_up(&reason) => (endpoints, reason),
+        EtcdError::Tls { endpoints, reason } if reason.contains("received fatal alert") => {
+            (endpoints, reason)
+        }
+        other => return other,
+    };
+    EtcdError::Tls {
+        endpoints,
+        reason: format!(
+            "{reason}: etcd ended the connection, so it likely refuses the client certificate \
+             (give --ssl_cert/--ssl_key signed by a CA in etcd's --trusted-ca-file)"
+        ),
+    }
+}
+
+/// etcd's messages for refused credentials, which come with several status codes
+/// (InvalidArgument for a wrong password, FailedPrecondition when auth is off, ...).
+fn is_auth_failure(message: &str) -> bool {
+    [
+        "authentication failed",
+        "authentication is not enabled",
+        "user name is empty",
+        "invalid auth token",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 /// One line from an etcd-client error: etcd's own message, or the transport's reason with
 /// its causes (connection refused, TLS failure, ...).
-fn request_error(endpoints: &str, error: etcd_client::Error) -> EtcdError {
-    let mut text = match &error {
+fn one_line(error: &etcd_client::Error) -> String {
+    let mut text = match error {
         etcd_client::Error::GRpcStatus(status) if !status.message().is_empty() => {
             status.message().to_string()
         }
         other => other.to_string(),
     };
-    let mut source = std::error::Error::source(&error);
+    let mut source = match error {
+        etcd_client::Error::GRpcStatus(status) => std::error::Error::source(status),
+        other => std::error::Error::source(other),
+    };
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -204,21 +429,83 @@ fn request_error(endpoints: &str, error: etcd_client::Error) -> EtcdError {
         }
         source = cause.source();
     }
-    let text = text.replace('\n', " ");
-    let unreachable = match &error {
-        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        _ => false,
-    };
-    if unreachable {
-        EtcdError::Unreachable {
-            endpoints: endpoints.to_string(),
-            reason: text,
-        }
-    } else {
-        EtcdError::Request {
-            endpoints: endpoints.to_string(),
-            message: text,
-        }
+    text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    fn from_etcd(code: Code, message: &str, user: Option<&str>) -> EtcdError {
+        let status = etcd_client::Error::GRpcStatus(Status::new(code, message));
+        request_error("http://e:1", user, status)
+    }
+
+    #[test]
+    fn refused_credentials_are_auth_errors_naming_the_user_only() {
+        let wrong = from_etcd(
+            Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password",
+            Some("app"),
+        );
+        assert!(matches!(wrong, EtcdError::Auth { .. }) && !wrong.is_transient());
+        assert_eq!(
+            wrong.to_string(),
+            "etcd at http://e:1 refused user \"app\": etcdserver: authentication failed, \
+             invalid user ID or password"
+        );
+        let anonymous = from_etcd(
+            Code::InvalidArgument,
+            "etcdserver: user name is empty",
+            None,
+        );
+        assert!(
+            anonymous.to_string().contains("set ETCD_USERNAME"),
+            "{anonymous}"
+        );
+        let other = from_etcd(
+            Code::InvalidArgument,
+            "etcdserver: too many operations",
+            None,
+        );
+        assert!(matches!(other, EtcdError::Request { .. }), "{other}");
+    }
+
+    #[test]
+    fn permission_denied_and_unavailable_are_told_apart() {
+        let denied = from_etcd(
+            Code::PermissionDenied,
+            "etcdserver: permission denied",
+            Some("a"),
+        );
+        assert!(matches!(
+            denied,
+            EtcdError::PermissionDenied { key: None, .. }
+        ));
+        let away = from_etcd(Code::Unavailable, "connection refused", Some("a"));
+        assert!(matches!(away, EtcdError::Unreachable { .. }) && away.is_transient());
+    }
+
+    #[test]
+    fn a_hang_up_over_tls_points_at_the_client_certificate() {
+        let hung_up = EtcdError::Unreachable {
+            endpoints: "https://e:1".into(),
+            reason: "transport error: connection error: broken pipe".into(),
+        };
+        let explained = refused_tls(hung_up);
+        assert!(matches!(explained, EtcdError::Tls { .. }) && !explained.is_transient());
+        assert!(
+            explained.to_string().contains("client certificate"),
+            "{explained}"
+        );
+        let refused = EtcdError::Unreachable {
+            endpoints: "https://e:1".into(),
+            reason: "tcp connect error: Connection refused".into(),
+        };
+        assert!(matches!(
+            refused_tls(refused),
+            EtcdError::Unreachable { .. }
+        ));
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`cli`]: the command-line flags of `reconfig` (the binary only parses and calls in).
 //! - [`connect`]: etcd endpoints and connection options, shared with `etcd-util`.
+//! - [`tls`]: certificates and keys (encrypted PKCS#8 too) → the client's TLS configuration.
+//! - [`srv`]: finding etcd through DNS SRV records, in RFC 2782 order.
 //! - [`config`]: loading and validating `conf.d` entries.
 //! - [`etcd`]: reading consistent snapshots of keys from etcd.
 //! - [`snapshot`]: the keys of one revision and the data model templates see.
@@ -15,6 +17,8 @@
 //! - [`worker`]: one task per entry: coalesced read → render → apply.
 //! - [`daemon`]: the process's life: generations of workers, signals, reloads, shutdown.
 //! - [`render`]: `reconfig render`, templates against a local snapshot file.
+//! - [`dispense`]: `reconfig dispense`, a prefix mirrored into files, atomically per transaction.
+//! - [`supervise`]: the child of dispense and the daemon: start, signal, pass its exit on.
 //! - [`backoff`], [`duration`], [`logging`]: small shared helpers.
 
 pub mod apply;
@@ -24,12 +28,16 @@ pub mod command;
 pub mod config;
 pub mod connect;
 pub mod daemon;
+pub mod dispense;
 pub mod duration;
 pub mod etcd;
 pub mod logging;
 pub mod render;
 pub mod snapshot;
+pub mod srv;
+pub mod supervise;
 pub mod sync;
 pub mod template;
+pub mod tls;
 pub mod watch;
 pub mod worker;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use reconfig::cli::{Cli, Command};
-use reconfig::{daemon, logging, render, sync};
+use reconfig::{daemon, dispense, logging, render, sync};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,6 +12,12 @@ fn main() -> ExitCode {
         Some(Command::Render(args)) => {
             logging::init(false, logging::LogFormat::Text);
             render::run(args)
+        }
+        Some(Command::Dispense(args)) => {
+            logging::init(args.debug, args.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+            // The supervised command's exit status is passed on, whatever it is.
+            return ExitCode::from(runtime.block_on(dispense::run(args)));
         }
         None => {
             let log = logging::init(cli.run.debug, cli.run.log_format);

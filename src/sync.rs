@@ -121,20 +121,45 @@ pub fn log_failure(entry: &Entry, err: &SyncError) {
 }
 
 /// Reads every entry's keys at one revision and syncs each entry; returns the failures.
+/// When etcd's RBAC refuses some key, each entry reads on its own instead, so the
+/// entries the user may read still sync and the others fail naming their key.
 pub async fn sync_all(
     etcd: &Etcd,
     jobs: &[Job],
     options: &ApplyOptions,
 ) -> Result<usize, EtcdError> {
-    let snapshot = etcd
+    let snapshot = match etcd
         .snapshot(jobs.iter().flat_map(|j| j.entry.read_keys()))
-        .await?;
+        .await
+    {
+        Err(EtcdError::PermissionDenied { .. }) => return sync_each(etcd, jobs, options).await,
+        other => other?,
+    };
     let mut failed = 0;
     for job in jobs {
         if let Err(e) = sync_entry(job, &snapshot, options).await {
             failed += 1;
             log_failure(&job.entry, &e);
         }
+    }
+    Ok(failed)
+}
+
+/// [`sync_all`] with one read per entry; an entry whose keys etcd refuses fails alone.
+async fn sync_each(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<usize, EtcdError> {
+    let mut failed = 0;
+    for job in jobs {
+        let synced = match etcd.snapshot(job.entry.read_keys()).await {
+            Ok(snapshot) => sync_entry(job, &snapshot, options)
+                .await
+                .map_err(|e| log_failure(&job.entry, &e)),
+            Err(e @ EtcdError::PermissionDenied { .. }) => {
+                error!(entry = %job.entry.id, "{e}");
+                Err(())
+            }
+            Err(e) => return Err(e),
+        };
+        failed += usize::from(synced.is_err());
     }
     Ok(failed)
 }
@@ -164,8 +189,7 @@ pub async fn onetime(args: &RunArgs) -> Exit {
         notreally: args.notreally,
         color: diff_color(),
     };
-    let connect = args.connect.resolve();
-    let result = match Etcd::connect(&connect).await {
+    let result = match args.connect.connect().await {
         Ok(etcd) => sync_all(&etcd, &loaded.jobs, &options).await,
         Err(e) => Err(e),
     };

@@ -54,7 +54,12 @@ impl From<etcd_client::Error> for SessionError {
 }
 
 /// Watches every key from `start_revision` on until cancelled, waking subscribers on change.
-pub async fn run(etcd: Etcd, watched: Vec<Watched>, start_revision: i64, cancel: CancellationToken) {
+pub async fn run(
+    etcd: Etcd,
+    watched: Vec<Watched>,
+    start_revision: i64,
+    cancel: CancellationToken,
+) {
     if watched.is_empty() {
         return;
     }
@@ -167,7 +172,10 @@ async fn handle(
         let (start, end) = tree_range(key);
         let mut kv = etcd.client().kv_client();
         let current = etcd
-            .bounded(kv.get(start, Some(GetOptions::new().with_range(end).with_count_only())))
+            .bounded(kv.get(
+                start,
+                Some(GetOptions::new().with_range(end).with_count_only()),
+            ))
             .await
             .map_err(|e| SessionError::Etcd(e.to_string()))?
             .header()

@@ -8,6 +8,10 @@
 //! a handful of renders and the last render always sees the final state. A read that fails because etcd is away is
 //! retried with backoff until it succeeds, so a change is never dropped. Renders and
 //! commands are not interrupted by shutdown: the worker stops only between renders.
+//!
+//! That wake → quiet period → read cycle is [`Follow`], which `reconfig dispense` drives
+//! too. A render that changed its target asks the supervised child for the entry's
+//! `reloadsignal`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -16,9 +20,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::ApplyOptions;
+use crate::apply::{ApplyOptions, Outcome};
 use crate::etcd::Etcd;
 use crate::snapshot::Snapshot;
+use crate::supervise::Reloader;
 use crate::sync::{log_failure, sync_entry, Job};
 
 /// How the watch loop tells a worker that its keys changed, and up to which revision.
@@ -60,31 +65,74 @@ pub struct Worker {
     pub debounce: Option<Duration>,
     /// Stops the worker between renders (never during a write).
     pub cancel: CancellationToken,
+    /// Where the entry's `reloadsignal` goes after its target changed.
+    pub reloader: Reloader,
 }
 
 impl Worker {
-    /// Renders `first` (the start-up snapshot) once, then re-renders on every wake-up.
-    pub async fn run(self, first: Arc<Snapshot>) {
-        let mut rendered = first.revision();
-        self.render(&first).await;
-        drop(first);
+    /// Renders the entry from `snapshot` and applies it; a changed target asks the
+    /// supervised child for the entry's `reloadsignal`. The daemon calls it with the
+    /// start-up snapshot, [`Self::run`] with every later one.
+    pub async fn sync(&self, snapshot: &Snapshot) {
+        match sync_entry(&self.job, snapshot, &self.options).await {
+            Ok(Outcome::Changed) => {
+                if let Some(signal) = self.job.entry.reloadsignal {
+                    self.reloader.send(signal);
+                }
+            }
+            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => {}
+            Err(e) => log_failure(&self.job.entry, &e),
+        }
+    }
+
+    /// Re-renders on every wake-up for a revision after `rendered`, until cancelled.
+    pub async fn run(self, mut rendered: i64) {
+        let keys: Vec<&str> = self.job.entry.read_keys().collect();
+        let follow = Follow {
+            etcd: &self.etcd,
+            wake: &self.wake,
+            debounce: self.debounce,
+            cancel: &self.cancel,
+        };
+        while let Some(snapshot) = follow.next(&keys, rendered).await {
+            rendered = snapshot.revision();
+            self.sync(&snapshot).await;
+        }
+    }
+}
+
+/// Following etcd keys after a first read: the part entry workers and `reconfig dispense`
+/// share, so both coalesce, debounce, retry and stop alike.
+pub struct Follow<'a> {
+    /// The shared etcd connection.
+    pub etcd: &'a Etcd,
+    /// Woken by the watch loop when the keys change.
+    pub wake: &'a Wake,
+    /// Quiet time to wait for before reading.
+    pub debounce: Option<Duration>,
+    /// Ends the wait for the next snapshot.
+    pub cancel: &'a CancellationToken,
+}
+
+impl Follow<'_> {
+    /// Waits for a wake-up asking for a revision after `seen`, then for the quiet period,
+    /// and reads the trees of `keys` at one revision (retrying while etcd is unreachable);
+    /// None once cancelled. Wake-ups that arrive while the caller handles a snapshot fold
+    /// into one.
+    pub async fn next(&self, keys: &[&str], seen: i64) -> Option<Snapshot> {
         loop {
             tokio::select! {
                 () = self.wake.requested() => {}
-                () = self.cancel.cancelled() => return,
+                () = self.cancel.cancelled() => return None,
             }
-            if self.wake.wanted() <= rendered {
-                continue;
+            if self.wake.wanted() > seen {
+                break;
             }
-            if !self.quiet_period().await {
-                return;
-            }
-            let Some(snapshot) = self.read().await else {
-                return;
-            };
-            rendered = snapshot.revision();
-            self.render(&snapshot).await;
         }
+        if !self.quiet_period().await {
+            return None;
+        }
+        self.etcd.snapshot_retrying(keys, self.cancel).await
     }
 
     /// Waits until no wake-up came for `debounce`; false when cancelled meanwhile.
@@ -98,18 +146,6 @@ impl Worker {
                 () = self.wake.requested() => {}
                 () = self.cancel.cancelled() => return false,
             }
-        }
-    }
-
-    /// Reads the entry's keys, retrying while etcd is unreachable; None when cancelled.
-    async fn read(&self) -> Option<Snapshot> {
-        let keys: Vec<&str> = self.job.entry.read_keys().collect();
-        self.etcd.snapshot_retrying(&keys, &self.cancel).await
-    }
-
-    async fn render(&self, snapshot: &Snapshot) {
-        if let Err(e) = sync_entry(&self.job, snapshot, &self.options).await {
-            log_failure(&self.job.entry, &e);
         }
     }
 }

@@ -78,9 +78,15 @@ async fn a_burst_ends_in_the_final_state_after_few_renders() {
     for i in 1..=writes {
         client.put("/b/k", format!("v{i}"), None).await.unwrap();
     }
-    wait_for_content(&target, &format!("/b/k=v{writes}\n"), LIMIT, || daemon.log()).await;
+    wait_for_content(&target, &format!("/b/k=v{writes}\n"), LIMIT, || {
+        daemon.log()
+    })
+    .await;
     let renders = reloads(dir.path(), "b");
-    assert!(renders <= 60, "{renders} reloads for {writes} writes: not coalesced");
+    assert!(
+        renders <= 60,
+        "{renders} reloads for {writes} writes: not coalesced"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +105,8 @@ async fn one_transaction_is_one_render() {
         &[("t", single), ("m", multi)],
         &[("tree.tmpl", TREE_TMPL)],
     );
-    etcd.put_all([("/t/0", "0"), ("/m/0", "0"), ("/alt/0", "0")]).await;
+    etcd.put_all([("/t/0", "0"), ("/m/0", "0"), ("/alt/0", "0")])
+        .await;
     let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
     wait_for_content(&target, "/t/0=0\n", LIMIT, || daemon.log()).await;
     wait_for_content(&multi_target, "/m/0=0\n", LIMIT, || daemon.log()).await;
@@ -116,10 +123,17 @@ async fn one_transaction_is_one_render() {
     let mut client = etcd.client().await;
     let puts: Vec<TxnOp> = (1..=5)
         .map(|i| TxnOp::put(format!("/t/{i}"), "x", None))
-        .chain([TxnOp::put("/m/1", "y", None), TxnOp::put("/alt/1", "z", None)])
+        .chain([
+            TxnOp::put("/m/1", "y", None),
+            TxnOp::put("/alt/1", "z", None),
+        ])
         .collect();
     client
-        .txn(Txn::new().when([Compare::version("/t/0", CompareOp::Greater, 0)]).and_then(puts))
+        .txn(
+            Txn::new()
+                .when([Compare::version("/t/0", CompareOp::Greater, 0)])
+                .and_then(puts),
+        )
         .await
         .unwrap();
     let expected = "/t/0=0\n/t/1=x\n/t/2=x\n/t/3=x\n/t/4=x\n/t/5=x\n";
@@ -129,7 +143,12 @@ async fn one_transaction_is_one_render() {
     // A second render would follow within milliseconds: watch a while for one.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(renders("t"), 2, "one txn, one render\n{}", daemon.log());
-    assert_eq!(renders("m"), 2, "one txn over two watched keys, one render\n{}", daemon.log());
+    assert_eq!(
+        renders("m"),
+        2,
+        "one txn over two watched keys, one render\n{}",
+        daemon.log()
+    );
 }
 
 #[tokio::test]
@@ -144,7 +163,10 @@ async fn sighup_and_template_changes_reload_without_restart() {
 
     // A template rewritten on disk (as Chef does, by rename) re-renders without an etcd change.
     let staged = cfg.join("templates/.tree.tmpl.new");
-    write(&staged, "changed\n<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n");
+    write(
+        &staged,
+        "changed\n<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n",
+    );
     std::fs::rename(&staged, cfg.join("templates/tree.tmpl")).unwrap();
     wait_for_content(&a_target, "changed\n/h/1=one\n", LIMIT, || daemon.log()).await;
 
@@ -154,8 +176,14 @@ async fn sighup_and_template_changes_reload_without_restart() {
     daemon.signal(Signal::SIGHUP);
     wait_for_content(&b_target, "changed\n/h/1=one\n", LIMIT, || daemon.log()).await;
     etcd.put_all([("/h/2", "two")]).await;
-    wait_for_content(&b_target, "changed\n/h/1=one\n/h/2=two\n", LIMIT, || daemon.log()).await;
-    wait_for_content(&a_target, "changed\n/h/1=one\n/h/2=two\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&b_target, "changed\n/h/1=one\n/h/2=two\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    wait_for_content(&a_target, "changed\n/h/1=one\n/h/2=two\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
 
     // USR1 toggles debug logging.
     daemon.signal(Signal::SIGUSR1);
@@ -179,7 +207,11 @@ async fn survives_etcd_restart_and_compaction_without_losing_an_update() {
 
     // etcd goes away: the file stays, the daemon stays.
     etcd.kill(0);
-    assert!(eventually(LIMIT, || daemon.log().contains("reconnecting")).await, "{}", daemon.log());
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("reconnecting")).await,
+        "{}",
+        daemon.log()
+    );
     assert!(daemon.alive());
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "/c/k=1\n");
     etcd.restart(0);
@@ -193,7 +225,13 @@ async fn survives_etcd_restart_and_compaction_without_losing_an_update() {
     assert!(etcd.wait_ready(LIMIT).await);
     etcd.put_all([("/c/k", "3"), ("/c/other", "x")]).await;
     let mut client = etcd.client().await;
-    let revision = client.get("/c", None).await.unwrap().header().unwrap().revision();
+    let revision = client
+        .get("/c", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     client.compact(revision, None).await.unwrap();
     daemon.signal(Signal::SIGCONT);
     wait_for_content(&target, "/c/k=3\n/c/other=x\n", LIMIT, || daemon.log()).await;
@@ -212,7 +250,11 @@ async fn notreally_daemon_prints_diffs_and_writes_nothing() {
     let mut args = daemon_args(&cfg, &etcd);
     args.push("--notreally".into());
     let daemon = Daemon::start(args, &dir.path().join("log"));
-    assert!(eventually(LIMIT, || daemon.log().contains("watching")).await, "{}", daemon.log());
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("watching")).await,
+        "{}",
+        daemon.log()
+    );
     etcd.put_all([("/n/k", "new")]).await;
     assert!(
         eventually(LIMIT, || daemon.log().contains("-/n/k=old\n+/n/k=new\n")).await,

@@ -39,7 +39,11 @@ END
 const ENTRIES: [(&str, &str, &str); 4] = [
     ("a1", "/f/a", ""),
     ("a2", "/f/a", ""),
-    ("b", "/f/b", r#","altkeys":{"c":"/f/c"},"watchaltkeys":true"#),
+    (
+        "b",
+        "/f/b",
+        r#","altkeys":{"c":"/f/c"},"watchaltkeys":true"#,
+    ),
     ("d", "/f/d", ""),
 ];
 
@@ -60,15 +64,26 @@ fn config(root: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
     (cfgdir(root, &entries, &[("t.tmpl", TEMPLATE)]), targets)
 }
 
-async fn bounded<T>(f: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Option<T> {
-    tokio::time::timeout(Duration::from_secs(2), f).await.ok()?.ok()
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(2), f)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// One random operation; errors are fine (the cluster may be down), the final state decides.
 async fn random_op(client: &mut Client, rng: &mut StdRng, counter: &mut u64) {
     *counter += 1;
     let n = *counter;
-    let key = |rng: &mut StdRng| format!("{}/k{}", TREES[rng.random_range(0..4)], rng.random_range(0..30));
+    let key = |rng: &mut StdRng| {
+        format!(
+            "{}/k{}",
+            TREES[rng.random_range(0..4)],
+            rng.random_range(0..30)
+        )
+    };
     let value = |n: u64| format!("v{n}-{}", "x".repeat(64));
     match rng.random_range(0..100) {
         0..50 => {
@@ -115,17 +130,29 @@ async fn observe(targets: Vec<(String, PathBuf)>, stop: Arc<AtomicBool>) -> Vec<
 
 async fn final_snapshot(etcd: &EtcdServer, path: &Path) {
     let mut client = etcd.client().await;
-    let all = client.get("/f/", Some(GetOptions::new().with_prefix())).await.unwrap();
+    let all = client
+        .get("/f/", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
     let map: BTreeMap<String, String> = all
         .kvs()
         .iter()
-        .map(|kv| (kv.key_str().unwrap().to_string(), kv.value_str().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv.key_str().unwrap().to_string(),
+                kv.value_str().unwrap().to_string(),
+            )
+        })
         .collect();
     std::fs::write(path, serde_json::to_string(&map).unwrap()).unwrap();
 }
 
 async fn wait_all_ready(etcd: &mut EtcdServer) {
-    assert!(etcd.wait_ready(LIMIT).await, "cluster did not recover:\n{}", etcd.log());
+    assert!(
+        etcd.wait_ready(LIMIT).await,
+        "cluster did not recover:\n{}",
+        etcd.log()
+    );
 }
 
 async fn fault_run(seed: u64, rounds: usize) {
@@ -133,11 +160,19 @@ async fn fault_run(seed: u64, rounds: usize) {
     let mut etcd = EtcdServer::cluster(3).await;
     let dir = tempfile::tempdir().unwrap();
     let (cfg, targets) = config(dir.path());
-    let anchors: Vec<(String, String)> = TREES.iter().map(|t| (format!("{t}/anchor"), "fixed".to_string())).collect();
+    let anchors: Vec<(String, String)> = TREES
+        .iter()
+        .map(|t| (format!("{t}/anchor"), "fixed".to_string()))
+        .collect();
     etcd.put_all(anchors).await;
 
     let mut daemon = Daemon::start(
-        ["--cfgdir", cfg.to_str().unwrap(), "--endpoints", &etcd.endpoint],
+        [
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+            "--endpoints",
+            &etcd.endpoint,
+        ],
         &dir.path().join("daemon.log"),
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -214,10 +249,24 @@ async fn fault_run(seed: u64, rounds: usize) {
         })
         .await;
     }
-    assert!(half_written.is_empty(), "seed {seed}: saw partial files: {half_written:?}");
-    assert!(daemon.alive(), "seed {seed}: daemon died:\n{}", daemon.log());
-    assert!(daemon.log().contains("compacted"), "seed {seed}: compaction path not taken:\n{}", daemon.log());
-    eprintln!("seed {seed}: {} operations, all targets converged", writes.lock().unwrap());
+    assert!(
+        half_written.is_empty(),
+        "seed {seed}: saw partial files: {half_written:?}"
+    );
+    assert!(
+        daemon.alive(),
+        "seed {seed}: daemon died:\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("compacted"),
+        "seed {seed}: compaction path not taken:\n{}",
+        daemon.log()
+    );
+    eprintln!(
+        "seed {seed}: {} operations, all targets converged",
+        writes.lock().unwrap()
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
 }

@@ -91,7 +91,9 @@ impl DirWatch {
             }
         })
         .expect("inotify");
-        watcher.watch(dir, RecursiveMode::NonRecursive).expect("watch dir");
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .expect("watch dir");
         DirWatch {
             _watcher: watcher,
             events,
@@ -113,7 +115,10 @@ impl DirWatch {
             }
             changed.clear();
             let left = deadline.checked_duration_since(Instant::now())?;
-            match self.events.recv_timeout(left.min(Duration::from_millis(100))) {
+            match self
+                .events
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(paths) => changed.extend(paths),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return None,

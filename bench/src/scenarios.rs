@@ -36,7 +36,10 @@ fn entry(out: &Path, name: &str, key: &str, extra: &str) -> (String, String) {
 }
 
 fn config(root: &Path, entries: &[(String, String)]) -> PathBuf {
-    let refs: Vec<(&str, String)> = entries.iter().map(|(n, j)| (n.as_str(), j.clone())).collect();
+    let refs: Vec<(&str, String)> = entries
+        .iter()
+        .map(|(n, j)| (n.as_str(), j.clone()))
+        .collect();
     cfgdir(root, &refs, &[("t.tmpl", TEMPLATE)])
 }
 
@@ -44,7 +47,10 @@ fn config(root: &Path, entries: &[(String, String)]) -> PathBuf {
 async fn load(client: &mut Client, pairs: &BTreeMap<String, String>) {
     let pairs: Vec<_> = pairs.iter().collect();
     for chunk in pairs.chunks(128) {
-        let ops: Vec<TxnOp> = chunk.iter().map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None)).collect();
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None))
+            .collect();
         client.txn(Txn::new().and_then(ops)).await.unwrap();
     }
 }
@@ -57,14 +63,24 @@ async fn tree_in_etcd(client: &mut Client, prefix: &str) -> BTreeMap<String, Str
         .unwrap();
     all.kvs()
         .iter()
-        .map(|kv| (kv.key_str().unwrap().to_string(), kv.value_str().unwrap().to_string()))
+        .map(|kv| {
+            (
+                kv.key_str().unwrap().to_string(),
+                kv.value_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn start_daemon(bin: &str, cfg: &Path, etcd: &EtcdServer, root: &Path) -> Daemon {
     Daemon::spawn(
         binary(bin),
-        ["--cfgdir", cfg.to_str().unwrap(), "--endpoints", &etcd.endpoint],
+        [
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+            "--endpoints",
+            &etcd.endpoint,
+        ],
         &root.join("daemon.log"),
     )
 }
@@ -81,7 +97,9 @@ pub async fn latency(bin: &str) -> Value {
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let mut client = etcd.client().await;
-    let mut tree: BTreeMap<String, String> = (0..10).map(|i| (format!("/a/k{i}"), "init".to_string())).collect();
+    let mut tree: BTreeMap<String, String> = (0..10)
+        .map(|i| (format!("/a/k{i}"), "init".to_string()))
+        .collect();
     load(&mut client, &tree).await;
     let cfg = config(dir.path(), &[entry(&out, "a", "/a", "")]);
     let target = out.join("a.conf");
@@ -89,7 +107,9 @@ pub async fn latency(bin: &str) -> Value {
     let watch = DirWatch::new(&out);
     let mut daemon = start_daemon(bin, &cfg, &etcd, dir.path());
     let expected = render(&tree);
-    watch.wait_until(LIMIT, |_| read(&target) == expected).expect("initial render");
+    watch
+        .wait_until(LIMIT, |_| read(&target) == expected)
+        .expect("initial render");
 
     let floor = {
         let mut watch_client = etcd.client().await;
@@ -156,7 +176,9 @@ pub async fn burst(bin: &str) -> Value {
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let mut client = etcd.client().await;
-    let tree: BTreeMap<String, String> = (0..500).map(|i| (format!("/b/k{i:03}"), "0".to_string())).collect();
+    let tree: BTreeMap<String, String> = (0..500)
+        .map(|i| (format!("/b/k{i:03}"), "0".to_string()))
+        .collect();
     load(&mut client, &tree).await;
     let reloads = dir.path().join("reloads");
     let extra = format!(r#","reloadcmd":"echo x >> {}""#, reloads.display());
@@ -165,8 +187,12 @@ pub async fn burst(bin: &str) -> Value {
     let watch = DirWatch::new(&out);
     let daemon = start_daemon(bin, &cfg, &etcd, dir.path());
     let expected = render(&tree);
-    watch.wait_until(LIMIT, |_| read(&target) == expected).expect("initial render");
-    watch.wait_until(LIMIT, |_| read(&reloads).lines().count() == 1).expect("initial reload");
+    watch
+        .wait_until(LIMIT, |_| read(&target) == expected)
+        .expect("initial render");
+    watch
+        .wait_until(LIMIT, |_| read(&reloads).lines().count() == 1)
+        .expect("initial reload");
     let pid = daemon.pid().as_raw() as u32;
     let (cpu_before, writes_before) = (cpu_seconds(pid), count_lines(&daemon.log(), "updated"));
 
@@ -174,7 +200,11 @@ pub async fn burst(bin: &str) -> Value {
     let mut in_flight = tokio::task::JoinSet::new();
     for i in 0..puts {
         let mut c = client.clone();
-        in_flight.spawn(async move { c.put(format!("/b/k{:03}", i % 500), format!("v{i}"), None).await.unwrap() });
+        in_flight.spawn(async move {
+            c.put(format!("/b/k{:03}", i % 500), format!("v{i}"), None)
+                .await
+                .unwrap()
+        });
         if in_flight.len() >= 64 {
             in_flight.join_next().await;
         }
@@ -216,7 +246,13 @@ pub async fn cold(bin: &str) -> Value {
     for _ in 0..3 {
         let _ = std::fs::remove_file(&target);
         let mut cmd = std::process::Command::new(bin);
-        cmd.args(["--onetime", "--cfgdir", cfg.to_str().unwrap(), "--endpoints", &etcd.endpoint]);
+        cmd.args([
+            "--onetime",
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+            "--endpoints",
+            &etcd.endpoint,
+        ]);
         cmd.stderr(std::process::Stdio::null());
         let (status, wall, rss) = run_measured(&mut cmd);
         assert!(status.success(), "--onetime failed");
@@ -241,11 +277,21 @@ pub async fn many(bin: &str) -> Value {
     let mut client = etcd.client().await;
     let n = 500;
     let mut trees: Vec<BTreeMap<String, String>> = (0..n)
-        .map(|e| (0..5).map(|k| (format!("/d/e{e:03}/k{k}"), format!("{e}-{k}"))).collect())
+        .map(|e| {
+            (0..5)
+                .map(|k| (format!("/d/e{e:03}/k{k}"), format!("{e}-{k}")))
+                .collect()
+        })
         .collect();
-    let all: BTreeMap<String, String> = trees.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let all: BTreeMap<String, String> = trees
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     load(&mut client, &all).await;
-    let entries: Vec<(String, String)> = (0..n).map(|e| entry(&out, &format!("e{e:03}"), &format!("/d/e{e:03}"), "")).collect();
+    let entries: Vec<(String, String)> = (0..n)
+        .map(|e| entry(&out, &format!("e{e:03}"), &format!("/d/e{e:03}"), ""))
+        .collect();
     let cfg = config(dir.path(), &entries);
     let target = |e: usize| out.join(format!("e{e:03}.conf"));
     let endpoint = etcd.endpoint.clone();
@@ -255,13 +301,22 @@ pub async fn many(bin: &str) -> Value {
     let started = Instant::now();
     let daemon = start_daemon(bin, &cfg, &etcd, dir.path());
     let mut remaining: BTreeSet<usize> = (0..n).collect();
-    let check = |remaining: &mut BTreeSet<usize>, changed: &[PathBuf], trees: &[BTreeMap<String, String>]| {
+    let check = |remaining: &mut BTreeSet<usize>,
+                 changed: &[PathBuf],
+                 trees: &[BTreeMap<String, String>]| {
         let candidates: Vec<usize> = if changed.is_empty() {
             remaining.iter().copied().collect()
         } else {
             changed
                 .iter()
-                .filter_map(|p| p.file_name()?.to_str()?.strip_prefix('e')?.strip_suffix(".conf")?.parse().ok())
+                .filter_map(|p| {
+                    p.file_name()?
+                        .to_str()?
+                        .strip_prefix('e')?
+                        .strip_suffix(".conf")?
+                        .parse()
+                        .ok()
+                })
                 .collect()
         };
         for e in candidates {
@@ -273,7 +328,13 @@ pub async fn many(bin: &str) -> Value {
     };
     let all_done = watch
         .wait_until(LIMIT, |changed| check(&mut remaining, changed, &trees))
-        .unwrap_or_else(|| panic!("{} entries never rendered:\n{}", remaining.len(), daemon.log()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} entries never rendered:\n{}",
+                remaining.len(),
+                daemon.log()
+            )
+        });
     let all_correct = all_done - started;
 
     let pid = daemon.pid().as_raw() as u32;
@@ -296,12 +357,22 @@ pub async fn many(bin: &str) -> Value {
     for &e in &chosen {
         trees[e].insert(format!("/d/e{e:03}/k0"), "updated".to_string());
         let mut c = client.clone();
-        in_flight.spawn(async move { c.put(format!("/d/e{e:03}/k0"), "updated", None).await.unwrap() });
+        in_flight.spawn(async move {
+            c.put(format!("/d/e{e:03}/k0"), "updated", None)
+                .await
+                .unwrap()
+        });
     }
     while in_flight.join_next().await.is_some() {}
     let updated = watch
         .wait_until(LIMIT, |changed| check(&mut remaining, changed, &trees))
-        .unwrap_or_else(|| panic!("{} updates never arrived:\n{}", remaining.len(), daemon.log()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} updates never arrived:\n{}",
+                remaining.len(),
+                daemon.log()
+            )
+        });
     let fifty = updated - updates_started;
     let metrics_after = etcd_metrics(&endpoint);
     let delta = |name: &str| metric(&metrics_after, name) - metric(&metrics_before, name);

@@ -18,12 +18,19 @@ use tokio::signal::unix::{signal, SignalKind};
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
 #[derive(Debug, Parser)]
 #[command(name = "etcd-util", disable_version_flag = true)]
+#[command(mut_arg("ssl", |a| a.short('s')))]
 pub struct Args {
     /// The key to operate on
     #[arg(short = 'k', long, value_name = "KEY")]
     pub key: Option<String>,
     /// GET, SET, DEL or WATCH (any case)
-    #[arg(short = 'o', long, value_enum, ignore_case = true, default_value = "get")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "get"
+    )]
     pub operation: Operation,
     /// The value to SET
     #[arg(short = 'v', long, value_name = "VALUE")]
@@ -99,7 +106,9 @@ fn validate(args: &Args) -> Result<String, UtilError> {
         return Err(UtilError::Usage("--ttl only applies to SET".into()));
     }
     if args.ttl.is_some_and(|t| t <= 0) {
-        return Err(UtilError::Usage("--ttl must be a positive number of seconds".into()));
+        return Err(UtilError::Usage(
+            "--ttl must be a positive number of seconds".into(),
+        ));
     }
     Ok(key)
 }
@@ -111,7 +120,7 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
     } else {
         Some(validate(&args)?)
     };
-    let options = args.connect.resolve();
+    let options = args.connect.resolve().await?;
     if args.debug {
         eprintln!("connecting to {}", options.endpoints.join(","));
     }
@@ -160,7 +169,10 @@ async fn del(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     let mut client = etcd.client().clone();
     let mut ops = vec![TxnOp::delete(key, None)];
     if recursive {
-        ops.push(TxnOp::delete(dir_prefix(key), Some(DeleteOptions::new().with_prefix())));
+        ops.push(TxnOp::delete(
+            dir_prefix(key),
+            Some(DeleteOptions::new().with_prefix()),
+        ));
     }
     let response = etcd.bounded(client.txn(Txn::new().and_then(ops))).await?;
     let deleted: i64 = response
@@ -174,7 +186,10 @@ async fn del(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     if deleted == 0 {
         return Err(UtilError::KeyNotFound(key.to_string()));
     }
-    eprintln!("Deleted {key} ({deleted} key{})", if deleted == 1 { "" } else { "s" });
+    eprintln!(
+        "Deleted {key} ({deleted} key{})",
+        if deleted == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

@@ -30,16 +30,25 @@ async fn set_get_recursive_get_and_delete() {
     util_run(&etcd, &["-o", "Set", "-k", "/appx", "-v", "sibling"]).await;
 
     let get = util_run(&etcd, &["-k", "/app/a"]).await;
-    assert_eq!((get.code, get.stdout.as_str()), (0, "{\n  \"/app/a\": \"1\"\n}\n"));
+    assert_eq!(
+        (get.code, get.stdout.as_str()),
+        (0, "{\n  \"/app/a\": \"1\"\n}\n")
+    );
 
     let tree = util_run(&etcd, &["-o", "get", "-k", "/app", "-r"]).await;
-    assert_eq!(tree.stdout, "{\n  \"/app/a\": \"1\",\n  \"/app/dir/b\": \"2\"\n}\n");
+    assert_eq!(
+        tree.stdout,
+        "{\n  \"/app/a\": \"1\",\n  \"/app/dir/b\": \"2\"\n}\n"
+    );
 
     let listing = util_run(&etcd, &["-o", "get", "-k", "/app"]).await;
     assert_eq!(listing.stdout, "[\n  \"/app/a\",\n  \"/app/dir\"\n]\n");
 
     let missing = util_run(&etcd, &["-k", "/nope"]).await;
-    assert_eq!((missing.code, missing.stderr.as_str()), (1, "KeyNotFound /nope\n"));
+    assert_eq!(
+        (missing.code, missing.stderr.as_str()),
+        (1, "KeyNotFound /nope\n")
+    );
 
     let del = util_run(&etcd, &["-o", "del", "-k", "/app/a"]).await;
     assert_eq!(del.code, 0, "{}", del.stderr);
@@ -52,7 +61,10 @@ async fn set_get_recursive_get_and_delete() {
     assert_eq!(sibling.code, 0, "a recursive delete must not touch /appx");
 
     let del_missing = util_run(&etcd, &["-o", "del", "-k", "/nope"]).await;
-    assert_eq!((del_missing.code, del_missing.stderr.as_str()), (1, "KeyNotFound /nope\n"));
+    assert_eq!(
+        (del_missing.code, del_missing.stderr.as_str()),
+        (1, "KeyNotFound /nope\n")
+    );
 }
 
 #[tokio::test]
@@ -79,7 +91,15 @@ async fn watch_prints_puts_and_deletes_as_json_lines() {
     let log = dir.path().join("watch.out");
     let mut watcher = Daemon::spawn(
         util(),
-        ["--endpoints", &etcd.endpoint, "-o", "watch", "-k", "/w", "-r"],
+        [
+            "--endpoints",
+            &etcd.endpoint,
+            "-o",
+            "watch",
+            "-k",
+            "/w",
+            "-r",
+        ],
         &log,
     );
     // The watch starts at the revision current when it is created: put a marker until it
@@ -92,7 +112,11 @@ async fn watch_prints_puts_and_deletes_as_json_lines() {
         if eventually(Duration::from_millis(200), ready).await {
             break;
         }
-        assert!(Instant::now() < deadline, "watch never started: {}", watcher.log());
+        assert!(
+            Instant::now() < deadline,
+            "watch never started: {}",
+            watcher.log()
+        );
     }
     client.put("/w/a", "1", None).await.unwrap();
     client.put("/wx", "not mine", None).await.unwrap();
@@ -128,20 +152,39 @@ async fn version_lists_server_and_members() {
 #[tokio::test]
 async fn usage_errors_exit_2_and_unreachable_exits_1() {
     let etcd = EtcdServer::start().await;
-    for args in [&["-o", "get"][..], &["-o", "set", "-k", "/k"], &["-o", "frob", "-k", "/k"]] {
+    for args in [
+        &["-o", "get"][..],
+        &["-o", "set", "-k", "/k"],
+        &["-o", "frob", "-k", "/k"],
+    ] {
         let run = util_run(&etcd, args).await;
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert_eq!(run.stderr.trim().lines().count().min(1), 1);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let run = run_command(
         util(),
-        ["--endpoints", &endpoint, "--connect-timeout", "1s", "-k", "/k"],
+        [
+            "--endpoints",
+            &endpoint,
+            "--connect-timeout",
+            "1s",
+            "-k",
+            "/k",
+        ],
     )
     .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("unreachable") && run.stderr.contains(&endpoint), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unreachable") && run.stderr.contains(&endpoint),
+        "{}",
+        run.stderr
+    );
     assert!(started.elapsed() < LIMIT);
 }

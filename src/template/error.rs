@@ -79,10 +79,16 @@ impl TemplateError {
         }
     }
 
-    /// A render error from Tera, at the line the render had reached.
-    pub(super) fn render(file: &str, line: Option<usize>, error: &tera::Error) -> TemplateError {
+    /// A render error from Tera, at the line the render had reached; `rendered` is the
+    /// name Tera knew the template by, which its messages repeat.
+    pub(super) fn render(
+        file: &str,
+        rendered: &str,
+        line: Option<usize>,
+        error: &tera::Error,
+    ) -> TemplateError {
         let message = innermost(error);
-        let suffix = format!(" while rendering '{file}'");
+        let suffix = format!(" while rendering '{rendered}'");
         TemplateError::Render {
             at: Location {
                 file: file.to_string(),

@@ -9,9 +9,10 @@
 //! - **Lines stay aligned.** Every newline of the original is kept, at the same place in the
 //!   line structure: those of a trimmed line, a comment or a literal chunk move inside the
 //!   emitted tag as white space. So Tera's parse errors (`--> line:col`) name original lines.
-//! - **Runtime errors have lines.** Tera 1 reports none, so `{{ __line(n=L) }}` is emitted
-//!   before each tag that can fail when the line changed or a statement may have changed
-//!   the control flow since the last mark; an `elif` records its own line in its condition.
+//! - **Runtime errors have lines.** Tera 1 reports none, so a second, *marked* source has
+//!   `{{ __line(n=L) }}` before every tag (an `elif` records its line in its condition). It
+//!   is rendered only after the plain source failed, to find where: marks cost nothing on
+//!   the normal path, where a 20,000-iteration loop would pay for one call per iteration.
 //!
 //! Erubis's trim rule: a statement or comment tag alone on its line (only spaces/tabs around
 //! it, then `\n` or `\r\n`) removes that whole line; expression and literal tags never trim.
@@ -30,8 +31,12 @@ pub const LITERAL_FN: &str = "__lit";
 pub struct Translation {
     /// Tera source whose line N holds the tags that start on line N of the original.
     pub source: String,
+    /// The same with line marks, rendered to locate a failure of `source`.
+    pub marked: String,
     /// The chunks `__lit(i=N)` prints.
     pub literals: Literals,
+    /// Whether some tag names the whole context (`reconfig` or `__tera_context`).
+    pub names_reconfig: bool,
 }
 
 /// Literal text Tera must not parse, by index.
@@ -98,10 +103,16 @@ fn trailing_line_end(after: &str) -> Option<usize> {
     }
 }
 
-/// Whether only spaces/tabs precede `start` on its line.
-fn alone_from_line_start(text: &str, start: usize) -> bool {
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    text[line_start..start].bytes().all(|b| b == b' ' || b == b'\t')
+/// Whether only spaces/tabs precede the tag at `start` on its line, given that the text
+/// since the previous tag starts at `pos` (a previous tag on the same line is not white).
+fn alone_from_line_start(text: &str, pos: usize, start: usize) -> bool {
+    let before = &text[pos..start];
+    let on_line = match before.rfind('\n') {
+        Some(i) => &before[i + 1..],
+        None if pos == 0 || text[..pos].ends_with('\n') => before,
+        None => return false,
+    };
+    on_line.bytes().all(|b| b == b' ' || b == b'\t')
 }
 
 /// Translates `text` written with `pattern` into Tera source.
@@ -114,7 +125,7 @@ pub fn translate(text: &str, pattern: &Pattern) -> Translation {
         let trim = trims
             .then(|| trailing_line_end(&text[tag.end..]))
             .flatten()
-            .filter(|_| alone_from_line_start(text, tag.start));
+            .filter(|_| alone_from_line_start(text, pos, tag.start));
         let before = &text[pos..tag.start];
         out.text(match trim {
             Some(_) => before.trim_end_matches([' ', '\t']),
@@ -124,7 +135,9 @@ pub fn translate(text: &str, pattern: &Pattern) -> Translation {
         let newline = if trim.is_some() { "\n" } else { "" };
         match tag.kind {
             Kind::Expression(body) => out.expression(body, line),
-            Kind::Statement(body) if !body.trim_matches(['-', ' ', '\t', '\r', '\n']).is_empty() => {
+            Kind::Statement(body)
+                if !body.trim_matches(['-', ' ', '\t', '\r', '\n']).is_empty() =>
+            {
                 out.statement(body, line, newline)
             }
             Kind::Statement(body) | Kind::Comment(body) => {
@@ -143,11 +156,6 @@ pub fn translate(text: &str, pattern: &Pattern) -> Translation {
     out.text(&text[pos..]);
     out.finish()
 }
-
-/// Statement keywords that cannot fail at run time, so need no line mark.
-const INFALLIBLE: &[&str] = &[
-    "else", "endif", "endfor", "endmacro", "endblock", "break", "continue", "raw", "endraw",
-];
 
 /// A tag body split around Tera's whitespace-control dashes: `- inner -`.
 struct Body<'a> {
@@ -169,25 +177,21 @@ impl<'a> Body<'a> {
         Body { lead, inner, trail }
     }
 
-    fn keyword(&self) -> &'a str {
-        let inner = self.inner.trim_start();
-        let end = inner
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(inner.len());
-        &inner[..end]
+    /// The condition of an `elif` statement.
+    fn elif_condition(&self) -> Option<&'a str> {
+        let rest = self.inner.trim_start().strip_prefix("elif")?;
+        rest.starts_with(char::is_whitespace).then_some(rest)
     }
 }
 
-/// Builds the Tera source: pending literal text, tags, line marks.
+/// Builds both Tera sources: pending literal text, tags, line marks.
 #[derive(Default)]
 struct Writer {
     source: String,
+    marked: String,
     literals: Vec<String>,
     pending: String,
-    /// The line of the last `__line` mark emitted.
-    marked: Option<usize>,
-    /// A statement (or macro call) since the last mark: control may arrive from elsewhere.
-    flow_changed: bool,
+    names_reconfig: bool,
 }
 
 impl Writer {
@@ -195,22 +199,29 @@ impl Writer {
         self.pending.push_str(text);
     }
 
+    /// Appends to both sources.
+    fn push(&mut self, tera: &str) {
+        self.source.push_str(tera);
+        self.marked.push_str(tera);
+    }
+
     /// Emits the pending literal text, through the literal table where Tera would parse it.
     fn flush(&mut self) {
         let chunk = std::mem::take(&mut self.pending);
         let markup = ["{{", "{%", "{#"].iter().any(|m| chunk.contains(m)) || chunk.ends_with('{');
         if !markup {
-            self.source.push_str(&chunk);
+            self.push(&chunk);
             return;
         }
         let core = chunk.trim();
         let lead = &chunk[..chunk.len() - chunk.trim_start().len()];
         let trail = &chunk[lead.len() + core.len()..];
-        self.source.push_str(lead);
-        self.source.push_str(&format!("{{{{ {LITERAL_FN}(i={})", self.literals.len()));
-        self.source.push_str(&"\n".repeat(core.matches('\n').count()));
-        self.source.push_str(" }}");
-        self.source.push_str(trail);
+        let call = format!(
+            "{lead}{{{{ {LITERAL_FN}(i={}){} }}}}{trail}",
+            self.literals.len(),
+            "\n".repeat(core.matches('\n').count())
+        );
+        self.push(&call);
         self.literals.push(core.to_string());
     }
 
@@ -218,119 +229,127 @@ impl Writer {
     fn newlines(&mut self, count: usize) {
         if count > 0 {
             self.flush();
-            self.source.push_str(&format!("{{#{}#}}", "\n".repeat(count)));
+            self.push(&format!("{{#{}#}}", "\n".repeat(count)));
         }
     }
 
-    /// Emits a `__line` mark before a tag on `line` unless the last mark still holds.
+    /// Records `line` in the marked source; a leading `-` of the tag moves to the mark, so
+    /// that it still trims the text before.
     fn mark(&mut self, line: usize, body: &Body<'_>) {
-        if self.marked == Some(line) && !self.flow_changed {
-            return;
-        }
-        self.source.push_str(&format!(
-            "{{{{{} {LINE_FN}(n={line}) }}}}",
-            body.lead
-        ));
-        self.marked = Some(line);
-        self.flow_changed = false;
+        self.marked
+            .push_str(&format!("{{{{{} {LINE_FN}(n={line}) }}}}", body.lead));
+    }
+
+    /// Notes what a tag's code refers to.
+    fn code(&mut self, body: &str) {
+        self.names_reconfig |= names_reconfig(body);
     }
 
     fn expression(&mut self, body: &str, line: usize) {
+        self.code(body);
         self.flush();
         self.mark(line, &Body::split(body));
-        self.source.push_str("{{");
-        self.source.push_str(body);
-        self.source.push_str("}}");
-        if body.contains("::") {
-            self.flow_changed = true;
-        }
+        self.push(&format!("{{{{{body}}}}}"));
     }
 
     /// A statement; `newline` is the line end of a trimmed line, kept inside the tag.
     fn statement(&mut self, body: &str, line: usize, newline: &str) {
+        self.code(body);
         self.flush();
         let parts = Body::split(body);
-        let keyword = parts.keyword();
-        if keyword != "elif" && !INFALLIBLE.contains(&keyword) {
-            self.mark(line, &parts);
+        let Body { lead, inner, trail } = parts;
+        match parts.elif_condition() {
+            Some(condition) => {
+                self.source
+                    .push_str(&format!("{{%{lead} elif ({condition}){newline}{trail}%}}"));
+                self.marked.push_str(&format!(
+                    "{{%{lead} elif {LINE_IF_FN}(n={line}) or ({condition}){newline}{trail}%}}"
+                ));
+            }
+            None => {
+                self.mark(line, &parts);
+                self.push(&format!("{{%{lead}{inner}{newline}{trail}%}}"));
+            }
         }
-        self.source.push_str("{%");
-        self.source.push_str(parts.lead);
-        if keyword == "elif" {
-            let condition = &parts.inner.trim_start()["elif".len()..];
-            self.source.push_str(&format!(
-                " elif {LINE_IF_FN}(n={line}) or ({condition})"
-            ));
-        } else {
-            self.source.push_str(parts.inner);
-        }
-        self.source.push_str(newline);
-        self.source.push_str(parts.trail);
-        self.source.push_str("%}");
-        self.flow_changed = true;
     }
 
     fn finish(mut self) -> Translation {
         self.flush();
         Translation {
             source: self.source,
+            marked: self.marked,
             literals: Literals(self.literals),
+            names_reconfig: self.names_reconfig,
         }
     }
+}
+
+/// Whether Tera code may read the `reconfig` object: it names it, or dumps the context.
+pub fn names_reconfig(code: &str) -> bool {
+    code.contains("reconfig") || code.contains("__tera_context")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tera(text: &str) -> String {
-        translate(text, &Pattern::default()).source
+    fn tera(text: &str) -> (String, String) {
+        let t = translate(text, &Pattern::default());
+        (t.source, t.marked)
     }
 
     #[test]
-    fn tags_become_tera_tags_with_line_marks() {
-        assert_eq!(tera("a<%= x %>b"), "a{{ __line(n=1) }}{{ x }}b");
+    fn tags_become_tera_tags_and_marks_go_to_the_marked_source() {
+        assert_eq!(
+            tera("a<%= x %>b"),
+            ("a{{ x }}b".into(), "a{{ __line(n=1) }}{{ x }}b".into())
+        );
         assert_eq!(
             tera("<% for x in l %>\n<%= x %>\n<% endfor %>\n"),
-            "{{ __line(n=1) }}{% for x in l \n%}{{ __line(n=2) }}{{ x }}\n{% endfor \n%}"
+            (
+                "{% for x in l \n%}{{ x }}\n{% endfor \n%}".into(),
+                "{{ __line(n=1) }}{% for x in l \n%}{{ __line(n=2) }}{{ x }}\n\
+                 {{ __line(n=3) }}{% endfor \n%}"
+                    .into()
+            )
         );
     }
 
     #[test]
     fn trimmed_lines_keep_their_newline_inside_the_tag() {
-        assert_eq!(
-            tera("  <% if a -%>  \r\nx\n"),
-            "{{ __line(n=1) }}{% if a \n-%}x\n"
-        );
-        assert_eq!(tera("<%# one\ntwo %>\nx"), "{#\n\n#}x");
+        assert_eq!(tera("  <% if a -%>  \r\nx\n").0, "{% if a \n-%}x\n");
+        assert_eq!(tera("<%# one\ntwo %>\nx").0, "{#\n\n#}x");
+        assert_eq!(tera("<% %>\n<%- -%>\nx").0, "{#\n#}{#\n#}x");
     }
 
     #[test]
     fn markup_in_text_goes_through_the_literal_table() {
-        let t = translate(" {{ a }}\n{% b %} <%= c %>", &Pattern::default());
-        assert_eq!(
-            t.source,
-            " {{ __lit(i=0)\n }} {{ __line(n=2) }}{{ c }}"
-        );
-        assert_eq!(t.literals.0, vec!["{{ a }}\n{% b %}".to_string()]);
+        let t = translate(" {{ a }}\n{% b %} <%= c %>{", &Pattern::default());
+        assert_eq!(t.source, " {{ __lit(i=0)\n }} {{ c }}{{ __lit(i=1) }}");
+        assert_eq!(t.literals.0, ["{{ a }}\n{% b %}", "{"]);
     }
 
     #[test]
     fn leading_dash_moves_to_the_line_mark() {
-        assert_eq!(tera("x\n<%=- y %>"), "x\n{{- __line(n=2) }}{{- y }}");
+        assert_eq!(tera("x\n<%=- y %>").1, "x\n{{- __line(n=2) }}{{- y }}");
     }
 
     #[test]
     fn elif_records_its_own_line() {
         assert_eq!(
-            tera("<% if a %><% elif b %><% endif %>"),
-            "{{ __line(n=1) }}{% if a %}{% elif __line_if(n=1) or ( b )%}{% endif %}"
+            tera("<% if a %>\n<% elif b %><% endif %>"),
+            (
+                "{% if a \n%}{% elif ( b )%}{% endif %}".into(),
+                "{{ __line(n=1) }}{% if a \n%}{% elif __line_if(n=2) or ( b )%}\
+                 {{ __line(n=2) }}{% endif %}"
+                    .into()
+            )
         );
     }
 
     #[test]
     fn open_without_close_is_text() {
-        assert_eq!(tera("a <% b"), "a <% b");
-        assert_eq!(tera("<%% x %> <%"), "<% x %> <%");
+        assert_eq!(tera("a <% b").0, "a <% b");
+        assert_eq!(tera("<%% x %> <%").0, "<% x %> <%");
     }
 }

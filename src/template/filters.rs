@@ -55,13 +55,17 @@ fn from_json(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value
 /// `base`: the last element of a path (Go's `path.Base`).
 fn base(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let a = Args::new("base", args, &[])?;
-    let path = value.as_str().ok_or_else(|| a.error("the value must be a string"))?;
+    let path = value
+        .as_str()
+        .ok_or_else(|| a.error("the value must be a string"))?;
     Ok(Value::String(gopath::base(path)))
 }
 
 /// `dir`: all but the last element of a path (Go's `path.Dir`).
 fn dir(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let a = Args::new("dir", args, &[])?;
-    let path = value.as_str().ok_or_else(|| a.error("the value must be a string"))?;
+    let path = value
+        .as_str()
+        .ok_or_else(|| a.error("the value must be a string"))?;
     Ok(Value::String(gopath::dir(path)))
 }

@@ -126,7 +126,10 @@ fn child_names(a: &Args<'_>, dirs_only: bool) -> tera::Result<Value> {
                 names.insert(name);
             }
         }
-        Ok(names.into_iter().map(|n| Value::String(n.to_string())).collect())
+        Ok(names
+            .into_iter()
+            .map(|n| Value::String(n.to_string()))
+            .collect())
     })
 }
 
@@ -203,9 +206,9 @@ fn getenv(args: &HashMap<String, Value>) -> tera::Result<Value> {
         (Err(std::env::VarError::NotPresent), None) => Err(a.error(format!(
             "environment variable {name} is not set (and no default)"
         ))),
-        (Err(std::env::VarError::NotUnicode(_)), _) => Err(a.error(format!(
-            "environment variable {name} is not valid UTF-8"
-        ))),
+        (Err(std::env::VarError::NotUnicode(_)), _) => {
+            Err(a.error(format!("environment variable {name} is not valid UTF-8")))
+        }
     }
 }
 

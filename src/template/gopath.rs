@@ -113,8 +113,7 @@ impl Glob {
 
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &str) -> bool {
-        let chars: Vec<char> = name.chars().collect();
-        match_from(&self.tokens, &chars)
+        match_from(&self.tokens, name)
     }
 
     /// A key every match equals or lies below, when the pattern starts with literal segments
@@ -140,26 +139,24 @@ fn class_char(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<ch
     chars.peek().is_some().then_some(c)
 }
 
-fn match_from(tokens: &[Token], name: &[char]) -> bool {
+fn match_from(tokens: &[Token], name: &str) -> bool {
     let Some((first, rest)) = tokens.split_first() else {
         return name.is_empty();
     };
+    let mut chars = name.chars();
     match first {
-        Token::Star => {
-            for skip in 0..=name.len() {
-                if match_from(rest, &name[skip..]) {
-                    return true;
-                }
-                if name.get(skip) == Some(&'/') {
-                    break;
-                }
+        Token::Star => loop {
+            if match_from(rest, chars.as_str()) {
+                return true;
             }
-            false
-        }
-        single => match name.split_first() {
-            Some((&c, tail)) => single_matches(single, c) && match_from(rest, tail),
-            None => false,
+            match chars.next() {
+                Some(c) if c != '/' => {}
+                _ => return false,
+            }
         },
+        single => chars
+            .next()
+            .is_some_and(|c| single_matches(single, c) && match_from(rest, chars.as_str())),
     }
 }
 

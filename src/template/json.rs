@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn scalars_print_like_ruby() {
-        assert_eq!(generate(&json!([1, 2.5, 1e20, null, true])), "[1,2.5,1.0e+20,null,true]");
+        assert_eq!(
+            generate(&json!([1, 2.5, 1e20, null, true])),
+            "[1,2.5,1.0e+20,null,true]"
+        );
         assert_eq!(generate(&json!("a/b\u{1f}\"é")), "\"a/b\\u001f\\\"é\"");
     }
 }

@@ -1,14 +1,15 @@
 //! Template rendering: Erubis-style delimiters over Tera (SPEC section 4).
 //!
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
-//! Tera ([`erubis`]), unless the pattern is `{{ }}` (plain Tera), and the result is parsed by
-//! a Tera instance of its own, with autoescape off, reconfig's filters ([`filters`]) and the
-//! confd-style functions ([`functions`]). Each render then fills a context with `data`,
-//! `altdata` and `watched` and gives the functions its snapshot ([`scope`]).
+//! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
+//! parsed by a Tera instance of its own, with autoescape off, reconfig's filters (`filters`:
+//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`) and the confd-style
+//! functions (`functions`, over Go path semantics in `gopath`). Each render fills a context
+//! with `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
 
 mod args;
-mod erubis;
 mod error;
+mod erubis;
 mod filters;
 mod functions;
 mod gopath;
@@ -45,7 +46,10 @@ pub struct RenderInput<'a> {
 /// A compiled template, ready to render many times (from any thread).
 pub struct Template {
     name: String,
+    /// Holds the template under `name` and, for Erubis-style ones, its marked twin.
     tera: Tera,
+    /// Name of the twin with line marks (not for plain Tera templates).
+    marked: Option<String>,
     /// Whether the template can name the `reconfig` object; if not, it is left out of the
     /// context rather than cloning `data` and `altdata` a second time per render.
     needs_reconfig: bool,
@@ -66,9 +70,19 @@ impl Template {
     pub fn render(&self, input: &RenderInput<'_>) -> Result<String, TemplateError> {
         let context = self.context(input);
         let scope = scope::Scope::enter(Arc::clone(input.snapshot));
-        self.tera
-            .render(&self.name, &context)
-            .map_err(|e| TemplateError::render(&self.name, scope.line(), &e))
+        self.tera.render(&self.name, &context).map_err(|error| {
+            // Tera gives no line: the marked twin fails at the same place, recording it.
+            let located = self.marked.as_ref().and_then(|marked| {
+                let error = self.tera.render(marked, &context).err()?;
+                Some((marked, error))
+            });
+            match &located {
+                Some((marked, error)) => {
+                    TemplateError::render(&self.name, marked, scope.line(), error)
+                }
+                None => TemplateError::render(&self.name, &self.name, None, &error),
+            }
+        })
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
@@ -95,18 +109,24 @@ pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, Te
     filters::register(&mut tera);
     functions::register(&mut tera);
     scope::register(&mut tera);
-    let source = if pattern.is_plain_tera() {
-        text.to_string()
+    let mut sources = vec![];
+    let (marked, needs_reconfig) = if pattern.is_plain_tera() {
+        sources.push((name.to_string(), text.to_string()));
+        (None, erubis::names_reconfig(text))
     } else {
         let translation = erubis::translate(text, pattern);
         tera.register_function(erubis::LITERAL_FN, translation.literals);
-        translation.source
+        let marked = format!("{name} (marked)");
+        sources.push((name.to_string(), translation.source));
+        sources.push((marked.clone(), translation.marked));
+        (Some(marked), translation.names_reconfig)
     };
-    tera.add_raw_template(name, &source)
+    tera.add_raw_templates(sources)
         .map_err(|e| TemplateError::syntax(name, &e))?;
     Ok(Template {
         name: name.to_string(),
         tera,
-        needs_reconfig: source.contains("reconfig") || source.contains("__tera_context"),
+        marked,
+        needs_reconfig,
     })
 }

@@ -7,14 +7,18 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 /// The scalar style Psych requests; libyaml may still fall back to a quoted one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
+    /// `foo`
     Plain,
+    /// `'foo'`
     SingleQuoted,
+    /// `"foo"`
     DoubleQuoted,
+    /// `|` block
     Literal,
 }
 
@@ -27,33 +31,93 @@ pub struct StringScalar {
     pub tagged: bool,
 }
 
-static NON_WORD_START: LazyLock<Regex> = LazyLock::new(|| re(r#"(?m)^[^\w][^"]*$"#));
-static OCTAL_LOOKALIKE: LazyLock<Regex> = LazyLock::new(|| re(r"\A0[0-7]*[89]"));
-static WORDY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^[^0-9.:\-]?[\p{Alphabetic}_ \t\r\n\x0B\x0C!@#$%^&*(){}<>|/\\~;=]+")
+/// The regexps of Psych that every string is tried against, matched in one pass.
+#[derive(Clone, Copy)]
+enum Test {
+    /// `visit_String`: starts (a line) with a non-word character and has no `"` after it.
+    NonWordStart,
+    /// `visit_String`: looks octal but is not (`09`).
+    OctalLookalike,
+    /// `tokenize`: starts like a word, so it is a string unless it is a short boolean/null.
+    Wordy,
+    /// `tokenize`: a timestamp.
+    Time,
+    /// `tokenize`: a date.
+    Date,
+    /// `tokenize`: `.inf`, `-.inf`, `.nan`.
+    SpecialFloat,
+    /// `tokenize`: a `:symbol`.
+    Symbol,
+    /// `tokenize`: a base-60 number (`12:30`).
+    Sexagesimal,
+    /// `tokenize`: a float.
+    Float,
+    /// `tokenize`: an integer, also with `,`/`_` separators, octal, hex or binary.
+    Integer,
+}
+
+impl Test {
+    /// Every test, in declaration order (a test's index in the set is its discriminant).
+    const ALL: [Test; 10] = [
+        Test::NonWordStart,
+        Test::OctalLookalike,
+        Test::Wordy,
+        Test::Time,
+        Test::Date,
+        Test::SpecialFloat,
+        Test::Symbol,
+        Test::Sexagesimal,
+        Test::Float,
+        Test::Integer,
+    ];
+
+    fn regex(self) -> &'static str {
+        match self {
+            Test::NonWordStart => r#"(?m)^[^\w][^"]*$"#,
+            Test::OctalLookalike => r"\A0[0-7]*[89]",
+            Test::Wordy => {
+                r"(?m)^[^0-9.:\-]?[\p{Alphabetic}_ \t\r\n\x0B\x0C!@#$%^&*(){}<>|/\\~;=]+"
+            }
+            Test::Time => TIME,
+            Test::Date => DATE,
+            Test::SpecialFloat => r"(?mi)^(?:\+?\.inf|-\.inf|\.nan)$",
+            Test::Symbol => r"(?m)^:.",
+            Test::Sexagesimal => r"(?m)^[-+]?[0-9][0-9_]*(:[0-5]?[0-9]){1,2}(?:\.[0-9_]*)?$",
+            Test::Float => r"(?m)^(?:[-+]?([0-9][0-9_,]*)?\.[0-9]*([eE][-+][0-9]+)?)$",
+            Test::Integer => {
+                r"(?m)^(?:[-+]?0b[0-1_,]+|[-+]?0[0-7_,]+|[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)|[-+]?0x[0-9a-fA-F_,]+)$"
+            }
+        }
+    }
+}
+
+static TESTS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(Test::ALL.map(Test::regex)).expect("the Psych patterns are valid")
 });
-static TIME: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^-?[0-9]{4}-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t\r\n\x0B\x0C]+)([0-9]{1,2}):([0-9][0-9]):([0-9][0-9])(?:\.[0-9]*)?(?:[ \t\r\n\x0B\x0C]*(?:Z|[-+][0-9]{1,2}:?(?:[0-9][0-9])?))?$")
-});
-static DATE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^([0-9]{4})-(1[012]|0[0-9]|[0-9])-([12][0-9]|3[01]|0[0-9]|[0-9])$")
-});
-static SPECIAL_FLOAT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?mi)^(?:\+?\.inf|-\.inf|\.nan)$"));
-static SYMBOL: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^:."));
-static SEXAGESIMAL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^[-+]?[0-9][0-9_]*(:[0-5]?[0-9]){1,2}(?:\.[0-9_]*)?$")
-});
-static FLOAT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(?:[-+]?([0-9][0-9_,]*)?\.[0-9]*([eE][-+][0-9]+)?)$"));
+
+const TIME: &str = r"(?m)^-?[0-9]{4}-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t\r\n\x0B\x0C]+)([0-9]{1,2}):([0-9][0-9]):([0-9][0-9])(?:\.[0-9]*)?(?:[ \t\r\n\x0B\x0C]*(?:Z|[-+][0-9]{1,2}:?(?:[0-9][0-9])?))?$";
+const DATE: &str = r"(?m)^([0-9]{4})-(1[012]|0[0-9]|[0-9])-([12][0-9]|3[01]|0[0-9]|[0-9])$";
+
+static TIME_FIELDS: LazyLock<Regex> = LazyLock::new(|| re(TIME));
+static DATE_FIELDS: LazyLock<Regex> = LazyLock::new(|| re(DATE));
 static LONE_DOT: LazyLock<Regex> = LazyLock::new(|| re(r"\A[-+]?\.\n?\z"));
-static INTEGER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^(?:[-+]?0b[0-1_,]+|[-+]?0[0-7_,]+|[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)|[-+]?0x[0-9a-fA-F_,]+)$")
-});
 static NULL: LazyLock<Regex> = LazyLock::new(|| re(r"(?mi)^null$"));
 static TRUE: LazyLock<Regex> = LazyLock::new(|| re(r"(?mi)^(yes|true|on)$"));
 static FALSE: LazyLock<Regex> = LazyLock::new(|| re(r"(?mi)^(no|false|off)$"));
 static NOT_BOOL_START: LazyLock<Regex> = LazyLock::new(|| re(r"(?mi)^[^ytonf~]"));
+
+/// Which of the [`Test`]s a string passes.
+struct Matches(regex::SetMatches);
+
+impl Matches {
+    fn of(s: &str) -> Matches {
+        Matches(TESTS.matches(s))
+    }
+
+    fn has(&self, test: Test) -> bool {
+        self.0.matched(test as usize)
+    }
+}
 
 fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("the Psych patterns are valid")
@@ -61,6 +125,7 @@ fn re(pattern: &str) -> Regex {
 
 /// Psych's choice for a string (`YAMLTree#visit_String` without `line_width`).
 pub fn string_scalar(s: &str) -> StringScalar {
+    let matches = Matches::of(s);
     let style = if has_inner_newline(s) {
         Style::Literal
     } else if s == "<<" {
@@ -68,9 +133,9 @@ pub fn string_scalar(s: &str) -> StringScalar {
             style: Style::SingleQuoted,
             tagged: true,
         };
-    } else if s == "y" || s == "n" || NON_WORD_START.is_match(s) {
+    } else if s == "y" || s == "n" || matches.has(Test::NonWordStart) {
         Style::DoubleQuoted
-    } else if !tokenizes_as_string(s) || OCTAL_LOOKALIKE.is_match(s) {
+    } else if !tokenizes_as_string(s, &matches) || matches.has(Test::OctalLookalike) {
         Style::SingleQuoted
     } else {
         Style::Plain
@@ -92,29 +157,32 @@ fn has_inner_newline(s: &str) -> bool {
 
 /// Whether `ScalarScanner#tokenize` returns the string itself, i.e. a plain scalar would read
 /// back as the same string (not nil, a boolean, a number, a time, a date or a symbol).
-fn tokenizes_as_string(s: &str) -> bool {
+fn tokenizes_as_string(s: &str, matches: &Matches) -> bool {
     if s.is_empty() {
         return false;
     }
-    if WORDY.is_match(s) || s.contains('\n') {
+    if matches.has(Test::Wordy) || s.contains('\n') {
         if s.chars().count() > 5 || NOT_BOOL_START.is_match(s) {
             return true;
         }
         return !(s == "~" || NULL.is_match(s) || TRUE.is_match(s) || FALSE.is_match(s));
     }
-    if let Some(c) = TIME.captures(s) {
-        return !valid_time(&c);
+    if matches.has(Test::Time) {
+        return TIME_FIELDS.captures(s).is_none_or(|c| !valid_time(&c));
     }
-    if let Some(c) = DATE.captures(s) {
-        return !valid_date(&c);
+    if matches.has(Test::Date) {
+        return DATE_FIELDS.captures(s).is_none_or(|c| !valid_date(&c));
     }
-    if SPECIAL_FLOAT.is_match(s) || SYMBOL.is_match(s) || SEXAGESIMAL.is_match(s) {
+    if [Test::SpecialFloat, Test::Symbol, Test::Sexagesimal]
+        .iter()
+        .any(|&p| matches.has(p))
+    {
         return false;
     }
-    if FLOAT.is_match(s) {
+    if matches.has(Test::Float) {
         return LONE_DOT.is_match(s);
     }
-    !INTEGER.is_match(s)
+    !matches.has(Test::Integer)
 }
 
 fn field(c: &regex::Captures<'_>, i: usize) -> u32 {
@@ -155,8 +223,21 @@ mod tests {
     #[test]
     fn strings_that_read_back_as_other_types_are_single_quoted() {
         for s in [
-            "", "true", "Yes", "off", "null", "1", "1_000", "1,000", "0x1F", "1.5", "1.", "12:30",
-            "2024-01-02", "2024-01-02 10:00:00", "09",
+            "",
+            "true",
+            "Yes",
+            "off",
+            "null",
+            "1",
+            "1_000",
+            "1,000",
+            "0x1F",
+            "1.5",
+            "1.",
+            "12:30",
+            "2024-01-02",
+            "2024-01-02 10:00:00",
+            "09",
         ] {
             assert_eq!(style(s), Style::SingleQuoted, "{s:?}");
         }
@@ -165,9 +246,23 @@ mod tests {
     #[test]
     fn plain_strings_stay_plain() {
         for s in [
-            "foo", "a: b", "x#y", "0o17", "2023-02-30", "hello world", "true story", "a\n",
+            "foo",
+            "a: b",
+            "x#y",
+            "0o17",
+            "2023-02-30",
+            "hello world",
+            "true story",
+            "a\n",
         ] {
             assert_eq!(style(s), Style::Plain, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn tests_are_indexed_by_discriminant() {
+        for (i, test) in Test::ALL.into_iter().enumerate() {
+            assert_eq!(test as usize, i);
         }
     }
 

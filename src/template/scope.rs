@@ -38,7 +38,12 @@ pub struct Scope {
 impl Scope {
     /// Opens the scope of a render reading `snapshot`.
     pub fn enter(snapshot: Arc<Snapshot>) -> Scope {
-        FRAMES.with(|f| f.borrow_mut().push(Frame { snapshot, line: None }));
+        FRAMES.with(|f| {
+            f.borrow_mut().push(Frame {
+                snapshot,
+                line: None,
+            })
+        });
         Scope {
             _not_send: PhantomData,
         }
@@ -84,7 +89,12 @@ impl tera::Function for LineMark {
 
 /// Registers `__line` and `__line_if`.
 pub fn register(tera: &mut tera::Tera) {
-    tera.register_function(LINE_FN, LineMark { result: Value::Null });
+    tera.register_function(
+        LINE_FN,
+        LineMark {
+            result: Value::Null,
+        },
+    );
     tera.register_function(
         LINE_IF_FN,
         LineMark {

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::psych::{string_scalar, Style};
+use super::psych::{string_scalar, StringScalar, Style};
 use super::ruby_float::ruby_float;
 
 /// libyaml's default preferred line width.
@@ -31,13 +31,7 @@ pub fn to_yaml(value: &Value) -> String {
     };
     e.write_indent();
     e.write_indicator("---", true, false, false);
-    e.node(
-        value,
-        Place {
-            mapping: false,
-            simple_key: false,
-        },
-    );
+    e.node(value, Place::OUTSIDE_MAPPING);
     e.write_indent();
     if e.open_ended {
         e.write_indicator("...", true, false, false);
@@ -51,6 +45,51 @@ pub fn to_yaml(value: &Value) -> String {
 struct Place {
     mapping: bool,
     simple_key: bool,
+}
+
+impl Place {
+    /// The document root, or an item of a sequence.
+    const OUTSIDE_MAPPING: Place = Place {
+        mapping: false,
+        simple_key: false,
+    };
+    /// A `key:` of a mapping.
+    const SIMPLE_KEY: Place = Place {
+        mapping: true,
+        simple_key: true,
+    };
+    /// A value of a mapping, or a `? key` too long to be simple.
+    const IN_MAPPING: Place = Place {
+        mapping: true,
+        simple_key: false,
+    };
+}
+
+/// A string with what Psych requests for it and what libyaml finds out about it.
+struct Prepared<'a> {
+    text: &'a str,
+    request: StringScalar,
+    analysis: Analysis,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(text: &'a str) -> Prepared<'a> {
+        Prepared {
+            text,
+            request: string_scalar(text),
+            analysis: analyze(text),
+        }
+    }
+
+    /// libyaml's `yaml_emitter_check_simple_key`: one line, at most 128 bytes with its tag.
+    fn is_simple_key(&self) -> bool {
+        let tag_len = if self.request.tagged {
+            "!!str".len()
+        } else {
+            0
+        };
+        !self.analysis.multiline && self.text.len() + tag_len <= MAX_SIMPLE_KEY
+    }
 }
 
 /// What libyaml's `yaml_emitter_analyze_scalar` finds out about a scalar.
@@ -82,37 +121,17 @@ impl Emitter {
                 self.increase_indent(false, false);
                 for (key, item) in map {
                     self.write_indent();
-                    let scalar = string_scalar(key);
-                    let tag_len = if scalar.tagged { "!!str".len() } else { 0 };
-                    let simple = !analyze(key).multiline && key.len() + tag_len <= MAX_SIMPLE_KEY;
-                    if simple {
-                        self.string(
-                            key,
-                            Place {
-                                mapping: true,
-                                simple_key: true,
-                            },
-                        );
+                    let key = Prepared::new(key);
+                    if key.is_simple_key() {
+                        self.string(&key, Place::SIMPLE_KEY);
                         self.write_indicator(":", false, false, false);
                     } else {
                         self.write_indicator("?", true, false, true);
-                        self.string(
-                            key,
-                            Place {
-                                mapping: true,
-                                simple_key: false,
-                            },
-                        );
+                        self.string(&key, Place::IN_MAPPING);
                         self.write_indent();
                         self.write_indicator(":", true, false, true);
                     }
-                    self.node(
-                        item,
-                        Place {
-                            mapping: true,
-                            simple_key: false,
-                        },
-                    );
+                    self.node(item, Place::IN_MAPPING);
                 }
                 self.pop_indent();
             }
@@ -121,17 +140,11 @@ impl Emitter {
                 for item in items {
                     self.write_indent();
                     self.write_indicator("-", true, false, true);
-                    self.node(
-                        item,
-                        Place {
-                            mapping: false,
-                            simple_key: false,
-                        },
-                    );
+                    self.node(item, Place::OUTSIDE_MAPPING);
                 }
                 self.pop_indent();
             }
-            Value::String(s) => self.string(s, place),
+            Value::String(s) => self.string(&Prepared::new(s), place),
             // Psych writes these with `to_s`, plain; their text never needs quoting.
             Value::Null => self.scalar("", Style::Plain, false),
             Value::Bool(b) => self.scalar(if *b { "true" } else { "false" }, Style::Plain, false),
@@ -149,15 +162,17 @@ impl Emitter {
     }
 
     /// A string: Psych's requested style, then libyaml's `yaml_emitter_select_scalar_style`.
-    fn string(&mut self, s: &str, place: Place) {
-        let scalar = string_scalar(s);
-        let a = analyze(s);
-        let mut style = scalar.style;
+    fn string(&mut self, prepared: &Prepared<'_>, place: Place) {
+        let Prepared {
+            text: s,
+            request,
+            analysis: a,
+        } = prepared;
+        let mut style = request.style;
         if place.simple_key && a.multiline {
             style = Style::DoubleQuoted;
         }
-        if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && place.simple_key))
-        {
+        if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && place.simple_key)) {
             style = Style::SingleQuoted;
         }
         if style == Style::SingleQuoted && !a.single_quoted_allowed {
@@ -166,7 +181,7 @@ impl Emitter {
         if style == Style::Literal && (!a.block_allowed || place.simple_key) {
             style = Style::DoubleQuoted;
         }
-        if scalar.tagged {
+        if request.tagged {
             if !self.whitespace {
                 self.put(' ');
             }
@@ -199,7 +214,10 @@ impl Emitter {
     }
 
     fn pop_indent(&mut self) {
-        self.indent = self.indents.pop().expect("indents are pushed and popped in pairs");
+        self.indent = self
+            .indents
+            .pop()
+            .expect("indents are pushed and popped in pairs");
     }
 
     fn put(&mut self, c: char) {
@@ -229,8 +247,7 @@ impl Emitter {
 
     fn write_indent(&mut self) {
         let indent = self.indent.max(0) as usize;
-        if !self.indention || self.column > indent || (self.column == indent && !self.whitespace)
-        {
+        if !self.indention || self.column > indent || (self.column == indent && !self.whitespace) {
             self.put_break();
         }
         while self.column < indent {
@@ -436,11 +453,12 @@ fn analyze(s: &str) -> Analysis {
     let (mut break_space, mut space_break) = (false, false);
     let (mut previous_space, mut previous_break) = (false, false);
     let mut preceded_by_whitespace = true;
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let first = i == 0;
-        let last = i + 1 == chars.len();
-        let followed_by_whitespace = chars.get(i + 1).is_none_or(|&n| is_blankz(n));
+    let mut chars = s.chars().peekable();
+    let mut first = true;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let last = next.is_none();
+        let followed_by_whitespace = next.is_none_or(is_blankz);
         if first {
             if "#,[]{}&*!|>'\"%@`".contains(c) || (c == '-' && followed_by_whitespace) {
                 block_indicators = true;
@@ -474,6 +492,7 @@ fn analyze(s: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_whitespace = is_blankz(c);
+        first = false;
     }
     let plain_ok = !(leading_space
         || leading_break

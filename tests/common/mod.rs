@@ -14,6 +14,8 @@ struct Member {
     name: String,
     client_url: String,
     peer_url: String,
+    /// Plain-HTTP `/health` listener of a TLS member (the harness holds no client cert).
+    metrics_url: Option<String>,
     child: Option<Child>,
 }
 
@@ -23,6 +25,8 @@ pub struct EtcdServer {
     /// The client URLs, comma-separated (for `--endpoints`).
     pub endpoint: String,
     initial_cluster: String,
+    /// Flags given to every member (TLS, auth, ...).
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -40,14 +44,26 @@ impl EtcdServer {
         Self::cluster(1).await
     }
 
+    /// Starts a single-member etcd with `extra_args` whose client URL has `scheme`
+    /// (`https` with the TLS flags in `extra_args`). [`Self::client`] is for `http` only.
+    pub async fn start_with(extra_args: &[String], scheme: &str) -> EtcdServer {
+        Self::launch(1, extra_args, scheme).await
+    }
+
     /// Starts an `n`-member cluster and waits until every member serves requests.
     pub async fn cluster(n: usize) -> EtcdServer {
+        Self::launch(n, &[], "http").await
+    }
+
+    async fn launch(n: usize, extra_args: &[String], scheme: &str) -> EtcdServer {
         for _attempt in 0..5 {
             let members: Vec<Member> = (0..n)
                 .map(|i| Member {
                     name: format!("m{i}"),
-                    client_url: format!("http://127.0.0.1:{}", free_port()),
+                    client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
                     peer_url: format!("http://127.0.0.1:{}", free_port()),
+                    metrics_url: (scheme != "http")
+                        .then(|| format!("http://127.0.0.1:{}", free_port())),
                     child: None,
                 })
                 .collect();
@@ -65,6 +81,7 @@ impl EtcdServer {
                 members,
                 endpoint,
                 initial_cluster,
+                extra_args: extra_args.to_vec(),
                 dir: tempfile::tempdir().unwrap(),
             };
             for i in 0..n {
@@ -85,7 +102,12 @@ impl EtcdServer {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
-        let child = Command::new("etcd")
+        let mut etcd = Command::new("etcd");
+        if let Some(url) = &m.metrics_url {
+            etcd.args(["--listen-metrics-urls", url]);
+        }
+        let child = etcd
+            .args(&self.extra_args)
             .args(["--name", &m.name, "--data-dir"])
             .arg(self.dir.path().join(&m.name))
             .args(["--listen-client-urls", &m.client_url])
@@ -95,7 +117,14 @@ impl EtcdServer {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
+            .args([
+                "--logger",
+                "zap",
+                "--log-outputs",
+                "stderr",
+                "--log-level",
+                "warn",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -115,7 +144,7 @@ impl EtcdServer {
                 if exited || Instant::now() >= deadline {
                     return false;
                 }
-                if self.member_status(i).await.is_some() {
+                if self.member_ready(i).await {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -124,11 +153,24 @@ impl EtcdServer {
         true
     }
 
+    /// Whether member `i` serves requests with a leader elected.
+    async fn member_ready(&self, i: usize) -> bool {
+        match &self.members[i].metrics_url {
+            Some(url) => healthy(url).await,
+            None => self.member_status(i).await.is_some(),
+        }
+    }
+
     /// The member's view of the leader's member id, when it answers.
     async fn member_status(&self, i: usize) -> Option<(u64, u64)> {
         let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(1));
-        let mut c = Client::connect([&self.members[i].client_url], Some(options)).await.ok()?;
-        let status = tokio::time::timeout(Duration::from_secs(1), c.status()).await.ok()?.ok()?;
+        let mut c = Client::connect([&self.members[i].client_url], Some(options))
+            .await
+            .ok()?;
+        let status = tokio::time::timeout(Duration::from_secs(1), c.status())
+            .await
+            .ok()?
+            .ok()?;
         let id = status.header()?.member_id();
         (status.leader() != 0).then_some((id, status.leader()))
     }
@@ -205,6 +247,26 @@ impl EtcdServer {
     }
 }
 
+/// Whether etcd's plain-HTTP `/health` at `url` says healthy (leader elected).
+async fn healthy(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://").to_string();
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        Some(answer.contains(r#""health":"true""#))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ask).await,
+        Ok(Some(true))
+    )
+}
+
 impl Drop for EtcdServer {
     fn drop(&mut self) {
         for i in 0..self.members.len() {
@@ -226,7 +288,10 @@ pub struct Run {
 
 /// The `reconfig` binary under test, with no etcd settings inherited from the environment.
 pub fn reconfig() -> tokio::process::Command {
-    binary(option_env!("CARGO_BIN_EXE_reconfig").expect("only reconfig's tests run reconfig"))
+    match option_env!("CARGO_BIN_EXE_reconfig") {
+        Some(path) => binary(path),
+        None => panic!("only the reconfig package's tests and the bench run reconfig"),
+    }
 }
 
 /// A binary under test, with no etcd settings inherited from the environment.
@@ -236,6 +301,7 @@ pub fn binary(path: &str) -> tokio::process::Command {
         "ETCD_ENDPOINTS",
         "ETCD_USERNAME",
         "ETCD_PASSWORD",
+        "RECONFIG_DNS_SERVER",
         "RUST_LOG",
         "NO_COLOR",
     ] {
@@ -260,12 +326,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
+    let out = cmd.args(args).stdin(Stdio::null()).output().await.unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -423,8 +484,16 @@ impl Drop for Daemon {
 }
 
 /// Polls until the file at `path` holds exactly `expected`; panics with `context()` if not.
-pub async fn wait_for_content(path: &Path, expected: &str, limit: Duration, context: impl Fn() -> String) {
-    let ok = eventually(limit, || std::fs::read_to_string(path).ok().as_deref() == Some(expected)).await;
+pub async fn wait_for_content(
+    path: &Path,
+    expected: &str,
+    limit: Duration,
+    context: impl Fn() -> String,
+) {
+    let ok = eventually(limit, || {
+        std::fs::read_to_string(path).ok().as_deref() == Some(expected)
+    })
+    .await;
     assert!(
         ok,
         "{} never became {expected:?} (now {:?})\n{}",
