@@ -1,7 +1,8 @@
 //! Capped exponential backoff with jitter, for every retry against etcd: many daemons
 //! retrying in lock-step would hammer a recovering cluster.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -34,6 +35,33 @@ impl Backoff {
     }
 }
 
+/// Runs `attempt` until it succeeds, fails for good, or the next try would start after
+/// `limit` from now. For one-shot commands against a cluster: a request that happened to
+/// go to a member that is down is tried again instead of failing the whole run.
+pub async fn retry_within<T, E, Fut>(
+    limit: Duration,
+    is_transient: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut backoff = Backoff::new(Duration::from_millis(500));
+    loop {
+        match attempt().await {
+            Err(e) if is_transient(&e) => {
+                let delay = backoff.next_delay();
+                if Instant::now() + delay >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(delay).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +76,46 @@ mod tests {
         assert!(delays[9] >= cap / 2);
         b.reset();
         assert!(b.next_delay() <= FIRST);
+    }
+
+    #[tokio::test]
+    async fn retries_transient_failures_until_success_but_not_permanent_ones() {
+        let mut tries = 0;
+        let ok: Result<u32, &str> = retry_within(
+            Duration::from_secs(5),
+            |e| *e == "down",
+            || {
+                tries += 1;
+                let result = if tries < 3 { Err("down") } else { Ok(tries) };
+                async move { result }
+            },
+        )
+        .await;
+        assert_eq!(ok, Ok(3));
+
+        let mut tries = 0;
+        let denied: Result<(), &str> = retry_within(
+            Duration::from_secs(5),
+            |e| *e == "down",
+            || {
+                tries += 1;
+                async { Err("denied") }
+            },
+        )
+        .await;
+        assert_eq!((denied, tries), (Err("denied"), 1));
+    }
+
+    #[tokio::test]
+    async fn gives_up_at_the_limit() {
+        let started = Instant::now();
+        let result: Result<(), &str> = retry_within(
+            Duration::from_millis(200),
+            |_| true,
+            || async { Err("down") },
+        )
+        .await;
+        assert_eq!(result, Err("down"));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

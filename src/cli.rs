@@ -2,10 +2,12 @@
 //! kebab-case aliases) and the subcommands. Parsing only; `main` hands the result on.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
 use crate::connect::ConnectArgs;
@@ -34,6 +36,14 @@ pub enum Command {
     /// Mirror every key under an etcd prefix into files of a directory, atomically per
     /// transaction, optionally supervising a command and signalling it on change.
     Dispense(Box<DispenseArgs>),
+    /// Print a shell completion script for reconfig to stdout.
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print reconfig's manual page (roff) to stdout.
+    Man,
 }
 
 /// Flags of the main job (reconfig.rb-compatible).
@@ -66,6 +76,9 @@ pub struct RunArgs {
     /// Quiet time to wait for after a change before rendering (all entries)
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub debounce: Option<Duration>,
+    /// Monitoring
+    #[command(flatten)]
+    pub monitoring: MonitoringArgs,
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -103,6 +116,9 @@ pub struct DispenseArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+    /// Monitoring
+    #[command(flatten)]
+    pub monitoring: MonitoringArgs,
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -110,6 +126,18 @@ pub struct DispenseArgs {
     /// exit status becomes reconfig's
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<OsString>,
+}
+
+/// Monitoring flags of the long-running modes (the daemon and `reconfig dispense`).
+#[derive(Debug, Clone, Args)]
+pub struct MonitoringArgs {
+    /// Serve Prometheus /metrics and /healthz on this address, e.g. 127.0.0.1:9100 (port 0:
+    /// any free port, logged) [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// /healthz answers 503 once etcd has been unreachable, or an entry failing, this long
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub unhealthy_after: Duration,
 }
 
 /// Flags of `reconfig render`.
@@ -133,6 +161,22 @@ pub struct RenderArgs {
     /// Prefix prepended to every entry's key (not to altkeys); must begin with '/'
     #[arg(short = 'p', long, default_value = "", value_name = "PREFIX", value_parser = parse_prefix)]
     pub prefix: String,
+}
+
+/// `reconfig completions SHELL`: the completion script, generated from these definitions.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "reconfig", &mut script);
+    script
+}
+
+/// `reconfig man`: the manual page in roff, generated from these definitions.
+pub fn man() -> Vec<u8> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .expect("writing into memory cannot fail");
+    page
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
@@ -210,8 +254,41 @@ mod tests {
     }
 
     #[test]
+    fn monitoring_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["reconfig"]).unwrap();
+        assert_eq!(cli.run.monitoring.metrics_addr, None);
+        assert_eq!(cli.run.monitoring.unhealthy_after, Duration::from_secs(30));
+        let argv = "reconfig --metrics-addr 127.0.0.1:9100 --unhealthy-after 2m";
+        let cli = Cli::try_parse_from(argv.split(' ')).unwrap();
+        let addr: SocketAddr = "127.0.0.1:9100".parse().unwrap();
+        assert_eq!(cli.run.monitoring.metrics_addr, Some(addr));
+        assert_eq!(cli.run.monitoring.unhealthy_after, Duration::from_secs(120));
+        let argv = "reconfig dispense -p /c -t d --metrics-addr [::1]:0";
+        let Some(Command::Dispense(args)) = Cli::try_parse_from(argv.split(' ')).unwrap().command
+        else {
+            panic!("not dispense");
+        };
+        assert!(args.monitoring.metrics_addr.unwrap().is_ipv6());
+        for bad in ["--metrics-addr localhost", "--unhealthy-after soon"] {
+            let argv = format!("reconfig {bad}");
+            let err = Cli::try_parse_from(argv.split(' ')).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn completions_and_man_are_subcommands() {
+        let cli = Cli::try_parse_from(["reconfig", "completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Completions { shell: Shell::Zsh })
+        ));
+        let cli = Cli::try_parse_from(["reconfig", "man"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Man)));
+    }
+
+    #[test]
     fn definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::Args;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::{retry_within, Backoff};
 use crate::duration::parse_duration;
 use crate::etcd::{Etcd, EtcdError};
 use crate::srv::{self, Dns, SrvError};
@@ -233,9 +233,15 @@ impl ConnectArgs {
         })
     }
 
-    /// Resolves and connects once, failing fast: `--onetime` and etcd-util.
+    /// Resolves and connects for `--onetime` and etcd-util: an unreachable endpoint is
+    /// retried within the connect timeout (a request may have gone to a member that is
+    /// down), anything else fails at once.
     pub async fn connect(&self) -> Result<Etcd, EtcdError> {
-        Etcd::connect(&self.resolve().await?).await
+        let options = self.resolve().await?;
+        retry_within(options.connect_timeout, EtcdError::is_transient, || {
+            Etcd::connect(&options)
+        })
+        .await
     }
 
     /// The daemon's start-up: like [`Self::connect`], but while etcd (or the DNS server)

@@ -13,6 +13,11 @@
 //! after that entry's target changed, passes TERM, INT, QUIT, USR2 and WINCH on to it (HUP
 //! and USR1 keep their meaning for the daemon), and when it exits, stops the generation
 //! and exits with its status.
+//!
+//! Monitoring: every generation records its entries and their renders in the process's
+//! [`Status`], served by `--metrics-addr` ([`crate::metrics`]); under systemd the daemon
+//! reports ready once the first generation has synced every entry, stopping on the way out,
+//! and pings the watchdog ([`crate::systemd`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,9 +35,12 @@ use crate::apply::ApplyOptions;
 use crate::cli::RunArgs;
 use crate::etcd::Etcd;
 use crate::logging::LogControl;
+use crate::metrics;
 use crate::snapshot::Snapshot;
+use crate::status::Status;
 use crate::supervise::{Reloader, Signals, Supervisor, FORWARDED};
 use crate::sync::{diff_color, load_jobs, Exit, Job};
+use crate::systemd;
 use crate::watch::{self, Watched};
 use crate::worker::{Wake, Worker};
 
@@ -67,6 +75,14 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
             return Exit::Failed;
         }
     };
+    let status = Arc::new(Status::new(args.monitoring.unhealthy_after));
+    if let Some(addr) = args.monitoring.metrics_addr {
+        if let Err(e) = metrics::serve(addr, status.clone()).await {
+            error!("{e}");
+            return Exit::Failed;
+        }
+    }
+    systemd::start_watchdog();
     // Signals are handled from here on, also while waiting for etcd at start-up.
     let connecting = args.connect.connect_when_up();
     tokio::pin!(connecting);
@@ -81,10 +97,12 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
             },
             signal = signals.recv() => if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
                 info!("stopping before etcd was reached");
+                systemd::stopping();
                 return Exit::Ok;
             },
         }
     };
+    status.etcd_up();
     let (template_tx, mut template_rx) = mpsc::unbounded_channel();
     let _template_watch = watch_templates(&args.cfgdir.join("templates"), template_tx);
 
@@ -98,8 +116,10 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
         debounce: args.debounce,
         reloader,
         synced: Arc::new(Notify::new()),
+        status,
     };
     let mut generation = Generation::start(&settings, jobs);
+    let mut ready = false;
     let child_exit = loop {
         tokio::select! {
             signal = signals.recv() => match signal {
@@ -114,11 +134,13 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
                 Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break None,
                 other => supervisor.forward(other),
             },
-            () = settings.synced.notified(), if !args.command.is_empty() && !supervisor.running() => {
+            () = settings.synced.notified(), if !ready => {
+                ready = true;
                 if let Err(e) = supervisor.start(&args.command) {
                     error!("{e}");
                     break Some(e.exit_code());
                 }
+                systemd::ready();
             }
             code = supervisor.exited() => break Some(code),
             Some(()) = template_rx.recv() => {
@@ -130,6 +152,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
         }
     };
     info!("stopping: finishing writes in flight");
+    systemd::stopping();
     generation.stop().await;
     match child_exit {
         None => Exit::Ok,
@@ -156,6 +179,8 @@ struct Settings {
     reloader: Reloader,
     /// Notified by each generation once its first sync of every entry is done.
     synced: Arc<Notify>,
+    /// The process's health, for monitoring.
+    status: Arc<Status>,
 }
 
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
@@ -234,7 +259,9 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         debounce,
         reloader,
         synced,
+        status,
     } = settings;
+    status.set_entries(jobs.iter().map(|j| j.entry.id.as_str()));
     let Some(snapshot) = first_read(&etcd, &jobs, &cancel).await else {
         return;
     };
@@ -262,6 +289,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
             options: options.clone(),
             cancel: cancel.clone(),
             reloader: reloader.clone(),
+            status: status.clone(),
         };
         workers.push(worker);
     }
@@ -283,7 +311,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         .into_iter()
         .map(|(key, subscribers)| Watched { key, subscribers })
         .collect();
-    watch::run(etcd, watched, revision + 1, cancel).await;
+    watch::run(etcd, watched, revision + 1, cancel, status).await;
     while tasks.join_next().await.is_some() {}
 }
 

@@ -178,6 +178,11 @@ impl Etcd {
         &self.client
     }
 
+    /// The time limit of one request (the connect timeout).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The endpoints, comma-separated, for messages.
     pub fn endpoints(&self) -> &str {
         &self.endpoints

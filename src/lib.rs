@@ -16,6 +16,9 @@
 //! - [`watch`]: the one watch stream, revision bookkeeping, reconnects and compaction.
 //! - [`worker`]: one task per entry: coalesced read → render → apply.
 //! - [`daemon`]: the process's life: generations of workers, signals, reloads, shutdown.
+//! - [`status`]: the process's health: per-entry outcomes, etcd state, revision, counters.
+//! - [`metrics`]: `--metrics-addr`, Prometheus `/metrics` and `/healthz` from [`status`].
+//! - [`systemd`]: `Type=notify` readiness, stopping and watchdog pings.
 //! - [`render`]: `reconfig render`, templates against a local snapshot file.
 //! - [`dispense`]: `reconfig dispense`, a prefix mirrored into files, atomically per transaction.
 //! - [`supervise`]: the child of dispense and the daemon: start, signal, pass its exit on.
@@ -32,11 +35,14 @@ pub mod dispense;
 pub mod duration;
 pub mod etcd;
 pub mod logging;
+pub mod metrics;
 pub mod render;
 pub mod snapshot;
 pub mod srv;
+pub mod status;
 pub mod supervise;
 pub mod sync;
+pub mod systemd;
 pub mod template;
 pub mod tls;
 pub mod watch;

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::cli::{Cli, Command};
-use reconfig::{daemon, dispense, logging, render, sync};
+use reconfig::cli::{self, Cli, Command};
+use reconfig::sync::{self, Exit};
+use reconfig::{daemon, dispense, logging, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,6 +14,8 @@ fn main() -> ExitCode {
             logging::init(false, logging::LogFormat::Text);
             render::run(args)
         }
+        Some(Command::Completions { shell }) => print(&cli::completions(*shell)),
+        Some(Command::Man) => print(&cli::man()),
         Some(Command::Dispense(args)) => {
             logging::init(args.debug, args.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
@@ -30,4 +33,16 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
+fn print(bytes: &[u8]) -> Exit {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("reconfig: cannot write to stdout: {e}");
+            Exit::Failed
+        }
+    }
 }

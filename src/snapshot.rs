@@ -50,7 +50,8 @@ impl Snapshot {
     /// The pairs whose key is `key` or lies below `key/`, sorted by key (etcd v2's "tree").
     pub fn tree<'a>(&'a self, key: &str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         let below = dir_prefix(key);
-        let own = self.kvs.get_key_value(key);
+        // For `/` (or any key ending in `/`) the key itself is the first of its children.
+        let own = self.kvs.get_key_value(key).filter(|_| below != key);
         let children = self
             .kvs
             .range(below.clone()..)
@@ -74,18 +75,15 @@ impl Snapshot {
     /// Full keys of the immediate children of `key` (etcd v2's directory listing), sorted.
     pub fn children(&self, key: &str) -> Vec<String> {
         let below = dir_prefix(key);
-        let mut out: Vec<String> = Vec::new();
-        for (k, _) in self.tree(key) {
-            let Some(rest) = k.strip_prefix(&below) else {
-                continue;
-            };
-            let name = rest.split('/').next().unwrap_or(rest);
-            let child = format!("{below}{name}");
-            if out.last() != Some(&child) {
-                out.push(child);
-            }
-        }
-        out
+        let names: std::collections::BTreeSet<&str> = self
+            .tree(key)
+            .filter_map(|(k, _)| k.strip_prefix(&below))
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
+            .collect();
+        names
+            .into_iter()
+            .map(|name| format!("{below}{name}"))
+            .collect()
     }
 
     /// `data` for a watched key: the tree as an object when `recursive`, else the value
@@ -262,8 +260,8 @@ mod tests {
     }
 
     #[test]
-    fn root_tree_is_everything() {
-        let s = snap(&[("/a", "1"), ("/b/c", "2")]);
-        assert_eq!(s.tree("/").count(), 2);
+    fn root_tree_is_everything_once() {
+        let s = snap(&[("/", "root"), ("/a", "1"), ("/b/c", "2")]);
+        assert_eq!(s.tree("/").count(), 3);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tracing::{debug, error, info, warn};
 
 use crate::apply::{apply, ApplyError, ApplyOptions, Outcome};
+use crate::backoff::retry_within;
 use crate::cli::RunArgs;
 use crate::config::{self, ConfigError, Entry};
 use crate::etcd::{Etcd, EtcdError};
@@ -128,10 +129,9 @@ pub async fn sync_all(
     jobs: &[Job],
     options: &ApplyOptions,
 ) -> Result<usize, EtcdError> {
-    let snapshot = match etcd
-        .snapshot(jobs.iter().flat_map(|j| j.entry.read_keys()))
-        .await
-    {
+    let keys: Vec<&str> = jobs.iter().flat_map(|j| j.entry.read_keys()).collect();
+    let read = || etcd.snapshot(keys.iter().copied());
+    let snapshot = match retry_within(etcd.timeout(), EtcdError::is_transient, read).await {
         Err(EtcdError::PermissionDenied { .. }) => return sync_each(etcd, jobs, options).await,
         other => other?,
     };

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::etcd::Etcd;
 use crate::snapshot::tree_range;
+use crate::status::Status;
 use crate::worker::Wake;
 
 /// Longest wait between two attempts to re-open the watch.
@@ -53,12 +54,14 @@ impl From<etcd_client::Error> for SessionError {
     }
 }
 
-/// Watches every key from `start_revision` on until cancelled, waking subscribers on change.
+/// Watches every key from `start_revision` on until cancelled, waking subscribers on change
+/// and recording in `status` whether etcd answers.
 pub async fn run(
     etcd: Etcd,
     watched: Vec<Watched>,
     start_revision: i64,
     cancel: CancellationToken,
+    status: Arc<Status>,
 ) {
     if watched.is_empty() {
         return;
@@ -68,12 +71,13 @@ pub async fn run(
     let mut healthy = true;
     loop {
         let result = tokio::select! {
-            r = session(&etcd, &watched, &mut next, &mut healthy, &mut backoff) => r,
+            r = session(&etcd, &watched, &mut next, &mut healthy, &mut backoff, &status) => r,
             () = cancel.cancelled() => return,
         };
         if let Err(e) = result {
             if healthy {
                 warn!("watch lost ({e}); reconnecting to {}", etcd.endpoints());
+                status.etcd_down();
                 healthy = false;
             } else {
                 debug!("watch still down: {e}");
@@ -102,6 +106,7 @@ async fn session(
     next: &mut [i64],
     healthy: &mut bool,
     backoff: &mut Backoff,
+    status: &Status,
 ) -> Result<(), SessionError> {
     let mut client = etcd.client().watch_client();
     let (key, options) = watch_options(0, &watched[0].key, next[0]);
@@ -123,8 +128,10 @@ async fn session(
                 created += 1;
                 if created == watched.len() {
                     backoff.reset();
+                    status.etcd_up();
                     if !*healthy {
                         info!("watch re-established on {}", etcd.endpoints());
+                        status.watch_reconnected();
                         *healthy = true;
                     }
                 }

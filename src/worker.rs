@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apply::{ApplyOptions, Outcome};
 use crate::etcd::Etcd;
 use crate::snapshot::Snapshot;
+use crate::status::{Pass, Status};
 use crate::supervise::Reloader;
 use crate::sync::{log_failure, sync_entry, Job};
 
@@ -67,14 +68,21 @@ pub struct Worker {
     pub cancel: CancellationToken,
     /// Where the entry's `reloadsignal` goes after its target changed.
     pub reloader: Reloader,
+    /// Where the outcome of every render is recorded for monitoring.
+    pub status: Arc<Status>,
 }
 
 impl Worker {
     /// Renders the entry from `snapshot` and applies it; a changed target asks the
-    /// supervised child for the entry's `reloadsignal`. The daemon calls it with the
-    /// start-up snapshot, [`Self::run`] with every later one.
+    /// supervised child for the entry's `reloadsignal`; the outcome goes to the status
+    /// registry. The daemon calls it with the start-up snapshot, [`Self::run`] with every
+    /// later one.
     pub async fn sync(&self, snapshot: &Snapshot) {
-        match sync_entry(&self.job, snapshot, &self.options).await {
+        let result = sync_entry(&self.job, snapshot, &self.options).await;
+        let pass = Pass::of(&self.job.entry, &result);
+        self.status
+            .record(&self.job.entry.id, snapshot.revision(), pass);
+        match result {
             Ok(Outcome::Changed) => {
                 if let Some(signal) = self.job.entry.reloadsignal {
                     self.reloader.send(signal);

@@ -369,3 +369,33 @@ async fn usage_errors_exit_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("conf.d"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn onetime_succeeds_with_a_cluster_member_down() {
+    let mut etcd = EtcdServer::cluster(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t.conf");
+    let cfg = cfgdir(
+        dir.path(),
+        &[(
+            "a",
+            format!(
+                r#"{{"key":"/a","source":"t","target":"{}"}}"#,
+                target.display()
+            ),
+        )],
+        &[("t", "<%= data[\"/a\"] %>\n")],
+    );
+    etcd.put_all([("/a", "1")]).await;
+    etcd.kill(2);
+    // Requests are spread over the endpoints; every run must still find a live member.
+    for value in ["2", "3", "4", "5", "6"] {
+        etcd.put_all([("/a", value)]).await;
+        let run = run_reconfig(args(&cfg, &etcd)).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            format!("{value}\n")
+        );
+    }
+}

@@ -518,11 +518,11 @@ fn functions_base_dir_split_join() {
 
 #[test]
 fn function_getenv() {
-    // Variables every test process has, and one no environment defines.
-    let home = std::env::var("PATH").unwrap();
+    // A variable every test process has, and one no environment defines.
+    let path = std::env::var("PATH").unwrap();
     assert_eq!(
         fn_output("<%= getenv(name=\"PATH\") %>|<%= getenv(name=\"RECONFIG_TEST_UNSET_VARIABLE\", default=\"fallback\") %>"),
-        format!("{home}|fallback")
+        format!("{path}|fallback")
     );
 }
 
@@ -560,6 +560,17 @@ fn error_syntax_names_the_original_line() {
         "{message}"
     );
     assert!(!message.contains('\n'), "{message}");
+}
+
+#[test]
+fn error_syntax_at_the_end_of_a_trimmed_statement_names_its_own_line() {
+    for (text, line) in [
+        ("line one\n<% for x in %>\n<% endfor %>\n", 2),
+        ("a\n  <% if -%>  \r\n<% endif %>\n", 2),
+    ] {
+        let err = compile("t.erb", text, &Pattern::default()).err().unwrap();
+        assert_eq!(err.line(), Some(line), "{text:?}: {err}");
+    }
 }
 
 #[test]

@@ -11,6 +11,9 @@
 //! none of it), and the command gets `--signal` once, after the swap. Keys whose path is
 //! unsafe are refused and logged (`payload`). etcd going away never ends dispense; TERM
 //! or INT without a command, or the command's exit, does.
+//!
+//! Monitoring works as in the daemon: the mirror is one entry (named by the prefix) in the
+//! [`Status`] served by `--metrics-addr`, and systemd hears ready after the first publish.
 
 mod layout;
 mod payload;
@@ -25,8 +28,11 @@ use tracing::{error, info, warn};
 
 use crate::cli::DispenseArgs;
 use crate::etcd::{Etcd, EtcdError};
+use crate::metrics;
 use crate::snapshot::Snapshot;
+use crate::status::{FailureKind, Pass, Status};
 use crate::supervise::{Signals, Supervisor, FORWARDED};
+use crate::systemd;
 use crate::watch::{self, Watched};
 use crate::worker::{Follow, Wake};
 use layout::{Layout, LayoutError, Perms};
@@ -85,10 +91,22 @@ pub async fn run(args: &DispenseArgs) -> u8 {
             return FAILED;
         }
     };
+    let status = Arc::new(Status::new(args.monitoring.unhealthy_after));
+    status.set_entries([prefix.as_str()]);
+    if let Some(addr) = args.monitoring.metrics_addr {
+        if let Err(e) = metrics::serve(addr, status.clone()).await {
+            error!("{e}");
+            return FAILED;
+        }
+    }
+    systemd::start_watchdog();
     let cancel = CancellationToken::new();
     let start = tokio::select! {
         start = connect_and_read(args, &prefix, &cancel) => start,
-        () = stop_requested(&mut signals) => return 0,
+        () = stop_requested(&mut signals) => {
+            systemd::stopping();
+            return 0;
+        }
     };
     let (etcd, first) = match start {
         Ok(Some(start)) => start,
@@ -98,16 +116,20 @@ pub async fn run(args: &DispenseArgs) -> u8 {
             return FAILED;
         }
     };
+    status.etcd_up();
     let mut mirror = Mirror::new(&prefix, Layout::new(args.target.clone(), perms));
-    if let Err(e) = mirror.update(&first) {
+    let update = mirror.update(&first);
+    if let Err(e) = &update {
         error!("{e}");
         return FAILED;
     }
+    status.record(&prefix, first.revision(), pass_of(&update, false));
     let (mut supervisor, reloader) = Supervisor::new();
     if let Err(e) = supervisor.start(&args.command) {
         error!("{e}");
         return e.exit_code();
     }
+    systemd::ready();
     let wake = Arc::new(Wake::default());
     let watched = vec![Watched {
         key: prefix.clone(),
@@ -123,12 +145,14 @@ pub async fn run(args: &DispenseArgs) -> u8 {
         watched,
         first.revision() + 1,
         cancel.clone(),
+        status.clone(),
     ));
     let signal = args.signal;
-    let published = move || {
-        if let Some(signal) = signal {
+    let updated = move |revision: i64, update: &Result<bool, LayoutError>| {
+        if let (Ok(true), Some(signal)) = (update, signal) {
             reloader.send(signal);
         }
+        status.record(&prefix, revision, pass_of(update, signal.is_some()));
     };
     let mirroring = tokio::spawn(follow(
         etcd,
@@ -136,7 +160,7 @@ pub async fn run(args: &DispenseArgs) -> u8 {
         mirror,
         first.revision(),
         cancel.clone(),
-        published,
+        updated,
     ));
     let code = loop {
         tokio::select! {
@@ -147,6 +171,7 @@ pub async fn run(args: &DispenseArgs) -> u8 {
             code = supervisor.exited() => break code,
         }
     };
+    systemd::stopping();
     cancel.cancel();
     for task in [watching, mirroring] {
         if let Err(e) = task.await {
@@ -174,15 +199,15 @@ async fn stop_requested(signals: &mut Signals) {
 }
 
 /// Publishes every snapshot of the prefix newer than revision `seen` and calls
-/// `on_publish` after each new version went live, until cancelled (never in the middle of
-/// a publish).
+/// `on_update` with each snapshot's revision and whether a new version went live, until
+/// cancelled (never in the middle of a publish).
 async fn follow(
     etcd: Etcd,
     wake: Arc<Wake>,
     mut mirror: Mirror,
     mut seen: i64,
     cancel: CancellationToken,
-    on_publish: impl Fn(),
+    on_update: impl Fn(i64, &Result<bool, LayoutError>),
 ) {
     let follow = Follow {
         etcd: &etcd,
@@ -193,11 +218,24 @@ async fn follow(
     let prefix = mirror.prefix.clone();
     while let Some(snapshot) = follow.next(&[&prefix], seen).await {
         seen = snapshot.revision();
-        match mirror.update(&snapshot) {
-            Ok(true) => on_publish(),
-            Ok(false) => {}
-            Err(e) => error!("{e}; revision {seen} not published"),
+        let update = mirror.update(&snapshot);
+        if let Err(e) = &update {
+            error!("{e}; revision {seen} not published");
         }
+        on_update(seen, &update);
+    }
+}
+
+/// A mirror update as the status registry counts it; `signals` when publishing signals
+/// the command.
+fn pass_of(update: &Result<bool, LayoutError>, signals: bool) -> Pass {
+    match update {
+        Ok(true) => Pass::Changed { reloaded: signals },
+        Ok(false) => Pass::Unchanged,
+        Err(e) => Pass::Failed {
+            kind: FailureKind::Write,
+            message: e.to_string(),
+        },
     }
 }
 

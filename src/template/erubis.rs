@@ -252,7 +252,8 @@ impl Writer {
         self.push(&format!("{{{{{body}}}}}"));
     }
 
-    /// A statement; `newline` is the line end of a trimmed line, kept inside the tag.
+    /// A statement; `newline` is the line end of a trimmed line, kept in a comment right
+    /// after the tag (inside the tag, a syntax error at its end would point a line late).
     fn statement(&mut self, body: &str, line: usize, newline: &str) {
         self.code(body);
         self.flush();
@@ -261,15 +262,23 @@ impl Writer {
         match parts.elif_condition() {
             Some(condition) => {
                 self.source
-                    .push_str(&format!("{{%{lead} elif ({condition}){newline}{trail}%}}"));
+                    .push_str(&format!("{{%{lead} elif ({condition}){trail}%}}"));
                 self.marked.push_str(&format!(
-                    "{{%{lead} elif {LINE_IF_FN}(n={line}) or ({condition}){newline}{trail}%}}"
+                    "{{%{lead} elif {LINE_IF_FN}(n={line}) or ({condition}){trail}%}}"
                 ));
             }
             None => {
                 self.mark(line, &parts);
-                self.push(&format!("{{%{lead}{inner}{newline}{trail}%}}"));
+                self.push(&format!("{{%{lead}{inner}{trail}%}}"));
             }
+        }
+        if !newline.is_empty() {
+            // A right-trimming tag's `-` must reach past the comment to the text after it.
+            self.push(if trail.contains('-') {
+                "{#\n-#}"
+            } else {
+                "{#\n#}"
+            });
         }
     }
 
@@ -307,17 +316,17 @@ mod tests {
         assert_eq!(
             tera("<% for x in l %>\n<%= x %>\n<% endfor %>\n"),
             (
-                "{% for x in l \n%}{{ x }}\n{% endfor \n%}".into(),
-                "{{ __line(n=1) }}{% for x in l \n%}{{ __line(n=2) }}{{ x }}\n\
-                 {{ __line(n=3) }}{% endfor \n%}"
+                "{% for x in l %}{#\n#}{{ x }}\n{% endfor %}{#\n#}".into(),
+                "{{ __line(n=1) }}{% for x in l %}{#\n#}{{ __line(n=2) }}{{ x }}\n\
+                 {{ __line(n=3) }}{% endfor %}{#\n#}"
                     .into()
             )
         );
     }
 
     #[test]
-    fn trimmed_lines_keep_their_newline_inside_the_tag() {
-        assert_eq!(tera("  <% if a -%>  \r\nx\n").0, "{% if a \n-%}x\n");
+    fn trimmed_lines_keep_their_newline_in_a_comment() {
+        assert_eq!(tera("  <% if a -%>  \r\nx\n").0, "{% if a -%}{#\n-#}x\n");
         assert_eq!(tera("<%# one\ntwo %>\nx").0, "{#\n\n#}x");
         assert_eq!(tera("<% %>\n<%- -%>\nx").0, "{#\n#}{#\n#}x");
     }
@@ -339,8 +348,8 @@ mod tests {
         assert_eq!(
             tera("<% if a %>\n<% elif b %><% endif %>"),
             (
-                "{% if a \n%}{% elif ( b )%}{% endif %}".into(),
-                "{{ __line(n=1) }}{% if a \n%}{% elif __line_if(n=2) or ( b )%}\
+                "{% if a %}{#\n#}{% elif ( b )%}{% endif %}".into(),
+                "{{ __line(n=1) }}{% if a %}{#\n#}{% elif __line_if(n=2) or ( b )%}\
                  {{ __line(n=2) }}{% endif %}"
                     .into()
             )

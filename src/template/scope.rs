@@ -1,6 +1,6 @@
 //! Per-render state that template functions need but Tera 1 cannot pass them: the snapshot
 //! the confd-style functions read, and the original line the render has reached (recorded by
-//! the `__line` calls the translator inserts, reported when a render fails).
+//! the `__line` calls of a template's marked twin, which is rendered when a render fails).
 //!
 //! Tera registers functions once per `Tera` instance, yet a render runs synchronously on one
 //! thread; so a render opens a [`Scope`] on a thread-local stack for its duration. Renders of

@@ -232,17 +232,22 @@ impl EtcdServer {
         Client::connect(urls, None).await.unwrap()
     }
 
-    /// Puts every pair, one request each.
+    /// Puts every pair, one request each, retrying while a member is down.
     pub async fn put_all<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
         pairs: impl IntoIterator<Item = (K, V)>,
     ) {
         let mut client = self.client().await;
         for (k, v) in pairs {
-            client
+            // etcd-client spreads requests over all endpoints, dead members included.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while let Err(e) = client
                 .put(k.as_ref().to_vec(), v.as_ref().to_vec(), None)
                 .await
-                .unwrap();
+            {
+                assert!(Instant::now() < deadline, "put failed: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 }
@@ -521,4 +526,25 @@ pub fn cfgdir(root: &Path, entries: &[(&str, String)], templates: &[(&str, &str)
         write(&cfg.join("templates").join(name), text);
     }
     cfg
+}
+
+/// A plain HTTP/1.0 `GET path` to `addr` (`host:port`): the status code and the body;
+/// None when nothing answers within 5 s.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n")?;
+        let code = head.split(' ').nth(1)?.parse().ok()?;
+        Some((code, body.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }

@@ -1,0 +1,610 @@
+//! What the running process knows about its own health, shared by the workers, the watch
+//! loop and the daemon, and read by the monitoring endpoints ([`crate::metrics`]).
+//!
+//! Every pass over an entry is recorded with its outcome (unchanged, changed, failed and
+//! why), its etcd revision and when it happened; the watch loop records whether etcd is
+//! reachable and how often the watch had to be re-established. Two views come out of it:
+//! Prometheus counters and gauges in the OpenMetrics text format, and a health report that
+//! turns unhealthy when etcd has been unreachable, or an entry has been failing, for longer
+//! than `--unhealthy-after`. An entry that has not rendered yet counts as failing from the
+//! moment it was loaded, so a daemon stuck before its first render turns unhealthy too.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::apply::{ApplyError, Outcome};
+use crate::config::Entry;
+use crate::sync::SyncError;
+
+/// Why a pass over an entry failed, coarsely: what an operator has to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The data or the template: a missing key, a binary value, a template error.
+    Render,
+    /// The target could not be read, staged or swapped in.
+    Write,
+    /// `checkcmd` rejected the new file (before or after the swap).
+    Check,
+    /// The file changed but `reloadcmd` failed.
+    Reload,
+}
+
+/// The outcome of one pass over an entry, as the status registry counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// The target already held the rendered bytes (or `--notreally` previewed a change).
+    Unchanged,
+    /// The target was replaced; `reloaded` when the service was asked to reload.
+    Changed {
+        /// Whether `reloadcmd` ran or `reloadsignal` was sent.
+        reloaded: bool,
+    },
+    /// The pass failed; the target holds the last good content.
+    Failed {
+        /// What failed.
+        kind: FailureKind,
+        /// The error, as logged.
+        message: String,
+    },
+}
+
+impl Pass {
+    /// Classifies the result of [`crate::sync::sync_entry`] for `entry`.
+    pub fn of(entry: &Entry, result: &Result<Outcome, SyncError>) -> Pass {
+        let kind = match result {
+            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
+            Ok(Outcome::Changed) => {
+                let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
+                return Pass::Changed { reloaded };
+            }
+            Err(SyncError::Model(_) | SyncError::Template(_)) => FailureKind::Render,
+            Err(SyncError::Apply(e)) => match e {
+                ApplyError::Check { .. }
+                | ApplyError::CheckAfterSwap { .. }
+                | ApplyError::Rollback { .. } => FailureKind::Check,
+                ApplyError::Reload { .. } => FailureKind::Reload,
+                _ => FailureKind::Write,
+            },
+        };
+        let message = result.as_ref().err().map(ToString::to_string);
+        Pass::Failed {
+            kind,
+            message: message.unwrap_or_default(),
+        }
+    }
+}
+
+/// The Prometheus label of per-entry series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EntryLabel {
+    entry: String,
+}
+
+/// The Prometheus series; clones share their values with the registry.
+#[derive(Default)]
+struct Series {
+    renders: Family<EntryLabel, Counter>,
+    render_failures: Family<EntryLabel, Counter>,
+    check_failures: Family<EntryLabel, Counter>,
+    reloads: Family<EntryLabel, Counter>,
+    reload_failures: Family<EntryLabel, Counter>,
+    watch_reconnects: Counter,
+    revision: Gauge,
+    etcd_up: Gauge,
+}
+
+impl Series {
+    fn per_entry(&self) -> [&Family<EntryLabel, Counter>; 5] {
+        [
+            &self.renders,
+            &self.render_failures,
+            &self.check_failures,
+            &self.reloads,
+            &self.reload_failures,
+        ]
+    }
+
+    fn registry(&self) -> Registry {
+        let mut registry = Registry::with_prefix("reconfig");
+        let per_entry = [
+            ("renders", "Passes over an entry: read, render, apply"),
+            (
+                "render_failures",
+                "Passes over an entry that failed, whatever failed",
+            ),
+            (
+                "check_failures",
+                "Passes that failed because checkcmd rejected the file",
+            ),
+            (
+                "reloads",
+                "Reloads asked for after a change: reloadcmd runs and reloadsignals",
+            ),
+            ("reload_failures", "reloadcmd runs that failed"),
+        ];
+        for ((name, help), family) in per_entry.into_iter().zip(self.per_entry()) {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "watch_reconnects",
+            "Times the etcd watch was re-established after it broke",
+            self.watch_reconnects.clone(),
+        );
+        registry.register(
+            "revision",
+            "The newest etcd revision a target was rendered from",
+            self.revision.clone(),
+        );
+        registry.register(
+            "etcd_up",
+            "1 while the etcd watch is established, else 0",
+            self.etcd_up.clone(),
+        );
+        registry
+    }
+}
+
+/// A moment, both for measuring how long ago (monotonic) and for showing (wall clock).
+#[derive(Debug, Clone, Copy)]
+struct Moment {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Moment {
+    fn now() -> Moment {
+        Moment {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn text(&self) -> String {
+        humantime::format_rfc3339_millis(self.wall).to_string()
+    }
+}
+
+/// The last failure of an entry.
+#[derive(Debug, Clone)]
+struct Failure {
+    when: Moment,
+    kind: FailureKind,
+    message: String,
+}
+
+/// What the health report says about one entry.
+#[derive(Debug, Clone)]
+struct EntryState {
+    last_outcome: Option<&'static str>,
+    last_success: Option<Moment>,
+    last_error: Option<Failure>,
+    /// Since when the entry has had no good pass: loaded and not rendered yet, or failing.
+    failing_since: Option<Moment>,
+    revision: Option<i64>,
+}
+
+impl EntryState {
+    fn loaded() -> EntryState {
+        EntryState {
+            last_outcome: None,
+            last_success: None,
+            last_error: None,
+            failing_since: Some(Moment::now()),
+            revision: None,
+        }
+    }
+}
+
+/// Whether etcd is reachable, and since when.
+#[derive(Debug, Clone, Copy)]
+struct EtcdState {
+    up: bool,
+    since: Moment,
+}
+
+/// The mutable part of the registry.
+#[derive(Debug)]
+struct State {
+    etcd: EtcdState,
+    entries: BTreeMap<String, EntryState>,
+}
+
+/// The process's health registry; share it with `Arc`.
+pub struct Status {
+    unhealthy_after: Duration,
+    series: Series,
+    registry: Registry,
+    state: Mutex<State>,
+}
+
+impl Status {
+    /// A registry with no entry and etcd not reached yet; `unhealthy_after` is how long
+    /// etcd may be unreachable, or an entry failing, before the report says unhealthy.
+    pub fn new(unhealthy_after: Duration) -> Status {
+        let series = Series::default();
+        let registry = series.registry();
+        Status {
+            unhealthy_after,
+            series,
+            registry,
+            state: Mutex::new(State {
+                etcd: EtcdState {
+                    up: false,
+                    since: Moment::now(),
+                },
+                entries: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes `ids` the entries reported on (a new configuration was loaded): entries kept
+    /// keep their history, removed ones disappear from the report and the metrics.
+    pub fn set_entries<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.state();
+        let mut entries = BTreeMap::new();
+        for id in ids {
+            let kept = state.entries.remove(id);
+            entries.insert(id.to_string(), kept.unwrap_or_else(EntryState::loaded));
+        }
+        for removed in state.entries.keys() {
+            let label = EntryLabel {
+                entry: removed.clone(),
+            };
+            for family in self.series.per_entry() {
+                family.remove(&label);
+            }
+        }
+        state.entries = entries;
+    }
+
+    /// Records one pass over entry `id` that read etcd at `revision`.
+    pub fn record(&self, id: &str, revision: i64, pass: Pass) {
+        let label = EntryLabel {
+            entry: id.to_string(),
+        };
+        self.series.renders.get_or_create(&label).inc();
+        let now = Moment::now();
+        let mut state = self.state();
+        let entry = state
+            .entries
+            .entry(id.to_string())
+            .or_insert_with(EntryState::loaded);
+        let (outcome, failure) = match pass {
+            Pass::Unchanged => ("unchanged", None),
+            Pass::Changed { reloaded } => {
+                if reloaded {
+                    self.series.reloads.get_or_create(&label).inc();
+                }
+                ("changed", None)
+            }
+            Pass::Failed { kind, message } => {
+                let failure = Failure {
+                    when: now,
+                    kind,
+                    message,
+                };
+                ("failed", Some(failure))
+            }
+        };
+        entry.last_outcome = Some(outcome);
+        let Some(failure) = failure else {
+            entry.last_success = Some(now);
+            entry.failing_since = None;
+            entry.revision = Some(revision);
+            let newest = self.series.revision.inner();
+            newest.fetch_max(revision, Ordering::Relaxed);
+            return;
+        };
+        self.series.render_failures.get_or_create(&label).inc();
+        match failure.kind {
+            FailureKind::Check => {
+                self.series.check_failures.get_or_create(&label).inc();
+            }
+            FailureKind::Reload => {
+                self.series.reloads.get_or_create(&label).inc();
+                self.series.reload_failures.get_or_create(&label).inc();
+            }
+            FailureKind::Render | FailureKind::Write => {}
+        }
+        entry.failing_since.get_or_insert(now);
+        entry.last_error = Some(failure);
+    }
+
+    /// Records that etcd answers (the watch is established).
+    pub fn etcd_up(&self) {
+        self.set_etcd(true);
+    }
+
+    /// Records that etcd stopped answering (the watch broke).
+    pub fn etcd_down(&self) {
+        self.set_etcd(false);
+    }
+
+    fn set_etcd(&self, up: bool) {
+        self.series.etcd_up.set(i64::from(up));
+        let mut state = self.state();
+        if state.etcd.up != up {
+            state.etcd = EtcdState {
+                up,
+                since: Moment::now(),
+            };
+        }
+    }
+
+    /// Records that the watch was re-established after it broke.
+    pub fn watch_reconnected(&self) {
+        self.series.watch_reconnects.inc();
+    }
+
+    /// The metrics in the OpenMetrics text format, for Prometheus.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// The health report at this moment.
+    pub fn health(&self) -> Health {
+        let state = self.state();
+        let too_long = |since: &Moment| since.at.elapsed() >= self.unhealthy_after;
+        let mut problems = Vec::new();
+        if !state.etcd.up && too_long(&state.etcd.since) {
+            problems.push(format!(
+                "etcd unreachable for {}s",
+                state.etcd.since.at.elapsed().as_secs()
+            ));
+        }
+        let entries = state
+            .entries
+            .iter()
+            .map(|(id, entry)| {
+                let failing = entry.failing_since.filter(too_long);
+                if let Some(since) = failing {
+                    let secs = since.at.elapsed().as_secs();
+                    problems.push(match &entry.last_error {
+                        Some(error) => format!("{id}: failing for {secs}s: {}", error.message),
+                        None => format!("{id}: not rendered for {secs}s"),
+                    });
+                }
+                let report = EntryHealth {
+                    healthy: failing.is_none(),
+                    last_outcome: entry.last_outcome,
+                    last_success: entry.last_success.as_ref().map(Moment::text),
+                    failing_since: entry.failing_since.as_ref().map(Moment::text),
+                    last_error: entry.last_error.as_ref().map(|e| ErrorReport {
+                        at: e.when.text(),
+                        kind: e.kind,
+                        message: e.message.clone(),
+                    }),
+                    revision: entry.revision,
+                };
+                (id.clone(), report)
+            })
+            .collect();
+        Health {
+            healthy: problems.is_empty(),
+            problems,
+            unhealthy_after_seconds: self.unhealthy_after.as_secs_f64(),
+            etcd: EtcdHealth {
+                up: state.etcd.up,
+                since: state.etcd.since.text(),
+                watch_reconnects: self.series.watch_reconnects.get(),
+            },
+            revision: self.series.revision.get(),
+            entries,
+        }
+    }
+}
+
+/// The health report served at `/healthz`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// False when etcd has been unreachable, or an entry failing, too long.
+    pub healthy: bool,
+    /// Why not healthy, one line each.
+    pub problems: Vec<String>,
+    /// The `--unhealthy-after` threshold.
+    pub unhealthy_after_seconds: f64,
+    /// The connection to etcd.
+    pub etcd: EtcdHealth,
+    /// The newest revision a target was rendered from (0: none yet).
+    pub revision: i64,
+    /// Each entry by id.
+    pub entries: BTreeMap<String, EntryHealth>,
+}
+
+/// The etcd part of the health report.
+#[derive(Debug, Serialize)]
+pub struct EtcdHealth {
+    /// Whether the watch is established.
+    pub up: bool,
+    /// When it last came up or went down (RFC 3339).
+    pub since: String,
+    /// Times the watch was re-established after it broke.
+    pub watch_reconnects: u64,
+}
+
+/// One entry in the health report.
+#[derive(Debug, Serialize)]
+pub struct EntryHealth {
+    /// False when the entry has been failing (or not rendered) too long.
+    pub healthy: bool,
+    /// `unchanged`, `changed` or `failed`; null before the first pass.
+    pub last_outcome: Option<&'static str>,
+    /// When the last good pass ended (RFC 3339).
+    pub last_success: Option<String>,
+    /// Since when the entry has had no good pass, if it has not.
+    pub failing_since: Option<String>,
+    /// The last failure, kept after the entry recovers.
+    pub last_error: Option<ErrorReport>,
+    /// The etcd revision of the last good pass.
+    pub revision: Option<i64>,
+}
+
+/// A failure in the health report.
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// What failed: render, write, check or reload.
+    pub kind: FailureKind,
+    /// The error, as logged.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(kind: FailureKind) -> Pass {
+        Pass::Failed {
+            kind,
+            message: format!("{kind:?} went wrong"),
+        }
+    }
+
+    /// The value of the series line starting with `prefix` (name and labels).
+    fn sample(status: &Status, prefix: &str) -> Option<f64> {
+        status
+            .metrics_text()
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn passes_are_counted_per_entry_and_kind() {
+        let status = Status::new(Duration::from_secs(3600));
+        status.set_entries(["a", "b"]);
+        status.record("a", 5, Pass::Changed { reloaded: true });
+        status.record("a", 7, Pass::Unchanged);
+        status.record("b", 6, failed(FailureKind::Check));
+        status.record("b", 6, failed(FailureKind::Reload));
+        status.record("b", 6, failed(FailureKind::Render));
+        let count = |name: &str, entry: &str| {
+            sample(
+                &status,
+                &format!("reconfig_{name}_total{{entry=\"{entry}\"}}"),
+            )
+        };
+        assert_eq!(count("renders", "a"), Some(2.0));
+        assert_eq!(count("reloads", "a"), Some(1.0));
+        assert_eq!(count("render_failures", "a"), None);
+        assert_eq!(count("renders", "b"), Some(3.0));
+        assert_eq!(count("render_failures", "b"), Some(3.0));
+        assert_eq!(count("check_failures", "b"), Some(1.0));
+        assert_eq!(count("reloads", "b"), Some(1.0));
+        assert_eq!(count("reload_failures", "b"), Some(1.0));
+        assert_eq!(sample(&status, "reconfig_revision "), Some(7.0));
+        assert_eq!(sample(&status, "reconfig_etcd_up "), Some(0.0));
+        assert!(status.metrics_text().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn revision_only_moves_forward() {
+        let status = Status::new(Duration::from_secs(3600));
+        status.record("a", 9, Pass::Unchanged);
+        status.record("b", 4, Pass::Unchanged);
+        assert_eq!(status.health().revision, 9);
+        assert_eq!(status.health().entries["b"].revision, Some(4));
+    }
+
+    #[test]
+    fn failing_longer_than_the_threshold_is_unhealthy_until_a_good_pass() {
+        let status = Status::new(Duration::ZERO);
+        status.etcd_up();
+        status.set_entries(["a"]);
+        status.record("a", 3, Pass::Unchanged);
+        assert!(status.health().healthy);
+        status.record("a", 4, failed(FailureKind::Check));
+        let health = status.health();
+        assert!(!health.healthy);
+        assert!(!health.entries["a"].healthy);
+        assert_eq!(health.entries["a"].last_outcome, Some("failed"));
+        assert_eq!(health.problems.len(), 1);
+        assert!(
+            health.problems[0].contains("Check went wrong"),
+            "{health:?}"
+        );
+        let error = health.entries["a"].last_error.as_ref().unwrap();
+        assert_eq!(error.kind, FailureKind::Check);
+        assert_eq!(health.entries["a"].revision, Some(3));
+
+        status.record("a", 5, Pass::Unchanged);
+        let health = status.health();
+        assert!(health.healthy, "{health:?}");
+        assert!(
+            health.entries["a"].last_error.is_some(),
+            "the last error is kept"
+        );
+        assert!(health.entries["a"].failing_since.is_none());
+    }
+
+    #[test]
+    fn failing_shorter_than_the_threshold_is_still_healthy() {
+        let status = Status::new(Duration::from_secs(3600));
+        status.set_entries(["a"]);
+        status.record("a", 4, failed(FailureKind::Render));
+        assert!(status.health().healthy);
+        assert!(status.health().entries["a"].failing_since.is_some());
+    }
+
+    #[test]
+    fn etcd_down_or_an_entry_never_rendered_is_unhealthy() {
+        let status = Status::new(Duration::ZERO);
+        let health = status.health();
+        assert!(!health.healthy && !health.etcd.up);
+        status.etcd_up();
+        assert!(status.health().healthy);
+        status.set_entries(["new"]);
+        let health = status.health();
+        assert!(!health.healthy);
+        assert!(
+            health.problems[0].contains("new: not rendered"),
+            "{health:?}"
+        );
+        status.record("new", 1, Pass::Unchanged);
+        status.etcd_down();
+        status.watch_reconnected();
+        let health = status.health();
+        assert!(!health.healthy && health.etcd.watch_reconnects == 1);
+        assert!(
+            health.problems[0].contains("etcd unreachable"),
+            "{health:?}"
+        );
+    }
+
+    #[test]
+    fn removed_entries_leave_report_and_metrics() {
+        let status = Status::new(Duration::from_secs(3600));
+        status.set_entries(["a", "b"]);
+        status.record("a", 1, failed(FailureKind::Check));
+        status.record("b", 1, Pass::Unchanged);
+        status.set_entries(["b", "c"]);
+        let health = status.health();
+        assert_eq!(
+            health.entries.keys().collect::<Vec<_>>(),
+            ["b", "c"],
+            "{health:?}"
+        );
+        assert_eq!(health.entries["b"].last_outcome, Some("unchanged"));
+        assert!(!status.metrics_text().contains("entry=\"a\""));
+        assert!(status.metrics_text().contains("entry=\"b\""));
+    }
+}

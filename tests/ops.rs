@@ -1,0 +1,415 @@
+//! Operations against a real etcd: Prometheus metrics and `/healthz` following renders,
+//! check failures and an etcd outage; systemd readiness, watchdog and stopping over a real
+//! notify socket; JSON logs; shell completions and the manual page.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use tokio::net::UnixDatagram;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// An entry rendering `key`'s tree as `k=v` lines into `root/NAME.conf`.
+fn entry(root: &Path, name: &str, key: &str, extra: &str) -> String {
+    format!(
+        r#"{{"id":"{name}","key":"{key}","recursive":true,"source":"tree.tmpl",
+            "target":"{}/{name}.conf"{extra}}}"#,
+        root.display()
+    )
+}
+
+const TREE_TMPL: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
+
+/// The address the daemon logged it serves metrics on (it was given port 0).
+async fn metrics_addr(daemon: &Daemon) -> String {
+    let found = eventually(LIMIT, || daemon.log().contains("/metrics and")).await;
+    assert!(found, "no metrics address logged:\n{}", daemon.log());
+    let log = daemon.log();
+    let start = log.find("serving http://").unwrap() + "serving http://".len();
+    let end = start + log[start..].find("/metrics").unwrap();
+    log[start..end].to_string()
+}
+
+/// Polls `GET path` until `accept` takes the answer; panics with the last answer and the
+/// daemon's log when it does not within `LIMIT`.
+async fn poll_get(
+    addr: &str,
+    path: &str,
+    daemon: &Daemon,
+    accept: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let answer = http_get(addr, path).await;
+        if let Some((code, body)) = &answer {
+            if accept(*code, body) {
+                return (*code, body.clone());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} never gave what was expected; last answer {answer:?}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of a series (`name{labels}`) in a metrics text.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_and_healthz_follow_renders_failures_and_etcd() {
+    let mut etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let good = entry(root, "good", "/good", r#","reloadcmd":"true""#);
+    let picky = entry(
+        root,
+        "picky",
+        "/picky",
+        r#","checkcmd":"grep -q ok {{src}}""#,
+    );
+    let cfg = cfgdir(
+        root,
+        &[("good", good), ("picky", picky)],
+        &[("tree.tmpl", TREE_TMPL)],
+    );
+    etcd.put_all([("/good/a", "1"), ("/picky/a", "bad")]).await;
+    let args = [
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--unhealthy-after",
+        "500ms",
+    ];
+    let daemon = Daemon::start(args, &root.join("log"));
+    let addr = metrics_addr(&daemon).await;
+    wait_for_content(&root.join("good.conf"), "/good/a=1\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+
+    let (_, metrics) = poll_get(&addr, "/metrics", &daemon, |_, body| {
+        body.contains(r#"reconfig_check_failures_total{entry="picky"} 1"#)
+    })
+    .await;
+    let revision = etcd.client().await.get("/", None).await.unwrap();
+    let revision = revision.header().unwrap().revision() as f64;
+    for (series, value) in [
+        (r#"reconfig_renders_total{entry="good"}"#, 1.0),
+        (r#"reconfig_reloads_total{entry="good"}"#, 1.0),
+        (r#"reconfig_renders_total{entry="picky"}"#, 1.0),
+        (r#"reconfig_render_failures_total{entry="picky"}"#, 1.0),
+        ("reconfig_watch_reconnects_total", 0.0),
+        ("reconfig_etcd_up", 1.0),
+        ("reconfig_revision", revision),
+    ] {
+        assert_eq!(sample(&metrics, series), Some(value), "{series}\n{metrics}");
+    }
+    assert_eq!(
+        sample(&metrics, r#"reconfig_render_failures_total{entry="good"}"#),
+        None
+    );
+
+    // picky has been failing longer than --unhealthy-after.
+    let (_, body) = poll_get(&addr, "/healthz", &daemon, |code, _| code == 503).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["healthy"], false, "{body}");
+    assert_eq!(health["etcd"]["up"], true, "{body}");
+    assert_eq!(health["entries"]["good"]["healthy"], true, "{body}");
+    assert_eq!(
+        health["entries"]["good"]["last_outcome"], "changed",
+        "{body}"
+    );
+    assert_eq!(
+        health["entries"]["good"]["revision"], revision as i64,
+        "{body}"
+    );
+    assert!(
+        health["entries"]["good"]["last_success"].is_string(),
+        "{body}"
+    );
+    let picky = &health["entries"]["picky"];
+    assert_eq!(picky["healthy"], false, "{body}");
+    assert_eq!(picky["last_error"]["kind"], "check", "{body}");
+    assert!(picky["last_success"].is_null(), "{body}");
+    let problems = health["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{body}");
+    assert!(problems[0]
+        .as_str()
+        .unwrap()
+        .starts_with("picky: failing for"));
+
+    // A value the check accepts heals the entry; the last error stays on record.
+    etcd.put_all([("/picky/a", "ok")]).await;
+    wait_for_content(&root.join("picky.conf"), "/picky/a=ok\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    let (_, body) = poll_get(&addr, "/healthz", &daemon, |code, _| code == 200).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["entries"]["picky"]["last_outcome"], "changed",
+        "{body}"
+    );
+    assert_eq!(health["entries"]["picky"]["last_error"]["kind"], "check");
+
+    // etcd away longer than --unhealthy-after, then back.
+    etcd.kill(0);
+    let (_, body) = poll_get(&addr, "/healthz", &daemon, |code, _| code == 503).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["etcd"]["up"], false, "{body}");
+    let problem = health["problems"][0].as_str().unwrap();
+    assert!(problem.starts_with("etcd unreachable for"), "{body}");
+    let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
+    assert_eq!(sample(&metrics, "reconfig_etcd_up"), Some(0.0), "{metrics}");
+
+    etcd.restart(0);
+    poll_get(&addr, "/metrics", &daemon, |_, body| {
+        sample(body, "reconfig_etcd_up") == Some(1.0)
+            && sample(body, "reconfig_watch_reconnects_total") == Some(1.0)
+    })
+    .await;
+    let (_, body) = poll_get(&addr, "/healthz", &daemon, |code, _| code == 200).await;
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["etcd"]["watch_reconnects"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn a_taken_metrics_address_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir(
+        dir.path(),
+        &[("a", entry(dir.path(), "a", "/a", ""))],
+        &[("tree.tmpl", TREE_TMPL)],
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let args = ["--cfgdir", cfg.to_str().unwrap(), "--metrics-addr", &addr];
+    let run = run_reconfig(args).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot serve metrics on {addr}")),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Receives the next notification on `socket`, as its lines; panics after `LIMIT`.
+async fn next_notification(socket: &UnixDatagram, daemon: &Daemon) -> Vec<String> {
+    let mut buf = vec![0; 4096];
+    let received = tokio::time::timeout(LIMIT, socket.recv(&mut buf)).await;
+    let Ok(Ok(len)) = received else {
+        panic!("no notification from the daemon:\n{}", daemon.log());
+    };
+    let text = String::from_utf8_lossy(&buf[..len]);
+    text.lines().map(str::to_string).collect()
+}
+
+/// Receives notifications until one holds `wanted`; returns how many watchdog pings came
+/// meanwhile.
+async fn wait_notification(socket: &UnixDatagram, daemon: &Daemon, wanted: &str) -> usize {
+    let mut pings = 0;
+    loop {
+        let lines = next_notification(socket, daemon).await;
+        if lines.iter().any(|l| l == wanted) {
+            return pings;
+        }
+        pings += lines.iter().filter(|l| *l == "WATCHDOG=1").count();
+    }
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_after_the_first_sync_watchdog_pings_and_stopping() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // The slow check keeps the first sync busy for a while: READY must wait for it.
+    let slow = entry(
+        root,
+        "slow",
+        "/s",
+        r#","checkcmd":"sleep 0.3 && test -s {{src}}""#,
+    );
+    let quick = entry(root, "quick", "/q", "");
+    let cfg = cfgdir(
+        root,
+        &[("slow", slow), ("quick", quick)],
+        &[("tree.tmpl", TREE_TMPL)],
+    );
+    etcd.put_all([("/s/k", "slow"), ("/q/k", "quick")]).await;
+    let socket_path = root.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let mut cmd = reconfig();
+    cmd.env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000");
+    let args = [
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+    ];
+    let mut daemon = Daemon::spawn(cmd, args, &root.join("log"));
+
+    wait_notification(&socket, &daemon, "READY=1").await;
+    let read = |name: &str| std::fs::read_to_string(root.join(format!("{name}.conf"))).ok();
+    assert_eq!(
+        read("slow").as_deref(),
+        Some("/s/k=slow\n"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        read("quick").as_deref(),
+        Some("/q/k=quick\n"),
+        "{}",
+        daemon.log()
+    );
+
+    // Pings every WATCHDOG_USEC/2 while it runs.
+    let mut pings = 0;
+    while pings < 3 {
+        let lines = next_notification(&socket, &daemon).await;
+        assert_eq!(lines, ["WATCHDOG=1"], "{}", daemon.log());
+        pings += 1;
+    }
+
+    daemon.signal(Signal::SIGTERM);
+    wait_notification(&socket, &daemon, "STOPPING=1").await;
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+}
+
+#[tokio::test]
+async fn dispense_serves_metrics_and_tells_systemd_it_is_ready() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out");
+    std::fs::create_dir(&target).unwrap();
+    etcd.put_all([("/cfg/a", "alpha")]).await;
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let mut cmd = reconfig();
+    cmd.env("NOTIFY_SOCKET", &socket_path);
+    let args = [
+        "dispense",
+        "-p",
+        "/cfg",
+        "-t",
+        target.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    let mut daemon = Daemon::spawn(cmd, args, &dir.path().join("log"));
+    let addr = metrics_addr(&daemon).await;
+    wait_notification(&socket, &daemon, "READY=1").await;
+    let published = std::fs::read_to_string(target.join("a")).ok();
+    assert_eq!(published.as_deref(), Some("alpha"), "{}", daemon.log());
+
+    etcd.put_all([("/cfg/b", "beta")]).await;
+    let (_, metrics) = poll_get(&addr, "/metrics", &daemon, |_, body| {
+        sample(body, r#"reconfig_renders_total{entry="/cfg"}"#) == Some(2.0)
+    })
+    .await;
+    assert_eq!(sample(&metrics, "reconfig_etcd_up"), Some(1.0), "{metrics}");
+    let (code, body) = http_get(&addr, "/healthz").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["entries"]["/cfg"]["last_outcome"], "changed",
+        "{body}"
+    );
+
+    daemon.signal(Signal::SIGTERM);
+    wait_notification(&socket, &daemon, "STOPPING=1").await;
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+}
+
+#[tokio::test]
+async fn json_logs_are_objects_with_level_message_and_entry() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = entry(dir.path(), "web", "/web", r#","reloadcmd":"echo reloaded""#);
+    let cfg = cfgdir(dir.path(), &[("web", web)], &[("tree.tmpl", TREE_TMPL)]);
+    etcd.put_all([("/web/port", "80")]).await;
+    let args = [
+        "--onetime",
+        "--log-format",
+        "json",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+    ];
+    let run = run_reconfig(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<Value> = run
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(line["level"].is_string(), "{line}");
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    let of_web = |start: &str| {
+        lines.iter().any(|line| {
+            line["fields"]["entry"] == "web"
+                && line["level"] == "INFO"
+                && line["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(start))
+        })
+    };
+    assert!(of_web("updated"), "{}", run.stderr);
+    assert!(
+        of_web("reloaded"),
+        "command output carries the entry:\n{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn completions_and_man_page_come_from_the_flags() {
+    for (shell, marker) in [
+        ("bash", "_reconfig()"),
+        ("zsh", "#compdef reconfig"),
+        ("fish", "complete -c reconfig"),
+    ] {
+        let run = run_reconfig(["completions", shell]).await;
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains(marker), "{shell}:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains("metrics-addr"),
+            "{shell}:\n{}",
+            run.stdout
+        );
+    }
+    let run = run_reconfig(["completions", "tcsh"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+
+    let run = run_reconfig(["man"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with(".ie"), "{}", run.stdout);
+    assert!(run.stdout.contains(".TH reconfig 1"), "{}", run.stdout);
+    for flag in [r"\-\-cfgdir", r"\-\-metrics\-addr", r"\-\-unhealthy\-after"] {
+        assert!(run.stdout.contains(flag), "{flag} missing:\n{}", run.stdout);
+    }
+}
