@@ -1,7 +1,7 @@
 //! Daemon mode: render every entry once, then keep them in step with etcd until told to
 //! stop. This module owns the process's life: signals, reloads and shutdown.
 //!
-//! The running configuration is a [`Generation`]: the workers of the current entries plus
+//! The running configuration is a `Generation`: the workers of the current entries plus
 //! the watch loop. SIGHUP, or a template file changing on disk, loads `conf.d` and the
 //! templates afresh and swaps generations: the old one finishes any write in flight, the new
 //! one starts with a full sync at the current revision, so nothing that happened during the

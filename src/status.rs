@@ -61,25 +61,32 @@ pub enum Pass {
 impl Pass {
     /// Classifies the result of [`crate::sync::sync_entry`] for `entry`.
     pub fn of(entry: &Entry, result: &Result<Outcome, SyncError>) -> Pass {
-        let kind = match result {
-            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
+        let error = match result {
             Ok(Outcome::Changed) => {
                 let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
                 return Pass::Changed { reloaded };
             }
-            Err(SyncError::Model(_) | SyncError::Template(_)) => FailureKind::Render,
-            Err(SyncError::Apply(e)) => match e {
+            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
+            Err(error) => error,
+        };
+        let kind = match error {
+            SyncError::Model(_) | SyncError::Template(_) => FailureKind::Render,
+            SyncError::Apply(apply) => match apply {
                 ApplyError::Check { .. }
                 | ApplyError::CheckAfterSwap { .. }
                 | ApplyError::Rollback { .. } => FailureKind::Check,
                 ApplyError::Reload { .. } => FailureKind::Reload,
-                _ => FailureKind::Write,
+                ApplyError::TargetDir { .. }
+                | ApplyError::Read { .. }
+                | ApplyError::UnknownId { .. }
+                | ApplyError::IdLookup { .. }
+                | ApplyError::Stage { .. }
+                | ApplyError::Swap { .. } => FailureKind::Write,
             },
         };
-        let message = result.as_ref().err().map(ToString::to_string);
         Pass::Failed {
             kind,
-            message: message.unwrap_or_default(),
+            message: error.to_string(),
         }
     }
 }
@@ -98,6 +105,7 @@ struct Series {
     check_failures: Family<EntryLabel, Counter>,
     reloads: Family<EntryLabel, Counter>,
     reload_failures: Family<EntryLabel, Counter>,
+    entry_failing: Family<EntryLabel, Gauge>,
     watch_reconnects: Counter,
     revision: Gauge,
     etcd_up: Gauge,
@@ -135,6 +143,11 @@ impl Series {
         for ((name, help), family) in per_entry.into_iter().zip(self.per_entry()) {
             registry.register(name, help, family.clone());
         }
+        registry.register(
+            "entry_failing",
+            "1 while an entry's last pass failed (or it has not rendered yet), else 0",
+            self.entry_failing.clone(),
+        );
         registry.register(
             "watch_reconnects",
             "Times the etcd watch was re-established after it broke",
@@ -259,8 +272,14 @@ impl Status {
         let mut state = self.state();
         let mut entries = BTreeMap::new();
         for id in ids {
-            let kept = state.entries.remove(id);
-            entries.insert(id.to_string(), kept.unwrap_or_else(EntryState::loaded));
+            let kept = state.entries.remove(id).unwrap_or_else(|| {
+                let label = EntryLabel {
+                    entry: id.to_string(),
+                };
+                self.series.entry_failing.get_or_create(&label).set(1);
+                EntryState::loaded()
+            });
+            entries.insert(id.to_string(), kept);
         }
         for removed in state.entries.keys() {
             let label = EntryLabel {
@@ -269,6 +288,7 @@ impl Status {
             for family in self.series.per_entry() {
                 family.remove(&label);
             }
+            self.series.entry_failing.remove(&label);
         }
         state.entries = entries;
     }
@@ -303,6 +323,8 @@ impl Status {
             }
         };
         entry.last_outcome = Some(outcome);
+        let failing = i64::from(failure.is_some());
+        self.series.entry_failing.get_or_create(&label).set(failing);
         let Some(failure) = failure else {
             entry.last_success = Some(now);
             entry.failing_since = None;
@@ -471,7 +493,11 @@ pub struct ErrorReport {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+
     use super::*;
+    use crate::command::CommandError;
+    use crate::snapshot::ModelError;
 
     fn failed(kind: FailureKind) -> Pass {
         Pass::Failed {
@@ -511,9 +537,62 @@ mod tests {
         assert_eq!(count("check_failures", "b"), Some(1.0));
         assert_eq!(count("reloads", "b"), Some(1.0));
         assert_eq!(count("reload_failures", "b"), Some(1.0));
+        let failing = |entry: &str| {
+            sample(
+                &status,
+                &format!("reconfig_entry_failing{{entry=\"{entry}\"}}"),
+            )
+        };
+        assert_eq!((failing("a"), failing("b")), (Some(0.0), Some(1.0)));
         assert_eq!(sample(&status, "reconfig_revision "), Some(7.0));
         assert_eq!(sample(&status, "reconfig_etcd_up "), Some(0.0));
         assert!(status.metrics_text().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn results_are_classified_by_what_failed() {
+        let mut entry = crate::command::tests::entry(Path::new("/etc/x.conf"));
+        let changed = Ok(Outcome::Changed);
+        assert_eq!(
+            Pass::of(&entry, &changed),
+            Pass::Changed { reloaded: false }
+        );
+        entry.reloadcmd = Some("true".into());
+        assert_eq!(Pass::of(&entry, &changed), Pass::Changed { reloaded: true });
+        let preview = Ok(Outcome::Preview {
+            diff: "-a\n+b\n".into(),
+        });
+        assert_eq!(Pass::of(&entry, &preview), Pass::Unchanged);
+
+        let target = PathBuf::from("/etc/x.conf");
+        let timed_out = || CommandError::TimedOut {
+            command: "slow".into(),
+            after: Duration::from_secs(1),
+        };
+        let kind = |error: SyncError| match Pass::of(&entry, &Err(error)) {
+            Pass::Failed { kind, message } => {
+                assert!(!message.is_empty());
+                kind
+            }
+            other => panic!("{other:?}"),
+        };
+        let missing = ModelError::Missing("/k".into());
+        assert_eq!(kind(SyncError::Model(missing)), FailureKind::Render);
+        let check = ApplyError::Check {
+            target: target.clone(),
+            source: timed_out(),
+        };
+        assert_eq!(kind(SyncError::Apply(check)), FailureKind::Check);
+        let reload = ApplyError::Reload {
+            target: target.clone(),
+            source: timed_out(),
+        };
+        assert_eq!(kind(SyncError::Apply(reload)), FailureKind::Reload);
+        let swap = ApplyError::Swap {
+            target,
+            source: std::io::Error::other("read-only file system"),
+        };
+        assert_eq!(kind(SyncError::Apply(swap)), FailureKind::Write);
     }
 
     #[test]
@@ -573,6 +652,8 @@ mod tests {
         status.etcd_up();
         assert!(status.health().healthy);
         status.set_entries(["new"]);
+        let failing = sample(&status, "reconfig_entry_failing{entry=\"new\"}");
+        assert_eq!(failing, Some(1.0));
         let health = status.health();
         assert!(!health.healthy);
         assert!(

@@ -1,8 +1,9 @@
 //! One pass over the entries — read at one revision, render, apply — used at daemon
 //! start-up and by `--onetime`.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tracing::{debug, error, info, warn};
@@ -13,7 +14,7 @@ use crate::cli::RunArgs;
 use crate::config::{self, ConfigError, Entry};
 use crate::etcd::{Etcd, EtcdError};
 use crate::snapshot::{ModelError, Snapshot};
-use crate::template::{RenderInput, Template, TemplateError};
+use crate::template::{Pattern, RenderInput, Template, TemplateError};
 
 /// How a run ends, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +31,8 @@ pub enum Exit {
 pub struct Job {
     /// The validated conf.d entry.
     pub entry: Entry,
-    /// Its template, compiled once.
-    pub template: Template,
+    /// Its template, compiled once (and shared by entries using the same file and pattern).
+    pub template: Arc<Template>,
 }
 
 /// Why one entry's pass failed. The entry id is added where it is logged.
@@ -57,16 +58,29 @@ pub struct Jobs {
 }
 
 /// Loads `conf.d`, compiles every template, and logs one line per refused entry.
+/// Entries that use the same template file with the same pattern share one compiled
+/// template: 500 entries on one template cost one compilation and one copy in memory.
 pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, ConfigError> {
     let loaded = config::load(cfgdir, prefix)?;
     let mut refused = loaded.problems.len();
     for problem in &loaded.problems {
         error!("{problem}; entry skipped");
     }
+    let mut compiled: HashMap<(PathBuf, Pattern), Result<Arc<Template>, String>> = HashMap::new();
     let mut jobs = Vec::with_capacity(loaded.entries.len());
     for entry in loaded.entries {
-        match Template::load(&entry.template, &entry.pattern) {
-            Ok(template) => jobs.push(Job { entry, template }),
+        let template = compiled
+            .entry((entry.template.clone(), entry.pattern.clone()))
+            .or_insert_with(|| {
+                Template::load(&entry.template, &entry.pattern)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            });
+        match template {
+            Ok(template) => jobs.push(Job {
+                template: template.clone(),
+                entry,
+            }),
             Err(e) => {
                 refused += 1;
                 error!("{}: {e}; entry skipped", entry.file.display());

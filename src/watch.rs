@@ -12,6 +12,7 @@
 //! before anyone is woken, so one transaction touching several watched keys wakes an entry
 //! once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,13 +91,34 @@ pub async fn run(
     }
 }
 
-fn watch_options(index: usize, key: &str, revision: i64) -> (Vec<u8>, WatchOptions) {
-    let (start, end) = tree_range(key);
-    let options = WatchOptions::new()
-        .with_range(end)
-        .with_start_revision(revision)
-        .with_watch_id(index as i64 + 1);
-    (start, options)
+/// The watches of one stream: etcd's watch id → index of the watched key. A watch that
+/// etcd canceled (compaction) keeps its id reserved on the stream, so a re-created watch
+/// gets a fresh id.
+struct Ids {
+    index_of: HashMap<i64, usize>,
+    next_id: i64,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        Ids {
+            index_of: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    /// A create request for the tree of `key` (watched key number `index`) from `revision`.
+    fn create(&mut self, index: usize, key: &str, revision: i64) -> (Vec<u8>, WatchOptions) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.index_of.insert(id, index);
+        let (start, end) = tree_range(key);
+        let options = WatchOptions::new()
+            .with_range(end)
+            .with_start_revision(revision)
+            .with_watch_id(id);
+        (start, options)
+    }
 }
 
 /// One stream's life: open it, create every watch, then dispatch until it breaks.
@@ -108,14 +130,15 @@ async fn session(
     backoff: &mut Backoff,
     status: &Status,
 ) -> Result<(), SessionError> {
+    let mut ids = Ids::new();
     let mut client = etcd.client().watch_client();
-    let (key, options) = watch_options(0, &watched[0].key, next[0]);
+    let (key, options) = ids.create(0, &watched[0].key, next[0]);
     let mut stream = etcd
         .bounded(client.watch(key, Some(options)))
         .await
         .map_err(|e| SessionError::Etcd(e.to_string()))?;
     for (i, w) in watched.iter().enumerate().skip(1) {
-        let (key, options) = watch_options(i, &w.key, next[i]);
+        let (key, options) = ids.create(i, &w.key, next[i]);
         stream.watch(key, Some(options)).await?;
     }
     let mut created = 0;
@@ -124,7 +147,7 @@ async fn session(
         let first = stream.message().await?.ok_or(SessionError::Closed)?;
         let mut response = Some(first);
         while let Some(r) = response {
-            if r.created() {
+            if r.created() && !r.canceled() {
                 created += 1;
                 if created == watched.len() {
                     backoff.reset();
@@ -136,7 +159,7 @@ async fn session(
                     }
                 }
             }
-            handle(etcd, watched, next, &mut stream, &r, &mut woken).await?;
+            handle(etcd, watched, next, &mut ids, &mut stream, &r, &mut woken).await?;
             response = match stream.message().now_or_never() {
                 Some(r) => Some(r?.ok_or(SessionError::Closed)?),
                 None => None,
@@ -152,31 +175,29 @@ async fn session(
 }
 
 /// Books one response: events advance the key's revision and record the revision its
-/// subscribers must see; a compacted watch re-starts at the current revision and asks its
-/// subscribers to re-read at that revision.
+/// subscribers must see; a compacted watch re-starts at the current revision (with a new
+/// id) and asks its subscribers to re-read at that revision. Any other cancellation —
+/// including a watch etcd refused to create — ends the session, which then reconnects.
 async fn handle(
     etcd: &Etcd,
     watched: &[Watched],
     next: &mut [i64],
+    ids: &mut Ids,
     stream: &mut WatchStream,
     response: &WatchResponse,
     woken: &mut [i64],
 ) -> Result<(), SessionError> {
-    let Some(index) = usize::try_from(response.watch_id() - 1)
-        .ok()
-        .filter(|i| *i < watched.len())
-    else {
-        return Ok(());
-    };
-    let key = &watched[index].key;
+    let index = ids.index_of.get(&response.watch_id()).copied();
     if response.canceled() {
-        if response.compact_revision() == 0 {
+        let key = index.map_or_else(|| "a watched key".to_string(), |i| watched[i].key.clone());
+        let (Some(index), true) = (index, response.compact_revision() > 0) else {
             return Err(SessionError::Canceled {
-                key: key.clone(),
+                key,
                 reason: response.cancel_reason().to_string(),
             });
-        }
-        let (start, end) = tree_range(key);
+        };
+        ids.index_of.remove(&response.watch_id());
+        let (start, end) = tree_range(&key);
         let mut kv = etcd.client().kv_client();
         let current = etcd
             .bounded(kv.get(
@@ -193,16 +214,20 @@ async fn handle(
             response.compact_revision()
         );
         next[index] = current + 1;
-        let (start, options) = watch_options(index, key, next[index]);
+        let (start, options) = ids.create(index, &key, next[index]);
         stream.watch(start, Some(options)).await?;
         woken[index] = current;
         return Ok(());
     }
+    let Some(index) = index else {
+        return Ok(());
+    };
     if let Some(last) = response.events().last() {
         next[index] = last.kv().map_or(next[index], |kv| kv.mod_revision() + 1);
         debug!(
-            "{} event(s) under {key} up to revision {}",
+            "{} event(s) under {} up to revision {}",
             response.events().len(),
+            watched[index].key,
             next[index] - 1
         );
         woken[index] = next[index] - 1;

@@ -236,6 +236,9 @@ async fn survives_etcd_restart_and_compaction_without_losing_an_update() {
     daemon.signal(Signal::SIGCONT);
     wait_for_content(&target, "/c/k=3\n/c/other=x\n", LIMIT, || daemon.log()).await;
     assert!(daemon.log().contains("compacted"), "{}", daemon.log());
+    // The watch goes on after the compaction: later changes still arrive.
+    etcd.put_all([("/c/k", "4")]).await;
+    wait_for_content(&target, "/c/k=4\n/c/other=x\n", LIMIT, || daemon.log()).await;
     assert!(daemon.alive());
 }
 

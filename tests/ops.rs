@@ -113,6 +113,8 @@ async fn metrics_and_healthz_follow_renders_failures_and_etcd() {
         (r#"reconfig_reloads_total{entry="good"}"#, 1.0),
         (r#"reconfig_renders_total{entry="picky"}"#, 1.0),
         (r#"reconfig_render_failures_total{entry="picky"}"#, 1.0),
+        (r#"reconfig_entry_failing{entry="picky"}"#, 1.0),
+        (r#"reconfig_entry_failing{entry="good"}"#, 0.0),
         ("reconfig_watch_reconnects_total", 0.0),
         ("reconfig_etcd_up", 1.0),
         ("reconfig_revision", revision),
@@ -166,6 +168,9 @@ async fn metrics_and_healthz_follow_renders_failures_and_etcd() {
         "{body}"
     );
     assert_eq!(health["entries"]["picky"]["last_error"]["kind"], "check");
+    let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
+    let failing = sample(&metrics, r#"reconfig_entry_failing{entry="picky"}"#);
+    assert_eq!(failing, Some(0.0), "{metrics}");
 
     // etcd away longer than --unhealthy-after, then back.
     etcd.kill(0);

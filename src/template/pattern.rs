@@ -8,7 +8,7 @@ use std::fmt;
 pub struct PatternError(pub String);
 
 /// Tag delimiters, `<% %>` unless an entry says otherwise (Chef-seeded templates use `#% %#`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
     /// Opens a tag, e.g. `<%`.
     pub open: String,
