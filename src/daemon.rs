@@ -39,9 +39,9 @@ use crate::metrics;
 use crate::snapshot::Snapshot;
 use crate::status::Status;
 use crate::supervise::{Reloader, Signals, Supervisor, FORWARDED};
-use crate::sync::{diff_color, load_jobs, Exit, Job};
+use crate::sync::{diff_color, load_jobs, own_snapshot, Exit, Job};
 use crate::systemd;
-use crate::watch::{self, Watched};
+use crate::watch::{self, Replica, Watched};
 use crate::worker::{Wake, Worker};
 
 /// Editors and Chef write a template in several steps; wait this long for quiet.
@@ -265,7 +265,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     let Some(snapshot) = first_read(&etcd, &jobs, &cancel).await else {
         return;
     };
-    let mut subscribers: BTreeMap<String, Vec<Arc<Wake>>> = BTreeMap::new();
+    let mut subscribers: BTreeMap<String, (Arc<Replica>, Vec<Arc<Wake>>)> = BTreeMap::new();
     let mut workers = Vec::with_capacity(jobs.len());
     let entries = jobs.len();
     for job in jobs {
@@ -278,10 +278,17 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         for key in watched_keys {
             subscribers
                 .entry(key.to_string())
-                .or_default()
+                .or_insert_with(|| (Arc::new(Replica::new(snapshot.subset([key]))), Vec::new()))
+                .1
                 .push(wake.clone());
         }
+        let replica = job
+            .entry
+            .altkeys
+            .is_empty()
+            .then(|| subscribers[&job.entry.key].0.clone());
         let worker = Worker {
+            replica,
             debounce: job.entry.debounce.or(debounce),
             job: Arc::new(job),
             etcd: etcd.clone(),
@@ -293,7 +300,12 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         };
         workers.push(worker);
     }
-    join_all(workers.iter().map(|w| w.sync(&snapshot))).await;
+    join_all(
+        workers
+            .iter()
+            .map(|w| async { w.sync(&own_snapshot(&w.job, &snapshot)).await }),
+    )
+    .await;
     synced.notify_one();
     let revision = snapshot.revision();
     drop(snapshot);
@@ -309,7 +321,11 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     );
     let watched = subscribers
         .into_iter()
-        .map(|(key, subscribers)| Watched { key, subscribers })
+        .map(|(key, (replica, subscribers))| Watched {
+            key,
+            subscribers,
+            replica,
+        })
         .collect();
     watch::run(etcd, watched, revision + 1, cancel, status).await;
     while tasks.join_next().await.is_some() {}

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::RenderArgs;
 use crate::snapshot::Snapshot;
-use crate::sync::{load_jobs, render, Exit};
+use crate::sync::{load_jobs, own_snapshot, render, Exit};
 
 /// Reads a flat JSON or YAML object of full key → value (strings, numbers or booleans).
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, String> {
@@ -73,7 +73,7 @@ pub fn run(args: &RenderArgs) -> Exit {
     }
     let mut failed = loaded.refused > 0 && args.entry.is_none();
     for job in &selected {
-        match render(job, &snapshot) {
+        match render(job, &own_snapshot(job, &snapshot)) {
             Ok(text) => {
                 if selected.len() > 1 {
                     println!("==> {} ({}) <==", job.entry.id, job.entry.target.display());

@@ -61,6 +61,26 @@ impl Snapshot {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
+    /// Applies one watch response: `value` None deletes the key. Then the snapshot
+    /// stands for `revision`.
+    pub fn apply<'a>(
+        &mut self,
+        revision: i64,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) {
+        for (key, value) in changes {
+            match value {
+                Some(v) => {
+                    self.kvs.insert(key.to_string(), v.to_vec());
+                }
+                None => {
+                    self.kvs.remove(key);
+                }
+            }
+        }
+        self.revision = revision;
+    }
+
     /// Only the trees of `keys`: what one entry's render may see of a larger read.
     pub fn subset<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Snapshot {
         let mut kvs = BTreeMap::new();
@@ -249,6 +269,17 @@ mod tests {
         assert_eq!((start.as_slice(), end.as_slice()), (&b"/"[..], &b"0"[..]));
         assert!(in_tree("/a", "/a/b") && in_tree("/a", "/a") && !in_tree("/a", "/a-b"));
         assert!(in_tree("/", "/x"));
+    }
+
+    #[test]
+    fn apply_puts_and_deletes_at_a_revision() {
+        let mut s = snap(&[("/a/1", "1"), ("/a/2", "2")]);
+        s.apply(9, [("/a/1", None), ("/a/3", Some(&b"3"[..]))]);
+        assert_eq!(s.revision(), 9);
+        assert_eq!(
+            s.data_for("/a", true).unwrap(),
+            json!({"/a/2": "2", "/a/3": "3"})
+        );
     }
 
     #[test]

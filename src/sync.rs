@@ -90,27 +90,33 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, ConfigError> {
     Ok(Jobs { jobs, refused })
 }
 
-/// Renders one entry from a snapshot holding (at least) its trees.
-pub fn render(job: &Job, snapshot: &Snapshot) -> Result<String, SyncError> {
-    let own = Arc::new(snapshot.subset(job.entry.read_keys()));
+/// Renders one entry from its own snapshot (its key's and altkeys' trees, see
+/// [`own_snapshot`]).
+pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, SyncError> {
     let data = own.data_for(&job.entry.key, job.entry.recursive)?;
     let altdata = own.altdata_for(&job.entry.altkeys)?;
     let input = RenderInput {
         data: &data,
         altdata: &altdata,
         watched: &job.entry.key,
-        snapshot: &own,
+        snapshot: own,
     };
     Ok(job.template.render(&input)?)
 }
 
-/// Renders and applies one entry; a preview diff goes to stdout.
+/// What one entry may see of a read shared by several entries: its own trees only, so a
+/// render never depends on what else happened to be read with it.
+pub fn own_snapshot(job: &Job, shared: &Snapshot) -> Arc<Snapshot> {
+    Arc::new(shared.subset(job.entry.read_keys()))
+}
+
+/// Renders and applies one entry from its own snapshot; a preview diff goes to stdout.
 pub async fn sync_entry(
     job: &Job,
-    snapshot: &Snapshot,
+    own: &Arc<Snapshot>,
     options: &ApplyOptions,
 ) -> Result<Outcome, SyncError> {
-    let text = render(job, snapshot)?;
+    let text = render(job, own)?;
     let outcome = apply(&job.entry, text.as_bytes(), options).await?;
     match &outcome {
         Outcome::Unchanged => debug!(entry = %job.entry.id, "target unchanged"),
@@ -118,7 +124,7 @@ pub async fn sync_entry(
             entry = %job.entry.id,
             "updated {} (revision {})",
             job.entry.target.display(),
-            snapshot.revision()
+            own.revision()
         ),
         Outcome::Preview { diff } => print!("{diff}"),
     }
@@ -151,7 +157,7 @@ pub async fn sync_all(
     };
     let mut failed = 0;
     for job in jobs {
-        if let Err(e) = sync_entry(job, &snapshot, options).await {
+        if let Err(e) = sync_entry(job, &own_snapshot(job, &snapshot), options).await {
             failed += 1;
             log_failure(&job.entry, &e);
         }
@@ -164,7 +170,7 @@ async fn sync_each(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<
     let mut failed = 0;
     for job in jobs {
         let synced = match etcd.snapshot(job.entry.read_keys()).await {
-            Ok(snapshot) => sync_entry(job, &snapshot, options)
+            Ok(snapshot) => sync_entry(job, &Arc::new(snapshot), options)
                 .await
                 .map_err(|e| log_failure(&job.entry, &e)),
             Err(e @ EtcdError::PermissionDenied { .. }) => {

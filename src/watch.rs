@@ -5,25 +5,28 @@
 //! stream breaks (member killed, network gone, cluster down), it is re-opened with capped
 //! exponential backoff and every watch resumes at exactly that revision, so events that
 //! happened in between are replayed. When that revision has been compacted away, the key's
-//! subscribers re-read everything at the current revision and the watch goes on from there.
+//! tree is re-read at the current revision, its subscribers re-render from that, and the
+//! watch goes on from there.
 //!
-//! The loop does no rendering itself: it wakes the subscribers of a key (the entry workers),
-//! which read, render and apply. All responses already waiting on the stream are handled
-//! before anyone is woken, so one transaction touching several watched keys wakes an entry
-//! once.
+//! The loop does no rendering itself: it applies each response to the key's [`Replica`]
+//! (the tree as the watch delivered it) and wakes the key's subscribers (the entry
+//! workers), which render from the replica — or, when they also need other keys, read
+//! everything afresh at one revision — and apply. All responses already waiting on the
+//! stream are handled before anyone is woken, so one transaction touching several watched
+//! keys wakes an entry once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{GetOptions, WatchOptions, WatchResponse, WatchStream};
+use etcd_client::{Event, EventType, WatchOptions, WatchResponse, WatchStream};
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::etcd::Etcd;
-use crate::snapshot::tree_range;
+use crate::snapshot::{in_tree, tree_range, Snapshot};
 use crate::status::Status;
 use crate::worker::Wake;
 
@@ -36,6 +39,58 @@ pub struct Watched {
     pub key: String,
     /// One wake-up handle per interested entry.
     pub subscribers: Vec<Arc<Wake>>,
+    /// The key's tree as the watch delivered it, for subscribers that read nothing else.
+    pub replica: Arc<Replica>,
+}
+
+/// A watched key's tree kept up to date from the watch's own events, so an entry that
+/// needs nothing else renders without asking etcd again. It is only ever published at a
+/// revision boundary: etcd delivers all events of one revision of one watch in one
+/// response, and a response is applied whole before anyone is woken.
+#[derive(Debug)]
+pub struct Replica {
+    tree: Mutex<Arc<Snapshot>>,
+}
+
+impl Replica {
+    /// A replica starting from `tree` (the key's tree, read at the revision the watch
+    /// starts after).
+    pub fn new(tree: Snapshot) -> Replica {
+        Replica {
+            tree: Mutex::new(Arc::new(tree)),
+        }
+    }
+
+    /// The tree at the newest revision applied. Renders hold this copy while the next
+    /// events are applied to a fresh one.
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<Snapshot>> {
+        self.tree
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one response's events under `key` (the watch range also covers siblings
+    /// such as `key-x`, which are skipped).
+    fn apply(&self, key: &str, events: &[Event], revision: i64) {
+        let changes = events.iter().filter_map(|event| {
+            let kv = event.kv()?;
+            let name = std::str::from_utf8(kv.key()).ok()?;
+            let value = match event.event_type() {
+                EventType::Put => Some(kv.value()),
+                EventType::Delete => None,
+            };
+            in_tree(key, name).then_some((name, value))
+        });
+        Arc::make_mut(&mut self.lock()).apply(revision, changes);
+    }
+
+    fn replace(&self, tree: Snapshot) {
+        *self.lock() = Arc::new(tree);
+    }
 }
 
 /// Why a watch session ended; the loop reconnects after any of these.
@@ -197,17 +252,12 @@ async fn handle(
             });
         };
         ids.index_of.remove(&response.watch_id());
-        let (start, end) = tree_range(&key);
-        let mut kv = etcd.client().kv_client();
-        let current = etcd
-            .bounded(kv.get(
-                start,
-                Some(GetOptions::new().with_range(end).with_count_only()),
-            ))
+        let tree = etcd
+            .snapshot([key.as_str()])
             .await
-            .map_err(|e| SessionError::Etcd(e.to_string()))?
-            .header()
-            .map_or(0, |h| h.revision());
+            .map_err(|e| SessionError::Etcd(e.to_string()))?;
+        let current = tree.revision();
+        watched[index].replica.replace(tree);
         warn!(
             "revision {} of {key} was compacted (oldest kept: {}); re-reading at revision {current}",
             next[index],
@@ -224,6 +274,9 @@ async fn handle(
     };
     if let Some(last) = response.events().last() {
         next[index] = last.kv().map_or(next[index], |kv| kv.mod_revision() + 1);
+        watched[index]
+            .replica
+            .apply(&watched[index].key, response.events(), next[index] - 1);
         debug!(
             "{} event(s) under {} up to revision {}",
             response.events().len(),

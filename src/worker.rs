@@ -26,6 +26,7 @@ use crate::snapshot::Snapshot;
 use crate::status::{Pass, Status};
 use crate::supervise::Reloader;
 use crate::sync::{log_failure, sync_entry, Job};
+use crate::watch::Replica;
 
 /// How the watch loop tells a worker that its keys changed, and up to which revision.
 #[derive(Debug, Default)]
@@ -60,6 +61,9 @@ pub struct Worker {
     pub etcd: Etcd,
     /// Woken by the watch loop when the entry's keys change.
     pub wake: Arc<Wake>,
+    /// The entry's watched tree as delivered by the watch, when the entry reads nothing
+    /// else (no altkeys): renders then need no read from etcd.
+    pub replica: Option<Arc<Replica>>,
     /// Preview or write.
     pub options: ApplyOptions,
     /// Quiet time to wait for before rendering.
@@ -77,7 +81,7 @@ impl Worker {
     /// supervised child for the entry's `reloadsignal`; the outcome goes to the status
     /// registry. The daemon calls it with the start-up snapshot, [`Self::run`] with every
     /// later one.
-    pub async fn sync(&self, snapshot: &Snapshot) {
+    pub async fn sync(&self, snapshot: &Arc<Snapshot>) {
         let result = sync_entry(&self.job, snapshot, &self.options).await;
         let pass = Pass::of(&self.job.entry, &result);
         self.status
@@ -99,6 +103,7 @@ impl Worker {
         let follow = Follow {
             etcd: &self.etcd,
             wake: &self.wake,
+            replica: self.replica.as_deref(),
             debounce: self.debounce,
             cancel: &self.cancel,
         };
@@ -116,6 +121,9 @@ pub struct Follow<'a> {
     pub etcd: &'a Etcd,
     /// Woken by the watch loop when the keys change.
     pub wake: &'a Wake,
+    /// The watched tree as the watch delivered it, when that is all that is needed:
+    /// then nothing is read from etcd.
+    pub replica: Option<&'a Replica>,
     /// Quiet time to wait for before reading.
     pub debounce: Option<Duration>,
     /// Ends the wait for the next snapshot.
@@ -124,10 +132,10 @@ pub struct Follow<'a> {
 
 impl Follow<'_> {
     /// Waits for a wake-up asking for a revision after `seen`, then for the quiet period,
-    /// and reads the trees of `keys` at one revision (retrying while etcd is unreachable);
-    /// None once cancelled. Wake-ups that arrive while the caller handles a snapshot fold
-    /// into one.
-    pub async fn next(&self, keys: &[&str], seen: i64) -> Option<Snapshot> {
+    /// and takes the replica's tree, or reads the trees of `keys` at one revision
+    /// (retrying while etcd is unreachable); None once cancelled. Wake-ups that arrive
+    /// while the caller handles a snapshot fold into one.
+    pub async fn next(&self, keys: &[&str], seen: i64) -> Option<Arc<Snapshot>> {
         loop {
             tokio::select! {
                 () = self.wake.requested() => {}
@@ -140,7 +148,14 @@ impl Follow<'_> {
         if !self.quiet_period().await {
             return None;
         }
-        self.etcd.snapshot_retrying(keys, self.cancel).await
+        match self.replica {
+            Some(replica) => Some(replica.latest()),
+            None => self
+                .etcd
+                .snapshot_retrying(keys, self.cancel)
+                .await
+                .map(Arc::new),
+        }
     }
 
     /// Waits until no wake-up came for `debounce`; false when cancelled meanwhile.

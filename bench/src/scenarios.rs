@@ -111,13 +111,18 @@ pub async fn latency(bin: &str) -> Value {
         .wait_until(LIMIT, |_| read(&target) == expected)
         .expect("initial render");
 
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let floor = {
         let mut watch_client = etcd.client().await;
         let floor_file = floor_file.clone();
         tokio::spawn(async move {
             let options = WatchOptions::new().with_prefix();
             let mut stream = watch_client.watch("/a/", Some(options)).await.unwrap();
+            let mut ready_tx = Some(ready_tx);
             while let Ok(Some(response)) = stream.message().await {
+                if response.created() {
+                    ready_tx.take().map(|tx| tx.send(()));
+                }
                 for event in response.events() {
                     if let (EventType::Put, Some(kv)) = (event.event_type(), event.kv()) {
                         let line = format!("{}={}", kv.key_str().unwrap(), kv.value_str().unwrap());
@@ -127,6 +132,7 @@ pub async fn latency(bin: &str) -> Value {
             }
         })
     };
+    ready.await.expect("the floor watch was created");
     let (warmup, updates) = (20, 200);
     let mut reconfig_lat = Vec::new();
     let mut floor_lat = Vec::new();

@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 use crate::status::{FailureKind, Pass, Status};
 use crate::supervise::{Signals, Supervisor, FORWARDED};
 use crate::systemd;
-use crate::watch::{self, Watched};
+use crate::watch::{self, Replica, Watched};
 use crate::worker::{Follow, Wake};
 use layout::{Layout, LayoutError, Perms};
 use payload::{Payload, Refused};
@@ -131,9 +131,11 @@ pub async fn run(args: &DispenseArgs) -> u8 {
     }
     systemd::ready();
     let wake = Arc::new(Wake::default());
+    let replica = Arc::new(Replica::new(first.subset([prefix.as_str()])));
     let watched = vec![Watched {
         key: prefix.clone(),
         subscribers: vec![wake.clone()],
+        replica: replica.clone(),
     }];
     info!(
         "mirroring {prefix} into {} from revision {}",
@@ -157,6 +159,7 @@ pub async fn run(args: &DispenseArgs) -> u8 {
     let mirroring = tokio::spawn(follow(
         etcd,
         wake,
+        replica,
         mirror,
         first.revision(),
         cancel.clone(),
@@ -204,6 +207,7 @@ async fn stop_requested(signals: &mut Signals) {
 async fn follow(
     etcd: Etcd,
     wake: Arc<Wake>,
+    replica: Arc<Replica>,
     mut mirror: Mirror,
     mut seen: i64,
     cancel: CancellationToken,
@@ -212,6 +216,7 @@ async fn follow(
     let follow = Follow {
         etcd: &etcd,
         wake: &wake,
+        replica: Some(&replica),
         debounce: None,
         cancel: &cancel,
     };
