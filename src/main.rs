@@ -18,13 +18,13 @@ fn main() -> ExitCode {
         Some(Command::Man) => print(&cli::man()),
         Some(Command::Dispense(args)) => {
             logging::init(args.debug, args.log_format);
-            let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+            let runtime = runtime(false);
             // The supervised command's exit status is passed on, whatever it is.
             return ExitCode::from(runtime.block_on(dispense::run(args)));
         }
         None => {
             let log = logging::init(cli.run.debug, cli.run.log_format);
-            let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+            let runtime = runtime(cli.run.onetime);
             if cli.run.onetime {
                 runtime.block_on(sync::onetime(&cli.run))
             } else {
@@ -33,6 +33,25 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// The async runtime: one thread for a one-shot run; for the long-running modes two
+/// workers (the work is waiting on etcd and the disk, and every thread costs memory). At
+/// most eight threads sync files to disk at once — enough for their syncs to share the
+/// filesystem's journal commits.
+fn runtime(one_shot: bool) -> tokio::runtime::Runtime {
+    let mut builder = if one_shot {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    };
+    builder
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime")
 }
 
 /// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
