@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions as ClientOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, ConnectOptions as ClientOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
+};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -199,19 +201,7 @@ impl Etcd {
         let mut revision = 0;
         let mut kvs = BTreeMap::new();
         for chunk in keys.chunks(MAX_TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk
-                .iter()
-                .map(|key| {
-                    let (start, end) = tree_range(key);
-                    let mut options = GetOptions::new().with_range(end);
-                    if revision > 0 {
-                        options = options.with_revision(revision);
-                    }
-                    TxnOp::get(start, Some(options))
-                })
-                .collect();
-            let mut kv = self.client.kv_client();
-            let response = match self.bounded(kv.txn(Txn::new().and_then(ops))).await {
+            let (read_at, trees) = match self.read_trees(chunk, revision).await {
                 Err(EtcdError::PermissionDenied { .. }) => {
                     let keys = chunk.iter().map(|k| k.to_string()).collect();
                     return Err(self.refused(keys).await);
@@ -219,18 +209,16 @@ impl Etcd {
                 other => other?,
             };
             if revision == 0 {
-                revision = response.header().map_or(0, |h| h.revision());
+                revision = read_at;
             }
-            for (key, op) in chunk.iter().zip(response.op_responses()) {
-                let TxnOpResponse::Get(get) = op else {
-                    continue;
-                };
-                for pair in get.kvs() {
-                    let name = std::str::from_utf8(pair.key()).map_err(|_| {
-                        EtcdError::KeyNotUtf8(String::from_utf8_lossy(pair.key()).into_owned())
+            for (key, pairs) in chunk.iter().zip(trees) {
+                for pair in pairs {
+                    let (name, value) = pair.into_key_value();
+                    let name = String::from_utf8(name).map_err(|e| {
+                        EtcdError::KeyNotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned())
                     })?;
-                    if in_tree(key, name) {
-                        kvs.insert(name.to_string(), pair.value().to_vec());
+                    if in_tree(key, &name) {
+                        kvs.insert(name, value);
                     }
                 }
             }
@@ -261,6 +249,51 @@ impl Etcd {
             user: self.user.clone(),
             key,
         }
+    }
+
+    /// The pairs in the tree ranges of `keys` (at `revision`, or the current one when 0),
+    /// with the revision read at. One key is one range request, whose pairs are moved out
+    /// of the response (a big tree is not copied); several go in one transaction.
+    async fn read_trees(
+        &self,
+        keys: &[&str],
+        revision: i64,
+    ) -> Result<(i64, Vec<Vec<KeyValue>>), EtcdError> {
+        let options = |key: &str| {
+            let (start, end) = tree_range(key);
+            let options = GetOptions::new().with_range(end);
+            let options = if revision > 0 {
+                options.with_revision(revision)
+            } else {
+                options
+            };
+            (start, options)
+        };
+        let mut kv = self.client.kv_client();
+        if let [key] = keys {
+            let (start, options) = options(key);
+            let mut response = self.bounded(kv.get(start, Some(options))).await?;
+            let read_at = response.header().map_or(0, |h| h.revision());
+            return Ok((read_at, vec![response.take_kvs()]));
+        }
+        let ops: Vec<TxnOp> = keys
+            .iter()
+            .map(|key| {
+                let (start, options) = options(key);
+                TxnOp::get(start, Some(options))
+            })
+            .collect();
+        let response = self.bounded(kv.txn(Txn::new().and_then(ops))).await?;
+        let read_at = response.header().map_or(0, |h| h.revision());
+        let trees = response
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                TxnOpResponse::Get(mut get) => get.take_kvs(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok((read_at, trees))
     }
 
     /// [`Self::snapshot`], retried with backoff while it fails (logging only the change

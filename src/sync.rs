@@ -151,13 +151,18 @@ pub async fn sync_all(
 ) -> Result<usize, EtcdError> {
     let keys: Vec<&str> = jobs.iter().flat_map(|j| j.entry.read_keys()).collect();
     let read = || etcd.snapshot(keys.iter().copied());
-    let snapshot = match retry_within(etcd.timeout(), EtcdError::is_transient, read).await {
+    let shared = match retry_within(etcd.timeout(), EtcdError::is_transient, read).await {
         Err(EtcdError::PermissionDenied { .. }) => return sync_each(etcd, jobs, options).await,
-        other => other?,
+        other => Arc::new(other?),
     };
     let mut failed = 0;
     for job in jobs {
-        if let Err(e) = sync_entry(job, &own_snapshot(job, &snapshot), options).await {
+        let own = match jobs {
+            // The read holds exactly this entry's trees: no copy needed.
+            [_] => Arc::clone(&shared),
+            _ => own_snapshot(job, &shared),
+        };
+        if let Err(e) = sync_entry(job, &own, options).await {
             failed += 1;
             log_failure(&job.entry, &e);
         }
