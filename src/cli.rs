@@ -49,15 +49,9 @@ pub enum Command {
 /// Flags of the main job (reconfig.rb-compatible).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Config directory holding conf.d/ and templates/
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "cfg-dir",
-        default_value = "/etc/reconfig",
-        value_name = "DIR"
-    )]
-    pub cfgdir: PathBuf,
+    /// Where the entries are
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Debug logging (SIGUSR1 toggles it at run time)
     #[arg(short = 'd', long)]
     pub debug: bool,
@@ -67,9 +61,6 @@ pub struct RunArgs {
     /// Render every entry once, run its commands, and exit
     #[arg(short = 'o', long, visible_alias = "one-time")]
     pub onetime: bool,
-    /// Prefix prepended to every entry's key (not to altkeys); must begin with '/'
-    #[arg(short = 'p', long, default_value = "", value_name = "PREFIX", value_parser = parse_prefix)]
-    pub prefix: String,
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
@@ -86,6 +77,23 @@ pub struct RunArgs {
     /// it, TERM/INT/QUIT/USR2/WINCH are passed on, its exit status becomes reconfig's
     #[arg(last = true, value_name = "CMD ARGS", conflicts_with = "onetime")]
     pub command: Vec<OsString>,
+}
+
+/// Where the entries are, for every command that loads `conf.d`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Config directory holding conf.d/ and templates/
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "cfg-dir",
+        default_value = "/etc/reconfig",
+        value_name = "DIR"
+    )]
+    pub cfgdir: PathBuf,
+    /// Prefix prepended to every entry's key (not to altkeys); must begin with '/'
+    #[arg(short = 'p', long, default_value = "", value_name = "PREFIX", value_parser = parse_prefix)]
+    pub prefix: String,
 }
 
 /// Flags of `reconfig dispense` (etcd-config-dispenser's, plus the connection flags in
@@ -149,18 +157,9 @@ pub struct RenderArgs {
     /// Render only the entry with this id
     #[arg(long, value_name = "ID")]
     pub entry: Option<String>,
-    /// Config directory holding conf.d/ and templates/
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "cfg-dir",
-        default_value = "/etc/reconfig",
-        value_name = "DIR"
-    )]
-    pub cfgdir: PathBuf,
-    /// Prefix prepended to every entry's key (not to altkeys); must begin with '/'
-    #[arg(short = 'p', long, default_value = "", value_name = "PREFIX", value_parser = parse_prefix)]
-    pub prefix: String,
+    /// Where the entries are
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// `reconfig completions SHELL`: the completion script, generated from these definitions.
@@ -205,9 +204,9 @@ mod tests {
         .unwrap();
         assert!(cli.command.is_none());
         let run = cli.run;
-        assert_eq!(run.cfgdir, PathBuf::from("/x"));
+        assert_eq!(run.config.cfgdir, PathBuf::from("/x"));
         assert!(run.debug && run.notreally && run.onetime);
-        assert_eq!(run.prefix, "/pre");
+        assert_eq!(run.config.prefix, "/pre");
         assert_eq!(run.connect.host.as_deref(), Some("h"));
     }
 

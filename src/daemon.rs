@@ -38,7 +38,7 @@ use crate::logging::LogControl;
 use crate::metrics;
 use crate::snapshot::Snapshot;
 use crate::status::Status;
-use crate::supervise::{Reloader, Signals, Supervisor, FORWARDED};
+use crate::supervise::{Reloader, Signals, Supervisor};
 use crate::sync::{diff_color, load_jobs, own_snapshot, Exit, Job};
 use crate::systemd;
 use crate::watch::{self, Replica, Watched};
@@ -49,12 +49,12 @@ const TEMPLATE_SETTLE: Duration = Duration::from_millis(100);
 
 /// Runs the daemon until SIGTERM/SIGINT; exits 2 when there is no valid entry at start.
 pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
-    let jobs = match load_jobs(&args.cfgdir, &args.prefix) {
+    let jobs = match load_jobs(&args.config.cfgdir, &args.config.prefix) {
         Ok(loaded) if !loaded.jobs.is_empty() => loaded.jobs,
         Ok(_) => {
             error!(
                 "no valid entry in {}; nothing to do",
-                args.cfgdir.join("conf.d").display()
+                args.config.cfgdir.join("conf.d").display()
             );
             return Exit::Usage;
         }
@@ -63,12 +63,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
             return Exit::Usage;
         }
     };
-    let handled: &[Signal] = if args.command.is_empty() {
-        &OWN_SIGNALS
-    } else {
-        &FORWARDED
-    };
-    let mut signals = match Signals::new(handled) {
+    let mut signals = match Signals::for_command(&args.command, &OWN_SIGNALS) {
         Ok(signals) => signals,
         Err(e) => {
             error!("{e}");
@@ -104,7 +99,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
     };
     status.etcd_up();
     let (template_tx, mut template_rx) = mpsc::unbounded_channel();
-    let _template_watch = watch_templates(&args.cfgdir.join("templates"), template_tx);
+    let _template_watch = watch_templates(&args.config.cfgdir.join("templates"), template_tx);
 
     let (mut supervisor, reloader) = Supervisor::new();
     let settings = Settings {
@@ -128,7 +123,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Exit {
                     info!("debug logging {}", if on { "on" } else { "off" });
                 }
                 Signal::SIGHUP => {
-                    info!("SIGHUP: reloading {}", args.cfgdir.display());
+                    info!("SIGHUP: reloading {}", args.config.cfgdir.display());
                     generation = reload(&settings, args, generation).await;
                 }
                 Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break None,
@@ -186,7 +181,7 @@ struct Settings {
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
 /// configuration has no valid entry.
 async fn reload(settings: &Settings, args: &RunArgs, current: Generation) -> Generation {
-    match load_jobs(&args.cfgdir, &args.prefix) {
+    match load_jobs(&args.config.cfgdir, &args.config.prefix) {
         Ok(loaded) if !loaded.jobs.is_empty() => {
             current.stop().await;
             Generation::start(settings, loaded.jobs)

@@ -48,7 +48,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, String> {
 
 /// Renders the selected entries to stdout; any failure makes the exit code 1.
 pub fn run(args: &RenderArgs) -> Exit {
-    let loaded = match load_jobs(&args.cfgdir, &args.prefix) {
+    let loaded = match load_jobs(&args.config.cfgdir, &args.config.prefix) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("reconfig: {e}");

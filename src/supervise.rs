@@ -94,6 +94,12 @@ impl Signals {
         Ok(Signals { streams })
     }
 
+    /// The signals of a process that may supervise `command`: all that are forwarded to a
+    /// child when there is one, else only the process's `own`.
+    pub fn for_command(command: &[OsString], own: &[Signal]) -> Result<Signals, SuperviseError> {
+        Signals::new(if command.is_empty() { own } else { &FORWARDED })
+    }
+
     /// Waits for the next signal.
     pub async fn recv(&mut self) -> Signal {
         poll_fn(|cx| {

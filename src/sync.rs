@@ -196,7 +196,7 @@ pub fn diff_color() -> bool {
 
 /// `reconfig --onetime`: one pass over every entry, then exit.
 pub async fn onetime(args: &RunArgs) -> Exit {
-    let loaded = match load_jobs(&args.cfgdir, &args.prefix) {
+    let loaded = match load_jobs(&args.config.cfgdir, &args.config.prefix) {
         Ok(loaded) => loaded,
         Err(e) => {
             error!("{e}");
@@ -206,7 +206,7 @@ pub async fn onetime(args: &RunArgs) -> Exit {
     if loaded.jobs.is_empty() {
         error!(
             "no valid entry in {}; nothing to do",
-            args.cfgdir.join("conf.d").display()
+            args.config.cfgdir.join("conf.d").display()
         );
         return Exit::Usage;
     }

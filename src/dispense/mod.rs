@@ -31,7 +31,7 @@ use crate::etcd::{Etcd, EtcdError};
 use crate::metrics;
 use crate::snapshot::Snapshot;
 use crate::status::{FailureKind, Pass, Status};
-use crate::supervise::{Signals, Supervisor, FORWARDED};
+use crate::supervise::{Signals, Supervisor};
 use crate::systemd;
 use crate::watch::{self, Replica, Watched};
 use crate::worker::{Follow, Wake};
@@ -79,12 +79,7 @@ pub async fn run(args: &DispenseArgs) -> u8 {
             return USAGE;
         }
     };
-    let handled: &[Signal] = if args.command.is_empty() {
-        &STOP
-    } else {
-        &FORWARDED
-    };
-    let mut signals = match Signals::new(handled) {
+    let mut signals = match Signals::for_command(&args.command, &STOP) {
         Ok(signals) => signals,
         Err(e) => {
             error!("{e}");
