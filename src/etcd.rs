@@ -4,6 +4,7 @@
 //! never mixes values from before and after a transaction.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -110,9 +111,15 @@ fn who(user: Option<&str>) -> String {
     }
 }
 
-/// The process's connection to etcd, cheap to clone (clones share the connection).
+/// The process's connection to etcd, cheap to clone (clones share the connection; a
+/// clone is one pointer, which matters with hundreds of entry workers holding one).
 #[derive(Clone)]
 pub struct Etcd {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of [`Etcd`] shares.
+struct Shared {
     client: Client,
     endpoints: String,
     user: Option<String>,
@@ -161,15 +168,17 @@ impl Etcd {
                 },
             })?;
         let etcd = Etcd {
-            client,
-            endpoints,
-            user,
-            timeout: options.connect_timeout,
+            shared: Arc::new(Shared {
+                client,
+                endpoints,
+                user,
+                timeout: options.connect_timeout,
+            }),
         };
         if options.user.is_none() {
             // A read, not a status request: it also finds out that etcd wants a user.
             let probe = GetOptions::new().with_count_only();
-            etcd.bounded(etcd.client.kv_client().get("/", Some(probe)))
+            etcd.bounded(etcd.shared.client.kv_client().get("/", Some(probe)))
                 .await?;
         }
         Ok(etcd)
@@ -177,17 +186,17 @@ impl Etcd {
 
     /// The underlying client, for watches and the etcd-util operations.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.shared.client
     }
 
     /// The time limit of one request (the connect timeout).
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.shared.timeout
     }
 
     /// The endpoints, comma-separated, for messages.
     pub fn endpoints(&self) -> &str {
-        &self.endpoints
+        &self.shared.endpoints
     }
 
     /// Reads the trees of `keys` (each key and everything below it) at one revision.
@@ -228,7 +237,7 @@ impl Etcd {
 
     /// Finds which of `keys` the user may not read, so the message can name it.
     async fn refused(&self, keys: Vec<String>) -> EtcdError {
-        let mut kv = self.client.kv_client();
+        let mut kv = self.shared.client.kv_client();
         for key in keys {
             let (start, end) = tree_range(&key);
             let count = GetOptions::new().with_range(end).with_count_only();
@@ -245,8 +254,8 @@ impl Etcd {
 
     fn denied(&self, key: Option<String>) -> EtcdError {
         EtcdError::PermissionDenied {
-            endpoints: self.endpoints.clone(),
-            user: self.user.clone(),
+            endpoints: self.shared.endpoints.clone(),
+            user: self.shared.user.clone(),
             key,
         }
     }
@@ -269,7 +278,7 @@ impl Etcd {
             };
             (start, options)
         };
-        let mut kv = self.client.kv_client();
+        let mut kv = self.shared.client.kv_client();
         if let [key] = keys {
             let (start, options) = options(key);
             let mut response = self.bounded(kv.get(start, Some(options))).await?;
@@ -313,7 +322,7 @@ impl Etcd {
             match attempt {
                 Ok(snapshot) => {
                     if failing {
-                        info!("etcd readable again at {}", self.endpoints);
+                        info!("etcd readable again at {}", self.shared.endpoints);
                     }
                     return Some(snapshot);
                 }
@@ -336,10 +345,10 @@ impl Etcd {
         &self,
         request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        tokio::time::timeout(self.timeout, request)
+        tokio::time::timeout(self.shared.timeout, request)
             .await
-            .map_err(|_| timed_out(&self.endpoints, self.timeout))?
-            .map_err(|e| request_error(&self.endpoints, self.user.as_deref(), e))
+            .map_err(|_| timed_out(&self.shared.endpoints, self.shared.timeout))?
+            .map_err(|e| request_error(&self.shared.endpoints, self.shared.user.as_deref(), e))
     }
 }
 

@@ -109,7 +109,9 @@ impl Worker {
         };
         while let Some(snapshot) = follow.next(&keys, rendered).await {
             rendered = snapshot.revision();
-            self.sync(&snapshot).await;
+            // Boxed: applying (commands, file I/O) needs a large future, which an idle
+            // worker would otherwise carry all the time — 500 entries, megabytes.
+            Box::pin(self.sync(&snapshot)).await;
         }
     }
 }
@@ -150,9 +152,8 @@ impl Follow<'_> {
         }
         match self.replica {
             Some(replica) => Some(replica.latest()),
-            None => self
-                .etcd
-                .snapshot_retrying(keys, self.cancel)
+            // Boxed like the apply step: an idle worker should not carry a read's future.
+            None => Box::pin(self.etcd.snapshot_retrying(keys, self.cancel))
                 .await
                 .map(Arc::new),
         }
