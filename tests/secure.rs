@@ -405,23 +405,6 @@ async fn srv_records_list_every_target_in_priority_order() {
     );
 }
 
-/// Sets up etcd's auth: root, and user `app` (password `app-pw`) whose role may read the
-/// `/app` tree only; then enables auth.
-async fn enable_auth(etcd: &EtcdServer) {
-    use etcd_client::Permission;
-    let mut c = etcd.client().await;
-    c.role_add("root").await.unwrap();
-    c.user_add("root", "root-pw", None).await.unwrap();
-    c.user_grant_role("root", "root").await.unwrap();
-    c.role_add("app").await.unwrap();
-    c.role_grant_permission("app", Permission::read("/app").with_prefix())
-        .await
-        .unwrap();
-    c.user_add("app", "app-pw", None).await.unwrap();
-    c.user_grant_role("app", "app").await.unwrap();
-    c.auth_enable().await.unwrap();
-}
-
 fn as_user(name: &str, password: &str) -> tokio::process::Command {
     let mut cmd = reconfig();
     cmd.env("ETCD_USERNAME", name)
@@ -434,7 +417,7 @@ async fn auth_credentials_and_role_limits() {
     let mut etcd = EtcdServer::start().await;
     etcd.put_all([("/app/name", "authorized"), ("/secret/token", "x")])
         .await;
-    enable_auth(&etcd).await;
+    etcd.enable_auth().await;
     let dir = tempfile::tempdir().unwrap();
     let endpoint = etcd.endpoint.clone();
     let app = config(&dir.path().join("app"), &[("app", "/app")]);

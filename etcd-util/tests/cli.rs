@@ -188,3 +188,64 @@ async fn usage_errors_exit_2_and_unreachable_exits_1() {
     );
     assert!(started.elapsed() < LIMIT);
 }
+
+#[tokio::test]
+async fn auth_errors_are_one_line_and_never_show_the_password() {
+    let etcd = EtcdServer::start().await;
+    etcd.put_all([("/app/a", "1")]).await;
+    etcd.enable_auth().await;
+    let as_user = |password: &str| {
+        let mut cmd = util();
+        cmd.env("ETCD_USERNAME", "app")
+            .env("ETCD_PASSWORD", password);
+        cmd
+    };
+    let endpoint = etcd.endpoint.clone();
+    let ok = run_command(
+        as_user("app-pw"),
+        ["--endpoints", &endpoint, "-k", "/app/a"],
+    )
+    .await;
+    assert_eq!(
+        (ok.code, ok.stdout.as_str()),
+        (0, "{\n  \"/app/a\": \"1\"\n}\n"),
+        "{}",
+        ok.stderr
+    );
+
+    let denied = run_command(
+        as_user("app-pw"),
+        [
+            "--endpoints",
+            &endpoint,
+            "-o",
+            "set",
+            "-k",
+            "/other",
+            "-v",
+            "x",
+        ],
+    )
+    .await;
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    let last = denied.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("permission denied"), "{}", denied.stderr);
+
+    let wrong = run_command(
+        as_user("not-the-password"),
+        ["--endpoints", &endpoint, "-d", "-k", "/app/a"],
+    )
+    .await;
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        !wrong.stderr.contains("not-the-password"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(
+        wrong.stderr.lines().filter(|l| l.contains("app")).count(),
+        1,
+        "{}",
+        wrong.stderr
+    );
+}

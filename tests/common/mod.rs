@@ -232,6 +232,23 @@ impl EtcdServer {
         Client::connect(urls, None).await.unwrap()
     }
 
+    /// Sets up etcd's auth: root (password `root-pw`), and user `app` (password `app-pw`)
+    /// whose role may read the `/app` tree only; then enables auth.
+    pub async fn enable_auth(&self) {
+        use etcd_client::Permission;
+        let mut c = self.client().await;
+        c.role_add("root").await.unwrap();
+        c.user_add("root", "root-pw", None).await.unwrap();
+        c.user_grant_role("root", "root").await.unwrap();
+        c.role_add("app").await.unwrap();
+        c.role_grant_permission("app", Permission::read("/app").with_prefix())
+            .await
+            .unwrap();
+        c.user_add("app", "app-pw", None).await.unwrap();
+        c.user_grant_role("app", "app").await.unwrap();
+        c.auth_enable().await.unwrap();
+    }
+
     /// Puts every pair, one request each, retrying while a member is down.
     pub async fn put_all<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &self,
