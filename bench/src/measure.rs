@@ -148,6 +148,8 @@ pub fn etcd_metrics(endpoint: &str) -> String {
 }
 
 /// Peak resident memory (MiB) and wall time of a command run to completion.
+// The child is reaped by wait4 (which also reports its peak RSS), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(cmd: &mut std::process::Command) -> (std::process::ExitStatus, Duration, f64) {
     use std::os::unix::process::ExitStatusExt;
     let started = Instant::now();
