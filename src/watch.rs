@@ -123,13 +123,17 @@ pub async fn run(
         return;
     }
     let mut next = vec![start_revision; watched.len()];
+    // Revisions subscribers must be woken for; kept across sessions so that a stream that
+    // breaks in the middle of a batch cannot swallow a wake-up already booked.
+    let mut woken = vec![0; watched.len()];
     let mut backoff = Backoff::new(RETRY_CAP);
     let mut healthy = true;
     loop {
         let result = tokio::select! {
-            r = session(&etcd, &watched, &mut next, &mut healthy, &mut backoff, &status) => r,
+            r = session(&etcd, &watched, &mut next, &mut healthy, &mut backoff, &status, &mut woken) => r,
             () = cancel.cancelled() => return,
         };
+        wake(&watched, &mut woken);
         if let Err(e) = result {
             if healthy {
                 warn!("watch lost ({e}); reconnecting to {}", etcd.endpoints());
@@ -184,6 +188,7 @@ async fn session(
     healthy: &mut bool,
     backoff: &mut Backoff,
     status: &Status,
+    woken: &mut [i64],
 ) -> Result<(), SessionError> {
     let mut ids = Ids::new();
     let mut client = etcd.client().watch_client();
@@ -197,7 +202,6 @@ async fn session(
         stream.watch(key, Some(options)).await?;
     }
     let mut created = 0;
-    let mut woken = vec![0; watched.len()];
     loop {
         let first = stream.message().await?.ok_or(SessionError::Closed)?;
         let mut response = Some(first);
@@ -214,17 +218,22 @@ async fn session(
                     }
                 }
             }
-            handle(etcd, watched, next, &mut ids, &mut stream, &r, &mut woken).await?;
+            handle(etcd, watched, next, &mut ids, &mut stream, &r, woken).await?;
             response = match stream.message().now_or_never() {
                 Some(r) => Some(r?.ok_or(SessionError::Closed)?),
                 None => None,
             };
         }
-        for (w, revision) in watched.iter().zip(woken.iter_mut()) {
-            let revision = std::mem::take(revision);
-            if revision > 0 {
-                w.subscribers.iter().for_each(|s| s.request(revision));
-            }
+        wake(watched, woken);
+    }
+}
+
+/// Wakes the subscribers of every key with a booked revision, and clears the bookings.
+fn wake(watched: &[Watched], woken: &mut [i64]) {
+    for (w, revision) in watched.iter().zip(woken.iter_mut()) {
+        let revision = std::mem::take(revision);
+        if revision > 0 {
+            w.subscribers.iter().for_each(|s| s.request(revision));
         }
     }
 }
