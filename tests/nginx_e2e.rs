@@ -211,11 +211,7 @@ async fn nginx_follows_backends_registering_and_expiring() {
     let root = dir.path().display().to_string();
     let conf = format!("{root}/nginx.conf");
     let pid_file = format!("{root}/nginx.pid");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
 
     let (a, _a) = backend("A").await;
     let (b, _b) = backend("B").await;

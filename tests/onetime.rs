@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
+/// A config dir with one entry on key `/a` rendering `template` into `root/t.conf`.
+fn one_entry(root: &Path, template: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let target = root.join("t.conf");
+    let entry = format!(
+        r#"{{"key":"/a","source":"t","target":"{}"}}"#,
+        target.display()
+    );
+    (cfgdir(root, &[("a", entry)], &[("t", template)]), target)
+}
+
 fn args<'a>(cfg: &'a Path, etcd: &'a EtcdServer) -> Vec<&'a str> {
     vec![
         "--onetime",
@@ -297,24 +307,9 @@ async fn every_bad_entry_fails_alone_with_one_clear_line() {
 #[tokio::test]
 async fn unreachable_etcd_fails_within_the_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("t.conf");
+    let (cfg, target) = one_entry(dir.path(), "x");
     write(&target, "original\n");
-    let cfg = cfgdir(
-        dir.path(),
-        &[(
-            "a",
-            format!(
-                r#"{{"key":"/a","source":"t","target":"{}"}}"#,
-                target.display()
-            ),
-        )],
-        &[("t", "x")],
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let run = run_reconfig([
@@ -374,18 +369,7 @@ async fn usage_errors_exit_2() {
 async fn onetime_succeeds_with_a_cluster_member_down() {
     let mut etcd = EtcdServer::cluster(3).await;
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("t.conf");
-    let cfg = cfgdir(
-        dir.path(),
-        &[(
-            "a",
-            format!(
-                r#"{{"key":"/a","source":"t","target":"{}"}}"#,
-                target.display()
-            ),
-        )],
-        &[("t", "<%= data[\"/a\"] %>\n")],
-    );
+    let (cfg, target) = one_entry(dir.path(), "<%= data[\"/a\"] %>\n");
     etcd.put_all([("/a", "1")]).await;
     etcd.kill(2);
     // Requests are spread over the endpoints; every run must still find a live member.

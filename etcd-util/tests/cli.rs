@@ -161,11 +161,7 @@ async fn usage_errors_exit_2_and_unreachable_exits_1() {
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert_eq!(run.stderr.trim().lines().count().min(1), 1);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let started = Instant::now();
     let run = run_command(
