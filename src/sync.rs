@@ -119,7 +119,11 @@ pub async fn sync_entry(
     let text = render(job, own)?;
     let outcome = apply(&job.entry, text.as_bytes(), options).await?;
     match &outcome {
-        Outcome::Unchanged => debug!(entry = %job.entry.id, "target unchanged"),
+        Outcome::Unchanged => debug!(
+            entry = %job.entry.id,
+            "target unchanged (revision {})",
+            own.revision()
+        ),
         Outcome::Changed => info!(
             entry = %job.entry.id,
             "updated {} (revision {})",

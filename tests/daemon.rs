@@ -62,12 +62,25 @@ async fn update_reaches_target_and_sigterm_exits_0() {
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
 }
 
+/// Wall-clock nanoseconds, comparable with `date +%s%N` in the reload commands.
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
 #[tokio::test]
 async fn a_burst_ends_in_the_final_state_after_few_renders() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (json, target) = tree_entry(dir.path(), "b", "/b", "");
-    let json = json.replace("echo x >>", "sleep 0.05; echo x >>");
+    // Each reload records when it started and ended, and lasts at least RELOAD.
+    const RELOAD: Duration = Duration::from_millis(50);
+    let json = json.replace(
+        "echo x >>",
+        "s=$(date +%s%N); sleep 0.05; echo $s $(date +%s%N) >>",
+    );
     let cfg = cfgdir(dir.path(), &[("b", json)], &[("tree.tmpl", TREE_TMPL)]);
     etcd.put_all([("/b/k", "start")]).await;
     let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
@@ -75,18 +88,58 @@ async fn a_burst_ends_in_the_final_state_after_few_renders() {
 
     let writes = 2000;
     let mut client = etcd.client().await;
+    let burst_start = now_ns();
+    let started = std::time::Instant::now();
     for i in 1..=writes {
         client.put("/b/k", format!("v{i}"), None).await.unwrap();
     }
+    let burst = started.elapsed();
+    let burst_end = now_ns();
     wait_for_content(&target, &format!("/b/k=v{writes}\n"), LIMIT, || {
         daemon.log()
     })
     .await;
-    let renders = reloads(dir.path(), "b");
+    let landed = now_ns();
+    // The reload of the final render follows the file.
     assert!(
-        renders <= 60,
-        "{renders} reloads for {writes} writes: not coalesced"
+        eventually(LIMIT, || reload_spans(dir.path(), "b")
+            .last()
+            .is_some_and(|&(start, _)| start > burst_end))
+        .await,
+        "no reload after the burst\n{}",
+        daemon.log()
     );
+    let spans = reload_spans(dir.path(), "b");
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "reloads overlap: {pair:?}");
+    }
+    // Reloads are serial and each lasts at least RELOAD, so while the writes went on at most
+    // burst / RELOAD of them ran. Coalescing leaves no backlog: after the last write, the
+    // render in flight and a follow-up that sees the final state (one more if the watch was
+    // a reload behind), plus the start-up reload if it was still running.
+    let during = spans.iter().filter(|s| s.0 >= burst_start).count();
+    let bound = (burst.as_secs_f64() / RELOAD.as_secs_f64()) as usize + 4;
+    assert!(
+        during <= bound,
+        "{during} reloads for {writes} writes in {burst:?} (at most {bound}): not coalesced"
+    );
+    let after = spans.iter().filter(|s| s.0 > landed).count();
+    assert!(
+        after <= 1,
+        "{after} reloads started after the final file landed"
+    );
+}
+
+/// (start, end) of each reload, in nanoseconds, as recorded by the reload command.
+fn reload_spans(root: &Path, name: &str) -> Vec<(u128, u128)> {
+    std::fs::read_to_string(root.join(format!("{name}.reloads")))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (s, e) = l.split_once(' ').unwrap();
+            (s.parse().unwrap(), e.parse().unwrap())
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -110,15 +163,20 @@ async fn one_transaction_is_one_render() {
     let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
     wait_for_content(&target, "/t/0=0\n", LIMIT, || daemon.log()).await;
     wait_for_content(&multi_target, "/m/0=0\n", LIMIT, || daemon.log()).await;
-    let renders = |entry: &str| {
+    // The revision each render of `entry` saw, in order.
+    let renders = |entry: &str| -> Vec<i64> {
         let tag = format!("[{entry}] ");
         daemon
             .log()
             .lines()
             .filter(|l| l.contains(&tag) && (l.contains("updated") || l.contains("unchanged")))
-            .count()
+            .map(|l| {
+                let (_, revision) = l.rsplit_once("(revision ").unwrap();
+                revision.trim_end_matches(')').parse().unwrap()
+            })
+            .collect()
     };
-    assert!(eventually(LIMIT, || renders("t") == 1 && renders("m") == 1).await);
+    assert!(eventually(LIMIT, || renders("t").len() == 1 && renders("m").len() == 1).await);
 
     let mut client = etcd.client().await;
     let puts: Vec<TxnOp> = (1..=5)
@@ -139,16 +197,32 @@ async fn one_transaction_is_one_render() {
     let expected = "/t/0=0\n/t/1=x\n/t/2=x\n/t/3=x\n/t/4=x\n/t/5=x\n";
     wait_for_content(&target, expected, LIMIT, || daemon.log()).await;
     wait_for_content(&multi_target, "/m/0=0\n/m/1=y\n", LIMIT, || daemon.log()).await;
-    assert!(eventually(LIMIT, || renders("t") == 2 && renders("m") == 2).await);
-    // A second render would follow within milliseconds: watch a while for one.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(renders("t"), 2, "one txn, one render\n{}", daemon.log());
-    assert_eq!(
-        renders("m"),
-        2,
-        "one txn over two watched keys, one render\n{}",
+    // A later write to each tree renders after anything the transaction could still have
+    // caused, so by its render every render of the transaction is in the log.
+    etcd.put_all([("/t/9", "end")]).await;
+    etcd.put_all([("/m/9", "end")]).await;
+    wait_for_content(&target, &format!("{expected}/t/9=end\n"), LIMIT, || {
         daemon.log()
-    );
+    })
+    .await;
+    wait_for_content(&multi_target, "/m/0=0\n/m/1=y\n/m/9=end\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    for entry in ["t", "m"] {
+        let seen = renders(entry);
+        assert_eq!(
+            seen.len(),
+            3,
+            "{entry}: start-up, the transaction and the later write, one render each: \
+             {seen:?}\n{}",
+            daemon.log()
+        );
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "{entry}: a revision rendered twice: {seen:?}"
+        );
+    }
 }
 
 #[tokio::test]

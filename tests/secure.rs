@@ -9,7 +9,7 @@ mod pki;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_server::authority::{Catalog, ZoneType};
@@ -428,13 +428,7 @@ async fn auth_credentials_and_role_limits() {
     let written = std::fs::read_to_string(target(&dir.path().join("app"), "app")).unwrap();
     assert_eq!(written, "/app/name=authorized\n");
 
-    let started = Instant::now();
     let wrong = onetime_with(as_user("app", "wrong-hunter2"), &app, &ep).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
     assert_one_line_error(
         &wrong,
         &[&endpoint, r#"refused user "app""#, "authentication failed"],
@@ -456,6 +450,9 @@ async fn auth_credentials_and_role_limits() {
     )
     .await;
     assert_eq!(flagged.code, 1, "{}", flagged.stderr);
+    // Refused credentials are final: one attempt, no retrying until the connect timeout.
+    let attempts = flagged.stderr.matches("connecting to etcd").count();
+    assert_eq!(attempts, 1, "{}", flagged.stderr);
     assert!(flagged.stderr.contains("Secret(***)"), "{}", flagged.stderr);
     assert!(!flagged.stderr.contains("hunter2"), "{}", flagged.stderr);
 
