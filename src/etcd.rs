@@ -3,12 +3,12 @@
 //! Every render reads from a [`Snapshot`] taken at a single etcd revision, so a template
 //! never mixes values from before and after a transaction.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, ConnectOptions as ClientOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
+    Client, ConnectOptions as ClientOptions, GetOptions, KeyValue, KvClient, Txn, TxnOp,
+    TxnOpResponse, WatchClient,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -16,10 +16,19 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::connect::{ConnectError, ConnectOptions};
-use crate::snapshot::{in_tree, tree_range, Snapshot};
+use crate::snapshot::{in_tree_bytes, tree_range, Snapshot};
 
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`, default 128).
 const MAX_TXN_OPS: usize = 128;
+
+/// Keys per page of a tree read: a tree of any size is read in requests of bounded size,
+/// every page at the revision of the first.
+const PAGE_KEYS: i64 = 500;
+
+/// The largest message taken from etcd. A value may be 1.5 MiB and a page or a watch
+/// response holds many: gRPC's default of 4 MiB would fail reads and break watches for
+/// good. etcd's own Go client accepts up to 2 GiB; so does reconfig.
+pub const MAX_MESSAGE_BYTES: usize = i32::MAX as usize;
 
 /// Longest wait between two attempts of a retried read.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -86,9 +95,6 @@ pub enum EtcdError {
     /// Endpoints, SRV records or TLS files could not be worked out.
     #[error(transparent)]
     Setup(#[from] ConnectError),
-    /// Keys become file names and log lines; they must be text.
-    #[error("etcd key {0:?} is not valid UTF-8")]
-    KeyNotUtf8(String),
 }
 
 impl EtcdError {
@@ -199,7 +205,35 @@ impl Etcd {
         &self.shared.endpoints
     }
 
-    /// Reads the trees of `keys` (each key and everything below it) at one revision.
+    /// A KV client that takes messages up to [`MAX_MESSAGE_BYTES`].
+    pub fn kv(&self) -> KvClient {
+        self.shared
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// A watch client that takes messages up to [`MAX_MESSAGE_BYTES`].
+    pub fn watch_client(&self) -> WatchClient {
+        self.shared
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Gets a fresh auth token when a user is set. A watch stream carries the token it was
+    /// opened with, and etcd's simple tokens die with a restart or after their TTL: every
+    /// new stream needs a token that is valid now.
+    pub async fn refresh_auth(&self) -> Result<(), EtcdError> {
+        if self.shared.user.is_some() {
+            self.bounded(self.shared.client.refresh_token()).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the trees of `keys` (each key and everything below it) at one revision, in
+    /// pages. Keys that are not UTF-8 are kept apart in the snapshot: they fail only the
+    /// entries whose trees hold them.
     pub async fn snapshot<'a>(
         &self,
         keys: impl IntoIterator<Item = &'a str>,
@@ -208,9 +242,9 @@ impl Etcd {
         keys.sort_unstable();
         keys.dedup();
         let mut revision = 0;
-        let mut kvs = BTreeMap::new();
+        let mut pairs = Vec::new();
         for chunk in keys.chunks(MAX_TXN_OPS) {
-            let (read_at, trees) = match self.read_trees(chunk, revision).await {
+            let (read_at, pages) = match self.first_pages(chunk, revision).await {
                 Err(EtcdError::PermissionDenied { .. }) => {
                     let keys = chunk.iter().map(|k| k.to_string()).collect();
                     return Err(self.refused(keys).await);
@@ -220,19 +254,25 @@ impl Etcd {
             if revision == 0 {
                 revision = read_at;
             }
-            for (key, pairs) in chunk.iter().zip(trees) {
-                for pair in pairs {
-                    let (name, value) = pair.into_key_value();
-                    let name = String::from_utf8(name).map_err(|e| {
-                        EtcdError::KeyNotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned())
-                    })?;
-                    if in_tree(key, &name) {
-                        kvs.insert(name, value);
-                    }
+            for (key, mut page) in chunk.iter().zip(pages) {
+                loop {
+                    let next = page.next_start();
+                    pairs.extend(
+                        page.kvs
+                            .into_iter()
+                            .map(KeyValue::into_key_value)
+                            .filter(|(name, _)| in_tree_bytes(key, name)),
+                    );
+                    let Some(start) = next else { break };
+                    page = self.page(start, tree_range(key).1, revision).await?;
                 }
             }
         }
-        Ok(Snapshot::new(revision, kvs))
+        let mut snapshot = Snapshot::at(revision);
+        for (key, value) in pairs {
+            snapshot.insert_raw(key, value);
+        }
+        Ok(snapshot)
     }
 
     /// Finds which of `keys` the user may not read, so the message can name it.
@@ -260,49 +300,59 @@ impl Etcd {
         }
     }
 
-    /// The pairs in the tree ranges of `keys` (at `revision`, or the current one when 0),
-    /// with the revision read at. One key is one range request, whose pairs are moved out
-    /// of the response (a big tree is not copied); several go in one transaction.
-    async fn read_trees(
+    /// The first page of the tree range of each of `keys` (at `revision`, or the current
+    /// one when 0), with the revision read at. One key is one range request; several go
+    /// in one transaction. Pairs are moved out of the response, never copied.
+    async fn first_pages(
         &self,
         keys: &[&str],
         revision: i64,
-    ) -> Result<(i64, Vec<Vec<KeyValue>>), EtcdError> {
-        let options = |key: &str| {
-            let (start, end) = tree_range(key);
-            let options = GetOptions::new().with_range(end);
-            let options = if revision > 0 {
-                options.with_revision(revision)
-            } else {
-                options
-            };
-            (start, options)
-        };
-        let mut kv = self.shared.client.kv_client();
+    ) -> Result<(i64, Vec<Page>), EtcdError> {
+        let mut kv = self.kv();
         if let [key] = keys {
-            let (start, options) = options(key);
-            let mut response = self.bounded(kv.get(start, Some(options))).await?;
+            let (start, end) = tree_range(key);
+            let mut response = self
+                .bounded(kv.get(start, Some(page_options(end, revision))))
+                .await?;
             let read_at = response.header().map_or(0, |h| h.revision());
-            return Ok((read_at, vec![response.take_kvs()]));
+            let page = Page {
+                more: response.more(),
+                kvs: response.take_kvs(),
+            };
+            return Ok((read_at, vec![page]));
         }
         let ops: Vec<TxnOp> = keys
             .iter()
             .map(|key| {
-                let (start, options) = options(key);
-                TxnOp::get(start, Some(options))
+                let (start, end) = tree_range(key);
+                TxnOp::get(start, Some(page_options(end, revision)))
             })
             .collect();
         let response = self.bounded(kv.txn(Txn::new().and_then(ops))).await?;
         let read_at = response.header().map_or(0, |h| h.revision());
-        let trees = response
+        let pages = response
             .op_responses()
             .into_iter()
             .map(|op| match op {
-                TxnOpResponse::Get(mut get) => get.take_kvs(),
-                _ => Vec::new(),
+                TxnOpResponse::Get(mut get) => Page {
+                    more: get.more(),
+                    kvs: get.take_kvs(),
+                },
+                _ => Page::default(),
             })
             .collect();
-        Ok((read_at, trees))
+        Ok((read_at, pages))
+    }
+
+    /// The page of `[start, end)` at `revision`.
+    async fn page(&self, start: Vec<u8>, end: Vec<u8>, revision: i64) -> Result<Page, EtcdError> {
+        let mut response = self
+            .bounded(self.kv().get(start, Some(page_options(end, revision))))
+            .await?;
+        Ok(Page {
+            more: response.more(),
+            kvs: response.take_kvs(),
+        })
     }
 
     /// [`Self::snapshot`], retried with backoff while it fails (logging only the change
@@ -340,6 +390,11 @@ impl Etcd {
         }
     }
 
+    /// An error of a request on this connection as [`EtcdError`].
+    pub fn error(&self, error: etcd_client::Error) -> EtcdError {
+        request_error(&self.shared.endpoints, self.shared.user.as_deref(), error)
+    }
+
     /// Runs one request with the time limit, mapping failures to [`EtcdError`].
     pub async fn bounded<T>(
         &self,
@@ -348,7 +403,35 @@ impl Etcd {
         tokio::time::timeout(self.shared.timeout, request)
             .await
             .map_err(|_| timed_out(&self.shared.endpoints, self.shared.timeout))?
-            .map_err(|e| request_error(&self.shared.endpoints, self.shared.user.as_deref(), e))
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// One page of a range read.
+#[derive(Default)]
+struct Page {
+    kvs: Vec<KeyValue>,
+    /// etcd has more pairs in the range after these.
+    more: bool,
+}
+
+impl Page {
+    /// Where the next page starts (right after the last key), when there is one.
+    fn next_start(&self) -> Option<Vec<u8>> {
+        let last = self.kvs.last().filter(|_| self.more)?;
+        let mut start = last.key().to_vec();
+        start.push(0);
+        Some(start)
+    }
+}
+
+/// A page of at most [`PAGE_KEYS`] pairs up to `end`, at `revision` (0: the current one).
+fn page_options(end: Vec<u8>, revision: i64) -> GetOptions {
+    let options = GetOptions::new().with_range(end).with_limit(PAGE_KEYS);
+    if revision > 0 {
+        options.with_revision(revision)
+    } else {
+        options
     }
 }
 

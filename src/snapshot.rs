@@ -4,7 +4,7 @@
 //! or from a local file for `reconfig render`), so the data model below is pure logic: the
 //! same snapshot always gives the same `data`/`altdata`, whichever source it came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -17,6 +17,10 @@ pub enum ModelError {
     /// Templates produce text; a binary value has no place in one.
     #[error("value of key {0} is not valid UTF-8")]
     NotUtf8(String),
+    /// Keys become object keys and file names: one that is not text fails the entries
+    /// whose trees hold it (escaped here: `\xff` for a byte that is not UTF-8).
+    #[error("etcd key {0} is not valid UTF-8")]
+    KeyNotUtf8(String),
 }
 
 /// Keys and values read at one revision: the single input of a render.
@@ -24,12 +28,41 @@ pub enum ModelError {
 pub struct Snapshot {
     revision: i64,
     kvs: BTreeMap<String, Vec<u8>>,
+    /// Keys read that are not UTF-8: kept apart so that only the entries whose trees hold
+    /// one fail, naming it, whether the key came from a read or from the watch.
+    not_utf8: BTreeSet<Vec<u8>>,
 }
 
 impl Snapshot {
     /// A snapshot of `kvs` as etcd held them at `revision` (0 when not from etcd).
     pub fn new(revision: i64, kvs: BTreeMap<String, Vec<u8>>) -> Self {
-        Snapshot { revision, kvs }
+        Snapshot {
+            revision,
+            kvs,
+            not_utf8: BTreeSet::new(),
+        }
+    }
+
+    /// An empty snapshot of `revision`, to fill with [`Self::insert_raw`].
+    pub fn at(revision: i64) -> Self {
+        Snapshot::new(revision, BTreeMap::new())
+    }
+
+    /// Adds a pair whose key may not be text (as etcd delivers it).
+    pub fn insert_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        match String::from_utf8(key) {
+            Ok(key) => {
+                self.kvs.insert(key, value);
+            }
+            Err(e) => {
+                self.not_utf8.insert(e.into_bytes());
+            }
+        }
+    }
+
+    /// Keys that are not UTF-8, escaped for messages.
+    pub fn not_utf8_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.not_utf8.iter().map(|k| escape_key(k))
     }
 
     /// The etcd revision every value was read at.
@@ -66,15 +99,21 @@ impl Snapshot {
     pub fn apply<'a>(
         &mut self,
         revision: i64,
-        changes: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) {
         for (key, value) in changes {
-            match value {
-                Some(v) => {
+            match (std::str::from_utf8(key), value) {
+                (Ok(key), Some(v)) => {
                     self.kvs.insert(key.to_string(), v.to_vec());
                 }
-                None => {
+                (Ok(key), None) => {
                     self.kvs.remove(key);
+                }
+                (Err(_), Some(_)) => {
+                    self.not_utf8.insert(key.to_vec());
+                }
+                (Err(_), None) => {
+                    self.not_utf8.remove(key);
                 }
             }
         }
@@ -83,13 +122,15 @@ impl Snapshot {
 
     /// Only the trees of `keys`: what one entry's render may see of a larger read.
     pub fn subset<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Snapshot {
-        let mut kvs = BTreeMap::new();
+        let mut subset = Snapshot::new(self.revision, BTreeMap::new());
         for key in keys {
             for (k, v) in self.tree(key) {
-                kvs.insert(k.to_string(), v.to_vec());
+                subset.kvs.insert(k.to_string(), v.to_vec());
             }
+            let bad = self.not_utf8.iter().filter(|k| in_tree_bytes(key, k));
+            subset.not_utf8.extend(bad.cloned());
         }
-        Snapshot::new(self.revision, kvs)
+        subset
     }
 
     /// Full keys of the immediate children of `key` (etcd v2's directory listing), sorted.
@@ -106,15 +147,13 @@ impl Snapshot {
             .collect()
     }
 
-    /// `data` for a watched key: the tree as an object when `recursive`, else the value
-    /// as `{key: value}`, else the directory listing of its children.
+    /// `data` for a watched key: the tree as an object when `recursive` (`{}` for an
+    /// empty tree), else the value as `{key: value}`, else the directory listing of its
+    /// children.
     pub fn data_for(&self, key: &str, recursive: bool) -> Result<Value, ModelError> {
+        self.check_keys(key)?;
         if recursive {
-            let tree = self.tree_object(key)?;
-            if tree.is_empty() {
-                return Err(ModelError::Missing(key.to_string()));
-            }
-            return Ok(Value::Object(tree));
+            return Ok(Value::Object(self.tree_object(key)?));
         }
         if let Some(value) = self.get(key) {
             let mut map = Map::new();
@@ -134,9 +173,18 @@ impl Snapshot {
     pub fn altdata_for(&self, altkeys: &BTreeMap<String, String>) -> Result<Value, ModelError> {
         let mut out = Map::new();
         for (name, key) in altkeys {
+            self.check_keys(key)?;
             out.insert(name.clone(), Value::Object(self.tree_object(key)?));
         }
         Ok(Value::Object(out))
+    }
+
+    /// Fails when the tree of `key` holds a key that is not UTF-8.
+    fn check_keys(&self, key: &str) -> Result<(), ModelError> {
+        match self.not_utf8.iter().find(|k| in_tree_bytes(key, k)) {
+            Some(bad) => Err(ModelError::KeyNotUtf8(escape_key(bad))),
+            None => Ok(()),
+        }
     }
 
     fn tree_object(&self, key: &str) -> Result<Map<String, Value>, ModelError> {
@@ -144,6 +192,16 @@ impl Snapshot {
             .map(|(k, v)| Ok((k.to_string(), Value::String(utf8(k, v)?))))
             .collect()
     }
+}
+
+/// A key that may not be UTF-8, printable: bytes that are not text as `\xNN`.
+pub fn escape_key(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}
+
+/// [`in_tree`] for a key that may not be UTF-8.
+pub fn in_tree_bytes(key: &str, candidate: &[u8]) -> bool {
+    candidate == key.as_bytes() || candidate.starts_with(dir_prefix(key).as_bytes())
 }
 
 /// Whether `candidate` is `key` itself or lies below `key/`.
@@ -224,16 +282,35 @@ mod tests {
     }
 
     #[test]
-    fn nothing_at_key_is_missing() {
+    fn nothing_at_a_key_is_missing_but_an_empty_tree_is_empty_data() {
         let s = snap(&[("/other", "1")]);
         assert_eq!(
             s.data_for("/k", false),
             Err(ModelError::Missing("/k".into()))
         );
+        assert_eq!(s.data_for("/k", true), Ok(json!({})));
+    }
+
+    #[test]
+    fn a_key_that_is_not_utf8_fails_only_the_trees_holding_it() {
+        let mut s = snap(&[("/small/a", "1"), ("/big/b", "2")]);
+        s.insert_raw(b"/small.\xff".to_vec(), b"beside".to_vec());
+        s.insert_raw(b"/big/\xfe".to_vec(), b"inside".to_vec());
+        assert_eq!(s.data_for("/small", true), Ok(json!({"/small/a": "1"})));
         assert_eq!(
-            s.data_for("/k", true),
-            Err(ModelError::Missing("/k".into()))
+            s.data_for("/big", true),
+            Err(ModelError::KeyNotUtf8(r"/big/\xfe".into()))
         );
+        let alt = BTreeMap::from([("b".to_string(), "/big".to_string())]);
+        assert!(s.altdata_for(&alt).is_err());
+        assert_eq!(s.subset(["/small"]).not_utf8_keys().count(), 0);
+        assert_eq!(s.subset(["/big"]).not_utf8_keys().count(), 1);
+        // The watch agrees with the read: a put adds it, a delete takes it away.
+        let mut w = snap(&[("/big/b", "2")]);
+        w.apply(8, [(&b"/big/\xfe"[..], Some(&b"x"[..]))]);
+        assert!(w.data_for("/big", true).is_err());
+        w.apply(9, [(&b"/big/\xfe"[..], None)]);
+        assert_eq!(w.data_for("/big", true), Ok(json!({"/big/b": "2"})));
     }
 
     #[test]
@@ -274,7 +351,7 @@ mod tests {
     #[test]
     fn apply_puts_and_deletes_at_a_revision() {
         let mut s = snap(&[("/a/1", "1"), ("/a/2", "2")]);
-        s.apply(9, [("/a/1", None), ("/a/3", Some(&b"3"[..]))]);
+        s.apply(9, [(&b"/a/1"[..], None), (&b"/a/3"[..], Some(&b"3"[..]))]);
         assert_eq!(s.revision(), 9);
         assert_eq!(
             s.data_for("/a", true).unwrap(),

@@ -277,6 +277,11 @@ impl Status {
                     entry: id.to_string(),
                 };
                 self.series.entry_failing.get_or_create(&label).set(1);
+                // Every series exists from the start: one that appears at its first event
+                // breaks rate() and alerts on it.
+                for family in self.series.per_entry() {
+                    drop(family.get_or_create(&label));
+                }
                 EntryState::loaded()
             });
             entries.insert(id.to_string(), kept);
@@ -531,7 +536,9 @@ mod tests {
         };
         assert_eq!(count("renders", "a"), Some(2.0));
         assert_eq!(count("reloads", "a"), Some(1.0));
-        assert_eq!(count("render_failures", "a"), None);
+        // Every series exists from start-up, at 0 until its first event.
+        assert_eq!(count("render_failures", "a"), Some(0.0));
+        assert_eq!(count("reload_failures", "a"), Some(0.0));
         assert_eq!(count("renders", "b"), Some(3.0));
         assert_eq!(count("render_failures", "b"), Some(3.0));
         assert_eq!(count("check_failures", "b"), Some(1.0));

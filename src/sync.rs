@@ -94,6 +94,14 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, ConfigError> {
 /// [`own_snapshot`]).
 pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, SyncError> {
     let data = own.data_for(&job.entry.key, job.entry.recursive)?;
+    if data.as_object().is_some_and(|tree| tree.is_empty()) {
+        // An emptied tree is a state to show (every backend gone), but rarely the wish.
+        warn!(
+            entry = %job.entry.id,
+            "nothing under {} in etcd: rendering with empty data",
+            job.entry.key
+        );
+    }
     let altdata = own.altdata_for(&job.entry.altkeys)?;
     let input = RenderInput {
         data: &data,

@@ -198,17 +198,19 @@ async fn one_transaction_is_one_render() {
     wait_for_content(&target, expected, LIMIT, || daemon.log()).await;
     wait_for_content(&multi_target, "/m/0=0\n/m/1=y\n", LIMIT, || daemon.log()).await;
     // A later write to each tree renders after anything the transaction could still have
-    // caused, so by its render every render of the transaction is in the log.
-    etcd.put_all([("/t/9", "end")]).await;
-    etcd.put_all([("/m/9", "end")]).await;
-    wait_for_content(&target, &format!("{expected}/t/9=end\n"), LIMIT, || {
-        daemon.log()
+    // caused: once its render is logged, every render of the transaction is in the log.
+    let mut marker = 0;
+    for key in ["/t/9", "/m/9"] {
+        let put = client.put(key, "end", None).await.unwrap();
+        marker = put.header().unwrap().revision();
+    }
+    let logged = eventually(LIMIT, || {
+        ["t", "m"]
+            .iter()
+            .all(|e| renders(e).last().is_some_and(|&r| r >= marker - 1))
     })
     .await;
-    wait_for_content(&multi_target, "/m/0=0\n/m/1=y\n/m/9=end\n", LIMIT, || {
-        daemon.log()
-    })
-    .await;
+    assert!(logged, "{}", daemon.log());
     for entry in ["t", "m"] {
         let seen = renders(entry);
         assert_eq!(

@@ -12,7 +12,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -33,19 +33,6 @@ fn find_nginx() -> Option<PathBuf> {
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join("nginx"))
         .find(|candidate| candidate.is_file())
-}
-
-/// `etcd-util` is a binary of the workspace's other package, so Cargo gives this test no
-/// `CARGO_BIN_EXE_etcd-util`: it is expected next to the `reconfig` binary under test
-/// (`target/<profile>/etcd-util`), which `cargo test --all-targets` in the workspace builds.
-fn etcd_util() -> String {
-    let path = Path::new(env!("CARGO_BIN_EXE_reconfig")).with_file_name("etcd-util");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first (cargo build -p etcd-util, or cargo test --all-targets)",
-        path.display()
-    );
-    path.display().to_string()
 }
 
 /// A backend on loopback answering every request with its name.

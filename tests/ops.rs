@@ -25,16 +25,6 @@ fn entry(root: &Path, name: &str, key: &str, extra: &str) -> String {
 
 const TREE_TMPL: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
 
-/// The address the daemon logged it serves metrics on (it was given port 0).
-async fn metrics_addr(daemon: &Daemon) -> String {
-    let found = eventually(LIMIT, || daemon.log().contains("/metrics and")).await;
-    assert!(found, "no metrics address logged:\n{}", daemon.log());
-    let log = daemon.log();
-    let start = log.find("serving http://").unwrap() + "serving http://".len();
-    let end = start + log[start..].find("/metrics").unwrap();
-    log[start..end].to_string()
-}
-
 /// Polls `GET path` until `accept` takes the answer; panics with the last answer and the
 /// daemon's log when it does not within `LIMIT`.
 async fn poll_get(
@@ -121,10 +111,16 @@ async fn metrics_and_healthz_follow_renders_failures_and_etcd() {
     ] {
         assert_eq!(sample(&metrics, series), Some(value), "{series}\n{metrics}");
     }
-    assert_eq!(
-        sample(&metrics, r#"reconfig_render_failures_total{entry="good"}"#),
-        None
-    );
+    // Every per-entry series exists from start-up, at 0 until its first event.
+    for series in [
+        r#"reconfig_render_failures_total{entry="good"}"#,
+        r#"reconfig_check_failures_total{entry="good"}"#,
+        r#"reconfig_reload_failures_total{entry="good"}"#,
+        r#"reconfig_reloads_total{entry="picky"}"#,
+        r#"reconfig_reload_failures_total{entry="picky"}"#,
+    ] {
+        assert_eq!(sample(&metrics, series), Some(0.0), "{series}\n{metrics}");
+    }
 
     // picky has been failing longer than --unhealthy-after.
     let (_, body) = poll_get(&addr, "/healthz", &daemon, |code, _| code == 503).await;

@@ -5,14 +5,14 @@
 //! Exit codes: 0 ok, 1 the operation failed (missing key, etcd error), 2 usage error.
 
 use std::io::Write;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use etcd_client::{DeleteOptions, EventType, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
-use reconfig::backoff::Backoff;
+use etcd_client::proto::PbEvent;
+use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use reconfig::connect::ConnectArgs;
 use reconfig::etcd::{Etcd, EtcdError};
-use reconfig::snapshot::{dir_prefix, tree_range, ModelError};
+use reconfig::snapshot::{dir_prefix, in_tree_bytes, ModelError};
+use reconfig::watch::{Range, SessionError, Sink, WatchLoop};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
@@ -139,6 +139,9 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
 /// GET: `{"/k": "v"}`, the tree with `-r`, or the children of a directory-like key.
 async fn get(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     let snapshot = etcd.snapshot([key]).await?;
+    if snapshot.tree(key).next().is_none() {
+        return Err(UtilError::KeyNotFound(key.to_string()));
+    }
     let data = snapshot.data_for(key, recursive).map_err(|e| match e {
         ModelError::Missing(k) => UtilError::KeyNotFound(k),
         other => UtilError::Model(other),
@@ -193,89 +196,88 @@ async fn del(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     Ok(())
 }
 
-/// WATCH: one JSON line per event until SIGINT/SIGTERM; resumes after a broken stream.
+/// WATCH: one JSON line per event until SIGINT/SIGTERM; resumes after a broken stream
+/// (with a fresh auth token, at the revision after the last one printed).
 async fn watch(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     let (mut int, mut term) = (
         signal(SignalKind::interrupt()).map_err(|e| UtilError::Usage(e.to_string()))?,
         signal(SignalKind::terminate()).map_err(|e| UtilError::Usage(e.to_string()))?,
     );
-    let mut next_revision = 0;
-    let mut backoff = Backoff::new(Duration::from_secs(5));
-    loop {
-        let session = watch_session(etcd, key, recursive, &mut next_revision, &mut backoff);
-        let ended = tokio::select! {
-            r = session => r,
-            _ = int.recv() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-        };
-        if let Err(e) = ended {
-            eprintln!("watch interrupted ({e}); resuming");
+    let range = if recursive {
+        Range::tree(key, 0)
+    } else {
+        Range {
+            start: key.as_bytes().to_vec(),
+            end: Vec::new(),
+            next: 0,
         }
-        tokio::select! {
-            () = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = int.recv() => return Ok(()),
-            _ = term.recv() => return Ok(()),
-        }
+    };
+    let printer = Printer {
+        key: key.to_string(),
+        recursive,
+    };
+    tokio::select! {
+        () = WatchLoop::new(etcd, vec![range], printer).run() => {}
+        _ = int.recv() => {}
+        _ = term.recv() => {}
     }
+    Ok(())
 }
 
-async fn watch_session(
-    etcd: &Etcd,
-    key: &str,
+/// WATCH's sink: events as JSON lines on stdout; what broke or was lost on stderr.
+struct Printer {
+    key: String,
     recursive: bool,
-    next_revision: &mut i64,
-    backoff: &mut Backoff,
-) -> Result<(), String> {
-    let mut options = WatchOptions::new().with_start_revision(*next_revision);
-    let start = if recursive {
-        let (start, end) = tree_range(key);
-        options = options.with_range(end);
-        start
-    } else {
-        key.as_bytes().to_vec()
-    };
-    let mut client = etcd.client().watch_client();
-    let mut stream = etcd
-        .bounded(client.watch(start, Some(options)))
-        .await
-        .map_err(|e| e.to_string())?;
-    let stdout = std::io::stdout();
-    loop {
-        let response = stream
-            .message()
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("stream closed")?;
-        if response.created() {
-            backoff.reset();
-        }
-        if response.canceled() {
-            return Err(format!("watch canceled: {}", response.cancel_reason()));
-        }
-        let mut out = stdout.lock();
-        for event in response.events() {
-            let Some(kv) = event.kv() else { continue };
-            let name = String::from_utf8_lossy(kv.key());
-            if recursive && !reconfig::snapshot::in_tree(key, &name) {
+}
+
+impl Sink for Printer {
+    fn events(&mut self, _index: usize, events: Vec<PbEvent>) {
+        let mut out = std::io::stdout().lock();
+        for kv in events
+            .iter()
+            .filter_map(|e| e.kv.as_ref().map(|kv| (e, kv)))
+        {
+            let (event, kv) = kv;
+            if self.recursive && !in_tree_bytes(&self.key, &kv.key) {
                 continue;
             }
-            let line = match event.event_type() {
-                EventType::Put => serde_json::json!({
+            let name = String::from_utf8_lossy(&kv.key);
+            let line = if event.r#type == 0 {
+                serde_json::json!({
                     "type": "PUT",
                     "key": name,
-                    "value": String::from_utf8_lossy(kv.value()),
-                    "revision": kv.mod_revision(),
-                }),
-                EventType::Delete => serde_json::json!({
+                    "value": String::from_utf8_lossy(&kv.value),
+                    "revision": kv.mod_revision,
+                })
+            } else {
+                serde_json::json!({
                     "type": "DELETE",
                     "key": name,
-                    "revision": kv.mod_revision(),
-                }),
+                    "revision": kv.mod_revision,
+                })
             };
             let _ = writeln!(out, "{line}");
-            *next_revision = kv.mod_revision() + 1;
         }
         let _ = out.flush();
+    }
+
+    fn flush(&mut self) {}
+
+    async fn compacted(&mut self, _index: usize, from: i64, oldest: i64) -> Result<i64, EtcdError> {
+        eprintln!(
+            "revisions {from} to {} of {} were compacted away: their events are lost; \
+             resuming at revision {oldest}, the oldest etcd kept",
+            oldest - 1,
+            self.key
+        );
+        Ok(oldest)
+    }
+
+    fn state(&mut self, broken: Option<&SessionError>) {
+        match broken {
+            Some(e) => eprintln!("watch interrupted ({e}); resuming"),
+            None => eprintln!("watch resumed"),
+        }
     }
 }
 

@@ -84,26 +84,9 @@ async fn ttl_key_expires() {
     }
 }
 
-#[tokio::test]
-async fn watch_prints_puts_and_deletes_as_json_lines() {
-    let etcd = EtcdServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("watch.out");
-    let mut watcher = Daemon::spawn(
-        util(),
-        [
-            "--endpoints",
-            &etcd.endpoint,
-            "-o",
-            "watch",
-            "-k",
-            "/w",
-            "-r",
-        ],
-        &log,
-    );
-    // The watch starts at the revision current when it is created: put a marker until it
-    // shows up, then the watch is live.
+/// The watch starts at the revision current when it is created: puts `/w/ready` until it
+/// shows up, then the watch is live.
+async fn wait_watching(etcd: &EtcdServer, watcher: &Daemon) {
     let mut client = etcd.client().await;
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -118,6 +101,60 @@ async fn watch_prints_puts_and_deletes_as_json_lines() {
             watcher.log()
         );
     }
+}
+
+fn watch_w(etcd: &EtcdServer, log: &std::path::Path) -> Daemon {
+    Daemon::spawn(
+        util(),
+        [
+            "--endpoints",
+            &etcd.endpoint,
+            "-o",
+            "watch",
+            "-k",
+            "/w",
+            "-r",
+        ],
+        log,
+    )
+}
+
+#[tokio::test]
+async fn a_watch_whose_history_was_compacted_says_so_and_goes_on() {
+    let mut etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = watch_w(&etcd, &dir.path().join("watch.out"));
+    wait_watching(&etcd, &watcher).await;
+    // Frozen while its stream breaks and the history it needs is compacted away.
+    watcher.signal(Signal::SIGSTOP);
+    etcd.restart(0);
+    assert!(etcd.wait_ready(LIMIT).await);
+    let mut client = etcd.client().await;
+    client.put("/w/lost", "x", None).await.unwrap();
+    let kept = client.put("/w/kept", "x", None).await.unwrap();
+    let revision = kept.header().unwrap().revision();
+    client.compact(revision, None).await.unwrap();
+    watcher.signal(Signal::SIGCONT);
+    client.put("/w/after", "y", None).await.unwrap();
+    let resumed = eventually(LIMIT, || watcher.log().contains("\"/w/after\"")).await;
+    assert!(resumed, "{}", watcher.log());
+    let log = watcher.log();
+    assert!(
+        log.contains(&format!("resuming at revision {revision}")) && log.contains("compacted"),
+        "{log}"
+    );
+    // The event at the compaction revision is kept; the one before it is gone.
+    assert!(log.contains("\"/w/kept\""), "{log}");
+    assert!(!log.contains("\"/w/lost\""), "{log}");
+}
+
+#[tokio::test]
+async fn watch_prints_puts_and_deletes_as_json_lines() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut watcher = watch_w(&etcd, &dir.path().join("watch.out"));
+    wait_watching(&etcd, &watcher).await;
+    let mut client = etcd.client().await;
     client.put("/w/a", "1", None).await.unwrap();
     client.put("/wx", "not mine", None).await.unwrap();
     client.delete("/w/a", None).await.unwrap();

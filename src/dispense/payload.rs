@@ -44,13 +44,16 @@ pub enum Reason {
     /// `a/b` when `a` holds a value: `a` cannot be a file and a directory at once.
     #[error("{0} is a file, so it cannot be a directory too")]
     BelowFile(String),
+    /// Paths are text here (logs, the layout's names); a key that is not UTF-8 has none.
+    #[error("it is not valid UTF-8")]
+    NotUtf8,
 }
 
 /// A key that is not written, and why; logged once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("key {key} refused: {reason}; not written")]
 pub struct Refused {
-    /// The full etcd key.
+    /// The full etcd key (escaped when it is not UTF-8).
     pub key: String,
     /// What is wrong with its path.
     pub reason: Reason,
@@ -87,6 +90,11 @@ impl Payload {
                 }),
             }
         }
+        let not_utf8 = snapshot.not_utf8_keys().map(|key| Refused {
+            key,
+            reason: Reason::NotUtf8,
+        });
+        refused.extend(not_utf8);
         (Payload { files }, refused)
     }
 

@@ -28,6 +28,8 @@ pub struct EtcdServer {
     /// Flags given to every member (TLS, auth, ...).
     extra_args: Vec<String>,
     dir: tempfile::TempDir,
+    /// Once auth is on, the harness's own clients log in as root.
+    root: std::sync::OnceLock<()>,
 }
 
 /// A loopback port nothing listens on right now (for servers to start, or to be refused).
@@ -84,6 +86,7 @@ impl EtcdServer {
                 initial_cluster,
                 extra_args: extra_args.to_vec(),
                 dir: tempfile::tempdir().unwrap(),
+                root: std::sync::OnceLock::new(),
             };
             for i in 0..n {
                 server.spawn(i);
@@ -227,10 +230,20 @@ impl EtcdServer {
             .join("\n")
     }
 
-    /// A fresh client of the cluster.
+    /// Starts a single-member plain-HTTP etcd with `extra_args`.
+    pub async fn start_args(extra_args: &[&str]) -> EtcdServer {
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        Self::launch(1, &args, "http").await
+    }
+
+    /// A fresh client of the cluster (logged in as root once auth is on).
     pub async fn client(&self) -> Client {
         let urls: Vec<&str> = self.members.iter().map(|m| m.client_url.as_str()).collect();
-        Client::connect(urls, None).await.unwrap()
+        let options = self
+            .root
+            .get()
+            .map(|()| etcd_client::ConnectOptions::new().with_user("root", "root-pw"));
+        Client::connect(urls, options).await.unwrap()
     }
 
     /// Sets up etcd's auth: root (password `root-pw`), and user `app` (password `app-pw`)
@@ -248,6 +261,7 @@ impl EtcdServer {
         c.user_add("app", "app-pw", None).await.unwrap();
         c.user_grant_role("app", "app").await.unwrap();
         c.auth_enable().await.unwrap();
+        let _ = self.root.set(());
     }
 
     /// Puts every pair, one request each, retrying while a member is down.
@@ -315,6 +329,23 @@ pub fn reconfig() -> tokio::process::Command {
         Some(path) => binary(path),
         None => panic!("only the reconfig package's tests and the bench run reconfig"),
     }
+}
+
+/// `etcd-util` is a binary of the workspace's other package, so Cargo gives the reconfig
+/// package's tests no `CARGO_BIN_EXE_etcd-util`: it is expected next to the `reconfig`
+/// binary under test (`target/<profile>/etcd-util`), which `cargo test --all-targets` in the
+/// workspace builds.
+pub fn etcd_util() -> String {
+    let Some(reconfig) = option_env!("CARGO_BIN_EXE_reconfig") else {
+        panic!("only the reconfig package's tests find etcd-util next to reconfig");
+    };
+    let path = Path::new(reconfig).with_file_name("etcd-util");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo build -p etcd-util, or cargo test --all-targets)",
+        path.display()
+    );
+    path.display().to_string()
 }
 
 /// A binary under test, with no etcd settings inherited from the environment.
@@ -546,6 +577,19 @@ pub fn cfgdir(root: &Path, entries: &[(&str, String)], templates: &[(&str, &str)
     cfg
 }
 
+/// The address the daemon logged it serves metrics on (it was given port 0).
+pub async fn metrics_addr(daemon: &Daemon) -> String {
+    let found = eventually(Duration::from_secs(20), || {
+        daemon.log().contains("/metrics and")
+    })
+    .await;
+    assert!(found, "no metrics address logged:\n{}", daemon.log());
+    let log = daemon.log();
+    let start = log.find("serving http://").unwrap() + "serving http://".len();
+    let end = start + log[start..].find("/metrics").unwrap();
+    log[start..end].to_string()
+}
+
 /// A plain HTTP/1.0 `GET path` to `addr` (`host:port`): the status code and the body;
 /// None when nothing answers within 5 s.
 pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -565,4 +609,85 @@ pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
         .await
         .ok()
         .flatten()
+}
+
+/// A loopback TCP forwarder in front of an etcd endpoint, for the faults a network makes
+/// without touching etcd: connections cut, or every connection cut soon after it opens.
+pub struct Forwarder {
+    /// `http://127.0.0.1:PORT`, to give reconfig instead of etcd's endpoint.
+    pub endpoint: String,
+    cuts: tokio::sync::watch::Sender<Cuts>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+/// What the forwarder's connections obey.
+#[derive(Clone, Copy, Default)]
+struct Cuts {
+    /// Bumped to cut every open connection.
+    generation: u64,
+    /// Every connection is cut this long after it opened.
+    lifetime: Option<Duration>,
+}
+
+impl Forwarder {
+    /// Forwards a fresh loopback port to `target` (`http://HOST:PORT`).
+    pub async fn start(target: &str) -> Forwarder {
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (cuts, _) = tokio::sync::watch::channel(Cuts::default());
+        let watcher = cuts.clone();
+        let listener = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cuts = watcher.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let opened = *cuts.borrow_and_update();
+                    let lifetime = async {
+                        match opened.lifetime {
+                            Some(after) => tokio::time::sleep(after).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let cut = async {
+                        while cuts.changed().await.is_ok() {
+                            if cuts.borrow().generation != opened.generation {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = lifetime => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        Forwarder {
+            endpoint,
+            cuts,
+            listener,
+        }
+    }
+
+    /// Cuts every connection open now.
+    pub fn sever(&self) {
+        self.cuts.send_modify(|c| c.generation += 1);
+    }
+
+    /// From now on, cuts every connection `lifetime` after it opened (None: never).
+    pub fn cut_after(&self, lifetime: Option<Duration>) {
+        self.cuts.send_modify(|c| c.lifetime = lifetime);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.sever();
+    }
 }
