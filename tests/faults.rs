@@ -1,19 +1,23 @@
 //! The daemon against a 3-member etcd cluster under faults: a random writer (puts,
 //! deletes, multi-key transactions, bursts) runs while members are killed (leader
 //! included) and restarted, paused, the whole cluster goes down, and the history the
-//! daemon needs is compacted away. At the end every target must equal the render of etcd's
-//! final state, the daemon must be alive, and no target may ever have been seen half-written.
+//! daemon needs is compacted away. After every fault the writer pauses and the daemon must
+//! catch up with the unchanged cluster by itself, with no further fault to force a
+//! reconnect (the lag is measured). At the end every target must equal the render of
+//! etcd's final state, the daemon must be alive, and no target may ever have been seen
+//! half-written. Variants: etcd with auth and tokens that expire after 2 s, and trees
+//! holding 1 MB values.
 //!
 //! `RECONFIG_FAULT_SEED` replays a run; `cargo test --test faults -- --ignored` runs the
-//! longer soak (`RECONFIG_SOAK_ROUNDS`, default 10).
+//! longer soaks (`RECONFIG_SOAK_ROUNDS`, default 10).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::*;
 use etcd_client::{Client, GetOptions, Txn, TxnOp};
@@ -73,8 +77,19 @@ async fn bounded<T>(
         .ok()
 }
 
+/// What sets a run's cluster and data apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// No auth, small values.
+    Plain,
+    /// A user and password, simple tokens that expire after 2 s.
+    Auth,
+    /// Some keys hold 1 MB values.
+    Large,
+}
+
 /// One random operation; errors are fine (the cluster may be down), the final state decides.
-async fn random_op(client: &mut Client, rng: &mut StdRng, counter: &mut u64) {
+async fn random_op(client: &mut Client, rng: &mut StdRng, counter: &mut u64, variant: Variant) {
     *counter += 1;
     let n = *counter;
     let key = |rng: &mut StdRng| {
@@ -86,6 +101,12 @@ async fn random_op(client: &mut Client, rng: &mut StdRng, counter: &mut u64) {
     };
     let value = |n: u64| format!("v{n}-{}", "x".repeat(64));
     match rng.random_range(0..100) {
+        // A few keys of /f/a (a replica's tree) and /f/c (an altkey) hold 1 MB.
+        0..5 if variant == Variant::Large => {
+            let tree = ["/f/a", "/f/c"][rng.random_range(0..2)];
+            let key = format!("{tree}/big{}", rng.random_range(0..2));
+            bounded(client.put(key, format!("v{n}-{}", "L".repeat(1_000_000)), None)).await;
+        }
         0..50 => {
             bounded(client.put(key(rng), value(n), None)).await;
         }
@@ -155,9 +176,83 @@ async fn wait_all_ready(etcd: &mut EtcdServer) {
     );
 }
 
-async fn fault_run(seed: u64, rounds: usize) {
-    eprintln!("fault test seed {seed} (RECONFIG_FAULT_SEED={seed} replays it)");
-    let mut etcd = EtcdServer::cluster(3).await;
+/// Each target's render of etcd's state now, through `reconfig render`.
+async fn expected(etcd: &EtcdServer, dir: &Path, cfg: &Path) -> Vec<(String, String)> {
+    let state = dir.join("state.json");
+    final_snapshot(etcd, &state).await;
+    let mut renders = Vec::new();
+    for (id, _, _) in ENTRIES {
+        let rendered = run_reconfig([
+            "render",
+            "--data",
+            state.to_str().unwrap(),
+            "--entry",
+            id,
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(rendered.code, 0, "{}", rendered.stderr);
+        renders.push((id.to_string(), rendered.stdout));
+    }
+    renders
+}
+
+/// The daemon under faults, with the cluster, the writer and what was observed.
+struct Trial {
+    seed: u64,
+    etcd: EtcdServer,
+    dir: tempfile::TempDir,
+    cfg: PathBuf,
+    targets: Vec<(String, PathBuf)>,
+    daemon: Daemon,
+    /// Held to pause the writer between two operations.
+    writes: Arc<tokio::sync::Mutex<u64>>,
+    /// How long the targets stayed behind a cluster with a leader and no writes, after
+    /// each fault.
+    lags: Vec<Duration>,
+}
+
+impl Trial {
+    /// With the writer paused and every member up, waits for every target to show etcd's
+    /// state without any fault forcing a reconnect; records how long that took.
+    async fn caught_up(&mut self, after: &str) {
+        let _paused = self.writes.lock().await;
+        wait_all_ready(&mut self.etcd).await;
+        let since = Instant::now();
+        let expected = expected(&self.etcd, self.dir.path(), &self.cfg).await;
+        for ((id, target), (_, text)) in self.targets.iter().zip(&expected) {
+            let seed = self.seed;
+            let daemon = &self.daemon;
+            wait_for_content(target, text, LIMIT, || {
+                format!(
+                    "seed {seed}: {id} stayed behind after {after}\n{}",
+                    daemon.log()
+                )
+            })
+            .await;
+        }
+        let lag = since.elapsed();
+        if lag > Duration::from_secs(5) {
+            eprintln!("seed {}: {lag:?} to catch up after {after}", self.seed);
+        }
+        self.lags.push(lag);
+    }
+}
+
+/// One fault run at a time: three clusters and writers at once would measure the machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn fault_run(seed: u64, rounds: usize, variant: Variant) {
+    let _serial = SERIAL.lock().await;
+    eprintln!("fault test seed {seed}, {variant:?} (RECONFIG_FAULT_SEED={seed} replays it)");
+    let etcd = match variant {
+        Variant::Auth => EtcdServer::cluster_args(3, &["--auth-token-ttl", "2"]).await,
+        Variant::Plain | Variant::Large => EtcdServer::cluster(3).await,
+    };
+    if variant == Variant::Auth {
+        etcd.enable_auth().await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (cfg, targets) = config(dir.path());
     let anchors: Vec<(String, String)> = TREES
@@ -166,7 +261,14 @@ async fn fault_run(seed: u64, rounds: usize) {
         .collect();
     etcd.put_all(anchors).await;
 
-    let mut daemon = Daemon::start(
+    let mut command = reconfig();
+    if variant == Variant::Auth {
+        command
+            .env("ETCD_USERNAME", "root")
+            .env("ETCD_PASSWORD", "root-pw");
+    }
+    let daemon = Daemon::spawn(
+        command,
         [
             "--cfgdir",
             cfg.to_str().unwrap(),
@@ -177,19 +279,28 @@ async fn fault_run(seed: u64, rounds: usize) {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let observer = tokio::spawn(observe(targets.clone(), stop.clone()));
-    let writes = Arc::new(Mutex::new(0u64));
+    let writes = Arc::new(tokio::sync::Mutex::new(0u64));
     let writer = {
         let stop = stop.clone();
         let writes = writes.clone();
         let mut client = etcd.client().await;
         tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
-            let mut counter = 0;
             while !stop.load(Ordering::Relaxed) {
-                random_op(&mut client, &mut rng, &mut counter).await;
-                *writes.lock().unwrap() = counter;
+                let mut counter = writes.lock().await;
+                random_op(&mut client, &mut rng, &mut counter, variant).await;
             }
         })
+    };
+    let mut run = Trial {
+        seed,
+        etcd,
+        dir,
+        cfg,
+        targets,
+        daemon,
+        writes,
+        lags: Vec::new(),
     };
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let pause = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
@@ -197,62 +308,46 @@ async fn fault_run(seed: u64, rounds: usize) {
         eprintln!("round {round}");
         pause(500).await;
         // Kill the leader, then bring it back.
-        let leader = etcd.leader().await.unwrap_or(0);
-        etcd.kill(leader);
+        let leader = run.etcd.leader().await.unwrap_or(0);
+        run.etcd.kill(leader);
         pause(800).await;
-        etcd.restart(leader);
-        wait_all_ready(&mut etcd).await;
+        run.etcd.restart(leader);
+        run.caught_up("a leader restart").await;
         // Pause a member.
-        let member = rng.random_range(0..etcd.size());
-        etcd.signal(member, Signal::SIGSTOP);
+        let member = rng.random_range(0..run.etcd.size());
+        run.etcd.signal(member, Signal::SIGSTOP);
         pause(1200).await;
-        etcd.signal(member, Signal::SIGCONT);
+        run.etcd.signal(member, Signal::SIGCONT);
+        run.caught_up("a paused member").await;
         // The whole cluster goes down for a while.
-        (0..etcd.size()).for_each(|i| etcd.kill(i));
+        (0..run.etcd.size()).for_each(|i| run.etcd.kill(i));
         pause(1500).await;
-        (0..etcd.size()).for_each(|i| etcd.restart(i));
-        wait_all_ready(&mut etcd).await;
+        (0..run.etcd.size()).for_each(|i| run.etcd.restart(i));
+        run.caught_up("a total outage").await;
         // Compaction past the watcher: freeze the daemon, break its stream, write, compact.
-        daemon.signal(Signal::SIGSTOP);
-        (0..etcd.size()).for_each(|i| etcd.restart(i));
-        wait_all_ready(&mut etcd).await;
+        run.daemon.signal(Signal::SIGSTOP);
+        (0..run.etcd.size()).for_each(|i| run.etcd.restart(i));
+        wait_all_ready(&mut run.etcd).await;
         pause(300).await;
-        let mut client = etcd.client().await;
+        let mut client = run.etcd.client().await;
         if let Some(r) = bounded(client.get("/f", None)).await {
             let revision = r.header().unwrap().revision();
             bounded(client.compact(revision, None)).await;
         }
-        daemon.signal(Signal::SIGCONT);
-        assert!(daemon.alive(), "daemon died:\n{}", daemon.log());
+        run.daemon.signal(Signal::SIGCONT);
+        assert!(run.daemon.alive(), "daemon died:\n{}", run.daemon.log());
+        run.caught_up("a compaction").await;
     }
     pause(500).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let half_written = observer.await.unwrap();
-
-    let final_path = dir.path().join("final.json");
-    final_snapshot(&etcd, &final_path).await;
-    for (id, target) in &targets {
-        let expected = run_reconfig([
-            "render",
-            "--data",
-            final_path.to_str().unwrap(),
-            "--entry",
-            id,
-            "--cfgdir",
-            cfg.to_str().unwrap(),
-        ])
-        .await;
-        assert_eq!(expected.code, 0, "{}", expected.stderr);
-        wait_for_content(target, &expected.stdout, LIMIT, || {
-            format!("seed {seed}, daemon log:\n{}", daemon.log())
-        })
-        .await;
-    }
+    run.caught_up("the last write").await;
     assert!(
         half_written.is_empty(),
         "seed {seed}: saw partial files: {half_written:?}"
     );
+    let daemon = &mut run.daemon;
     assert!(
         daemon.alive(),
         "seed {seed}: daemon died:\n{}",
@@ -264,8 +359,10 @@ async fn fault_run(seed: u64, rounds: usize) {
         daemon.log()
     );
     eprintln!(
-        "seed {seed}: {} operations, all targets converged",
-        writes.lock().unwrap()
+        "seed {seed}, {variant:?}: {} operations in {rounds} round(s), all targets converged; \
+         catch-up after each fault: {:?}",
+        run.writes.lock().await,
+        run.lags
     );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
@@ -278,17 +375,42 @@ fn seed() -> u64 {
         .unwrap_or_else(|| rand::rng().random())
 }
 
+fn soak_rounds() -> usize {
+    std::env::var("RECONFIG_SOAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_under_cluster_faults() {
-    fault_run(seed(), 1).await;
+    fault_run(seed(), 1, Variant::Plain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_cluster_faults_with_expiring_auth_tokens() {
+    fault_run(seed(), 1, Variant::Auth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_cluster_faults_with_large_values() {
+    fault_run(seed(), 1, Variant::Large).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long soak; run with --ignored"]
 async fn soak_under_cluster_faults() {
-    let rounds = std::env::var("RECONFIG_SOAK_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    fault_run(seed(), rounds).await;
+    fault_run(seed(), soak_rounds(), Variant::Plain).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long soak; run with --ignored"]
+async fn soak_under_cluster_faults_with_expiring_auth_tokens() {
+    fault_run(seed(), soak_rounds(), Variant::Auth).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long soak; run with --ignored"]
+async fn soak_under_cluster_faults_with_large_values() {
+    fault_run(seed(), soak_rounds(), Variant::Large).await;
 }

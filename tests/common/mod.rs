@@ -232,17 +232,23 @@ impl EtcdServer {
 
     /// Starts a single-member plain-HTTP etcd with `extra_args`.
     pub async fn start_args(extra_args: &[&str]) -> EtcdServer {
+        Self::cluster_args(1, extra_args).await
+    }
+
+    /// Starts an `n`-member plain-HTTP cluster with `extra_args` for every member.
+    pub async fn cluster_args(n: usize, extra_args: &[&str]) -> EtcdServer {
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        Self::launch(1, &args, "http").await
+        Self::launch(n, &args, "http").await
     }
 
     /// A fresh client of the cluster (logged in as root once auth is on).
     pub async fn client(&self) -> Client {
         let urls: Vec<&str> = self.members.iter().map(|m| m.client_url.as_str()).collect();
-        let options = self
-            .root
-            .get()
-            .map(|()| etcd_client::ConnectOptions::new().with_user("root", "root-pw"));
+        let options = self.root.get().map(|()| {
+            etcd_client::ConnectOptions::new()
+                .with_user("root", "root-pw")
+                .with_auto_token_refresh(true)
+        });
         Client::connect(urls, options).await.unwrap()
     }
 
