@@ -1,5 +1,4 @@
-//! Staged files: the new content written beside its target, then renamed over it (SPEC
-//! section 5, steps 4 and 6).
+//! Staged files: the new content written beside its target, then renamed over it.
 //!
 //! A staged file is created exclusively with its final mode, so a secret is never readable
 //! by anyone it should not be, not even for a moment, and it lives in the target's directory
