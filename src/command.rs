@@ -1,13 +1,18 @@
-//! Running check and reload commands with a time limit (SPEC section 5).
+//! Running check and reload commands with a time limit, and the scrubbed environment of
+//! every process reconfig starts.
 //!
 //! A command is a shell line run as `/bin/sh -c CMD` with stdin from `/dev/null` and
-//! `RECONFIG_ID`, `RECONFIG_TARGET`, `RECONFIG_KEY` in its environment (and `ETCD_PASSWORD`
-//! taken out of it). It runs in a process group of its own, so that a timeout (or a
-//! cancelled caller) can kill everything it started, not just the shell. Its stdout and stderr are logged line by line at info level
-//! under the entry's id, and the last few lines travel in the error of a failed command so
-//! the operator sees why without digging through the log.
+//! `RECONFIG_ID`, `RECONFIG_TARGET`, `RECONFIG_KEY` in its environment, and none of
+//! reconfig's secrets ([`scrubbed`]). It runs in a process group of its own, so that a
+//! timeout (or a cancelled caller) can kill everything it started, not just the shell, and
+//! the shell is killed by the kernel if reconfig dies first. Of its stdout and stderr, the
+//! last 64 KiB of each are kept and logged at info level under the entry's id (with
+//! how much came before), so reconfig's memory and log stay bounded whatever a command
+//! prints; the last few lines travel in the error of a failed command so the operator sees
+//! why without digging through the log.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -15,20 +20,39 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use nix::unistd::{getpid, getppid, Pid};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use crate::config::Entry;
 
+/// Environment variables holding reconfig's own secrets, which no process it starts gets.
+/// (The key passphrase is only ever a flag, never in the environment.)
+const SECRET_VARS: [&str; 1] = ["ETCD_PASSWORD"];
 /// How many trailing output lines a [`CommandError::Failed`] carries.
 const TAIL_LINES: usize = 5;
-/// Longest output line kept in the tail, in characters (the log gets the whole line).
+/// Longest output line kept in the error's tail, in characters.
 const TAIL_LINE_CHARS: usize = 200;
+/// Bytes of a line kept while it is read: enough for [`TAIL_LINE_CHARS`] characters.
+const LINE_BYTES: usize = TAIL_LINE_CHARS * 4;
+/// Bytes of each output stream kept for the log: its end.
+const TAIL_BYTES: usize = 64 << 10;
+/// Bytes read from a stream at a time.
+const CHUNK_BYTES: usize = 8 << 10;
 /// How long to keep collecting output after the shell exited. Output written before the
 /// exit is already in the pipe; only a background process that inherited the pipe writes
 /// later, and it is then logged on without holding up the caller.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// A command for `program` whose environment is reconfig's without its secrets: what
+/// every process reconfig starts (check and reload commands, the supervised child) gets.
+pub fn scrubbed(program: impl AsRef<OsStr>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    for var in SECRET_VARS {
+        command.env_remove(var);
+    }
+    command
+}
 
 /// Why a check or reload command did not succeed; shown on one line naming the command.
 #[derive(Debug, thiserror::Error)]
@@ -66,36 +90,39 @@ pub enum CommandError {
 /// Dropping the returned future before it finishes kills the process group too, so a
 /// cancelled caller never leaves a command running unsupervised.
 pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), CommandError> {
-    let mut child = tokio::process::Command::new("/bin/sh")
+    let mut shell = scrubbed("/bin/sh");
+    shell
         .arg("-c")
         .arg(command)
         .env("RECONFIG_ID", &entry.id)
         .env("RECONFIG_TARGET", &entry.target)
         .env("RECONFIG_KEY", &entry.key)
-        // The etcd password is reconfig's secret, not the service's: a command that prints
-        // its environment must not put it in the log.
-        .env_remove("ETCD_PASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|source| CommandError::Spawn {
-            command: command.to_string(),
-            source,
-        })?;
+        .process_group(0);
+    let parent = getpid();
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        shell.pre_exec(move || die_with_parent(parent));
+    }
+    let mut child = shell.spawn().map_err(|source| CommandError::Spawn {
+        command: command.to_string(),
+        source,
+    })?;
     let mut group = GroupGuard(child.id().map(|pid| Pid::from_raw(pid as i32)));
-    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+    let lines = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let id: Arc<str> = Arc::from(entry.id.as_str());
     let readers = [
         child
             .stdout
             .take()
-            .map(|s| spawn_logger(s, "stdout", &id, &tail)),
+            .map(|s| spawn_reader(s, "stdout", &id, &lines)),
         child
             .stderr
             .take()
-            .map(|s| spawn_logger(s, "stderr", &id, &tail)),
+            .map(|s| spawn_reader(s, "stderr", &id, &lines)),
     ];
 
     let waited = tokio::time::timeout(timeout, child.wait()).await;
@@ -127,11 +154,11 @@ pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), 
     if status.success() {
         return Ok(());
     }
-    let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
     Err(CommandError::Failed {
         command: command.to_string(),
         status,
-        tail: tail.iter().cloned().collect(),
+        tail: lines.iter().cloned().collect(),
     })
 }
 
@@ -147,34 +174,108 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Logs each line of `stream` and keeps the last [`TAIL_LINES`] of them in `tail`.
-fn spawn_logger(
-    stream: impl AsyncRead + Unpin + Send + 'static,
+/// In the shell, before exec: asks the kernel to kill it when reconfig dies (the thread that
+/// started it, in fact: tokio's runtime threads live as long as the process), and gives up
+/// if reconfig already died after the fork.
+fn die_with_parent(parent: Pid) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if getppid() != parent {
+        return Err(io::Error::other(
+            "reconfig exited before the command started",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `stream` to its end, keeping its tail and feeding complete lines to `lines`; logs
+/// the tail at the end.
+fn spawn_reader(
+    mut stream: impl AsyncRead + Unpin + Send + 'static,
     name: &'static str,
     id: &Arc<str>,
-    tail: &Arc<Mutex<VecDeque<String>>>,
+    lines: &Arc<Mutex<VecDeque<String>>>,
 ) -> JoinHandle<()> {
     let id = Arc::clone(id);
-    let tail = Arc::clone(tail);
+    let lines = Arc::clone(lines);
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
+        let mut output = Output::default();
+        let mut chunk = vec![0; CHUNK_BYTES];
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(n) => output.push(&chunk[..n], &lines),
             }
-            let text = String::from_utf8_lossy(&buf);
-            let line = text.trim_end_matches(['\n', '\r']);
-            tracing::info!(entry = %id, stream = name, "{line}");
-            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line.chars().take(TAIL_LINE_CHARS).collect());
         }
+        output.finish(&lines);
+        output.log(&id, name);
     })
+}
+
+/// What is kept of one output stream: its last [`TAIL_BYTES`], how many bytes came before
+/// them, and the start of the line being read.
+#[derive(Debug, Default)]
+struct Output {
+    tail: VecDeque<u8>,
+    dropped: u64,
+    line: Vec<u8>,
+}
+
+impl Output {
+    /// Takes in `chunk`; each line it completes goes to `lines`, the last [`TAIL_LINES`] of
+    /// which are kept.
+    fn push(&mut self, chunk: &[u8], lines: &Mutex<VecDeque<String>>) {
+        self.tail.extend(chunk);
+        let overflow = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..overflow);
+        self.dropped += overflow as u64;
+        for (i, piece) in chunk.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.end_line(lines);
+            }
+            let room = LINE_BYTES - self.line.len();
+            self.line.extend_from_slice(&piece[..piece.len().min(room)]);
+        }
+    }
+
+    /// Counts a last line without a newline, as `read_line` would.
+    fn finish(&mut self, lines: &Mutex<VecDeque<String>>) {
+        if !self.line.is_empty() {
+            self.end_line(lines);
+        }
+    }
+
+    fn end_line(&mut self, lines: &Mutex<VecDeque<String>>) {
+        let text = String::from_utf8_lossy(&self.line);
+        let line = text.trim_end_matches('\r').chars().take(TAIL_LINE_CHARS);
+        let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.collect());
+        self.line.clear();
+    }
+
+    /// Logs the tail line by line under the entry's id, after a line saying how much of the
+    /// output was dropped, if any.
+    fn log(&self, id: &str, stream: &'static str) {
+        if self.tail.is_empty() {
+            return;
+        }
+        if self.dropped > 0 {
+            tracing::info!(
+                entry = %id,
+                stream,
+                "{} bytes of output dropped; the last {} follow",
+                self.dropped,
+                self.tail.len()
+            );
+        }
+        let bytes: Vec<u8> = self.tail.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
+            tracing::info!(entry = %id, stream, "{}", line.trim_end_matches('\r'));
+        }
+    }
 }
 
 /// Waits for the output loggers, but no longer than [`DRAIN_GRACE`]; late ones run on.
@@ -370,6 +471,30 @@ pub(crate) mod tests {
         // Not ours to kill, but the test should not leave it behind.
         let pid = Pid::from_raw(pid.trim().parse().unwrap());
         nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
+    }
+
+    #[test]
+    fn output_keeps_a_bounded_tail_and_counts_what_it_dropped() {
+        let lines = Mutex::new(VecDeque::new());
+        let mut output = Output::default();
+        let endless = vec![b'x'; CHUNK_BYTES];
+        let chunks = 3 * TAIL_BYTES / CHUNK_BYTES;
+        for _ in 0..chunks {
+            output.push(&endless, &lines);
+            assert!(output.tail.len() <= TAIL_BYTES);
+            assert!(output.line.len() <= LINE_BYTES);
+        }
+        let end = b"\r\nlast";
+        output.push(end, &lines);
+        output.finish(&lines);
+        let printed = (chunks * CHUNK_BYTES + end.len()) as u64;
+        assert_eq!(output.tail.len(), TAIL_BYTES);
+        assert_eq!(output.dropped, printed - TAIL_BYTES as u64);
+        assert!(output.tail.iter().rev().take(4).eq(b"tsal"));
+        let lines = lines.into_inner().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], "x".repeat(TAIL_LINE_CHARS));
+        assert_eq!(lines[1], "last");
     }
 
     #[test]

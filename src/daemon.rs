@@ -39,7 +39,7 @@ use crate::metrics;
 use crate::snapshot::Snapshot;
 use crate::status::Status;
 use crate::supervise::{Reloader, Signals, Supervisor};
-use crate::sync::{diff_color, load_jobs, own_snapshot, Exit, Job};
+use crate::sync::{diff_color, load_jobs, own_snapshot, remove_leftovers, Exit, Job};
 use crate::systemd;
 use crate::watch::{self, Replica, Watched};
 use crate::worker::{Wake, Worker};
@@ -257,6 +257,8 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         status,
     } = settings;
     status.set_entries(jobs.iter().map(|j| j.entry.id.as_str()));
+    // The previous generation has finished its writes: every staged file found is stale.
+    remove_leftovers(&jobs, &options);
     let Some(snapshot) = first_read(&etcd, &jobs, &cancel).await else {
         return;
     };

@@ -11,7 +11,8 @@
 //! - [`snapshot`]: the keys of one revision and the data model templates see.
 //! - [`template`]: Erubis-style delimiters over Tera, filters and confd-style functions.
 //! - [`apply`]: comparing, previewing, staging, swapping and rolling back a target file.
-//! - [`command`]: running check and reload commands with a time limit.
+//! - [`command`]: running check and reload commands with a time limit and bounded output;
+//!   the scrubbed environment of every process reconfig starts.
 //! - [`sync`]: one pass over every entry (start-up and `--onetime`).
 //! - [`watch`]: the one watch stream, revision bookkeeping, reconnects and compaction.
 //! - [`worker`]: one task per entry: coalesced read → render → apply.

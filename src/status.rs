@@ -66,6 +66,7 @@ impl Pass {
                 let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
                 return Pass::Changed { reloaded };
             }
+            Ok(Outcome::Adjusted { .. }) => return Pass::Changed { reloaded: false },
             Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
             Err(error) => error,
         };
@@ -78,6 +79,10 @@ impl Pass {
                 ApplyError::Reload { .. } => FailureKind::Reload,
                 ApplyError::TargetDir { .. }
                 | ApplyError::Read { .. }
+                | ApplyError::UnsafeLink { .. }
+                | ApplyError::NotAFile { .. }
+                | ApplyError::Chown { .. }
+                | ApplyError::Chmod { .. }
                 | ApplyError::UnknownId { .. }
                 | ApplyError::IdLookup { .. }
                 | ApplyError::Stage { .. }

@@ -3,8 +3,9 @@
 //!
 //! reconfig plays the part tini or dumb-init would play for the child: the child is started
 //! after the first sync (so it never starts on missing files), its stdin, stdout and stderr
-//! are reconfig's own, the usual control signals sent to reconfig ([`FORWARDED`]) are passed
-//! on, and when it exits reconfig exits with its status. A child killed by signal N makes
+//! are reconfig's own, its environment is reconfig's without the etcd password
+//! ([`crate::command::scrubbed`]), the usual control signals sent to reconfig
+//! ([`FORWARDED`]) are passed on, and when it exits reconfig exits with its status. A child killed by signal N makes
 //! reconfig exit with 128+N, as a shell reports it; re-raising the signal on ourselves
 //! (etcd-config-dispenser's way) does nothing when reconfig is PID 1 of a container, where
 //! the kernel drops signals whose action is the default.
@@ -158,7 +159,7 @@ impl Supervisor {
         };
         while self.requests.try_recv().is_ok() {}
         let name = program.to_string_lossy().into_owned();
-        let child = tokio::process::Command::new(program)
+        let child = crate::command::scrubbed(program)
             .args(args)
             .stdin(Stdio::inherit())
             .stdout(Stdio::inherit())

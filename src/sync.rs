@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::{debug, error, info, warn};
 
-use crate::apply::{apply, ApplyError, ApplyOptions, Outcome};
+use crate::apply::{self, apply, ApplyError, ApplyOptions, Outcome};
 use crate::backoff::retry_within;
 use crate::cli::RunArgs;
 use crate::config::{self, ConfigError, Entry};
@@ -138,9 +138,26 @@ pub async fn sync_entry(
             job.entry.target.display(),
             own.revision()
         ),
+        Outcome::Adjusted { change } => info!(
+            entry = %job.entry.id,
+            "{}: {change} (content unchanged, no reload; revision {})",
+            job.entry.target.display(),
+            own.revision()
+        ),
         Outcome::Preview { diff } => print!("{diff}"),
     }
     Ok(outcome)
+}
+
+/// Removes the staged files a killed run left beside the targets of `jobs`, each logged;
+/// `--notreally` touches nothing.
+pub fn remove_leftovers(jobs: &[Job], options: &ApplyOptions) {
+    if options.notreally {
+        return;
+    }
+    for job in jobs {
+        apply::remove_leftovers(&job.entry);
+    }
 }
 
 /// Logs an entry's failure on one line; a missing key is a warning (reconfig.rb).
@@ -226,6 +243,7 @@ pub async fn onetime(args: &RunArgs) -> Exit {
         notreally: args.notreally,
         color: diff_color(),
     };
+    remove_leftovers(&loaded.jobs, &options);
     let result = match args.connect.connect().await {
         Ok(etcd) => sync_all(&etcd, &loaded.jobs, &options).await,
         Err(e) => Err(e),

@@ -92,7 +92,7 @@ impl Worker {
                     self.reloader.send(signal);
                 }
             }
-            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => {}
+            Ok(Outcome::Unchanged | Outcome::Adjusted { .. } | Outcome::Preview { .. }) => {}
             Err(e) => log_failure(&self.job.entry, &e),
         }
     }

@@ -1,13 +1,18 @@
-//! Staged files: the new content written beside its target, then renamed over it (SPEC
-//! section 5, steps 4 and 6).
+//! Staged files: the new content written beside its target, then renamed over it.
 //!
 //! A staged file is created exclusively with its final mode, so a secret is never readable
 //! by anyone it should not be, not even for a moment, and it lives in the target's directory
 //! so the rename is atomic. Until it is committed, dropping it removes it: no error path
-//! leaves a stray `.NAME.reconfig-RANDOM` behind.
+//! leaves a stray `.NAME.reconfig-RANDOM` behind. Only a killed reconfig can, and
+//! [`remove_leftovers`] clears those at the next start.
+//!
+//! A staged name must fit in a directory entry (255 bytes): for a long target name, NAME is
+//! cut short.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,13 +22,38 @@ use rand::distr::{Alphanumeric, SampleString};
 const RANDOM_CHARS: usize = 10;
 /// Names tried before giving up when another file already has the random name.
 const NAME_ATTEMPTS: usize = 8;
+/// What follows the target's name in a staged file's name, before the random characters.
+const MARK: &str = ".reconfig-";
+/// Longest name of a directory entry (Linux's `NAME_MAX`, that of every common file system).
+const NAME_MAX: usize = 255;
 
-/// Mode bits and numeric owner and group a file is given.
+/// Mode bits a file is given, and the numeric owner and group it is given to (`None`: left
+/// as the file was created).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Perms {
     pub(super) mode: u32,
-    pub(super) uid: u32,
-    pub(super) gid: u32,
+    pub(super) uid: Option<u32>,
+    pub(super) gid: Option<u32>,
+}
+
+/// Why a staged file could not be written: giving it away is told apart, so the error can
+/// name the owner.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StageError {
+    /// Creating, writing or syncing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The system refused the owner or group.
+    #[error("cannot set owner or group: {0}")]
+    Chown(#[source] io::Error),
+}
+
+impl From<StageError> for io::Error {
+    fn from(e: StageError) -> io::Error {
+        match e {
+            StageError::Io(e) | StageError::Chown(e) => e,
+        }
+    }
 }
 
 /// A fully written and synced file beside its destination; removed on drop unless committed.
@@ -36,12 +66,14 @@ pub(super) struct Staged {
 
 impl Staged {
     /// Writes `bytes` into a new hidden file next to `dest` with exactly `perms`, synced.
-    pub(super) fn write(dest: &Path, bytes: &[u8], perms: &Perms) -> io::Result<Staged> {
+    pub(super) fn write(dest: &Path, bytes: &[u8], perms: &Perms) -> Result<Staged, StageError> {
         let (staged, mut file) = Self::create(dest, perms.mode)?;
         // Owner first: chown may clear set-id bits, the chmod after it puts back exactly
         // `mode`, which the umask may also have narrowed at creation. Both happen before
         // the first byte is written.
-        fchown(&file, Some(perms.uid), Some(perms.gid))?;
+        if perms.uid.is_some() || perms.gid.is_some() {
+            fchown(&file, perms.uid, perms.gid).map_err(StageError::Chown)?;
+        }
         file.set_permissions(Permissions::from_mode(perms.mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -50,15 +82,13 @@ impl Staged {
 
     /// Creates the file exclusively under a fresh random name, with `mode` from the start.
     fn create(dest: &Path, mode: u32) -> io::Result<(Staged, File)> {
-        let name = dest
-            .file_name()
-            .unwrap_or(dest.as_os_str())
-            .to_string_lossy();
+        let prefix = staged_prefix(dest);
         let dir = parent_dir(dest);
         let mut attempt = 0;
         loop {
-            let random = Alphanumeric.sample_string(&mut rand::rng(), RANDOM_CHARS);
-            let path = dir.join(format!(".{name}.reconfig-{random}"));
+            let mut name = prefix.clone();
+            name.push(Alphanumeric.sample_string(&mut rand::rng(), RANDOM_CHARS));
+            let path = dir.join(name);
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -105,6 +135,55 @@ impl Drop for Staged {
     }
 }
 
+/// Removes the staged files of `dest` that a killed run left in its directory: regular files
+/// named exactly as [`Staged`] names them for `dest`, nothing else. Returns each one found
+/// with the outcome of its removal; a directory that cannot be listed has none.
+pub(super) fn remove_leftovers(dest: &Path) -> Vec<(PathBuf, io::Result<()>)> {
+    let Ok(entries) = std::fs::read_dir(parent_dir(dest)) else {
+        // A missing or unreadable directory is reported when the entry is applied.
+        return Vec::new();
+    };
+    let prefix = staged_prefix(dest);
+    entries
+        .flatten()
+        .filter(|e| is_staged_name(&e.file_name(), &prefix))
+        // The entry's own type: a link is not followed, and is not a staged file.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| {
+            let path = e.path();
+            let removed = remove(&path);
+            (path, removed)
+        })
+        .collect()
+}
+
+/// `.NAME.reconfig-` for the file `dest`, NAME cut short (at a character boundary when it
+/// is UTF-8) so that the staged name fits in [`NAME_MAX`] bytes.
+fn staged_prefix(dest: &Path) -> OsString {
+    let name = dest.file_name().unwrap_or(dest.as_os_str()).as_bytes();
+    let room = NAME_MAX - 1 - MARK.len() - RANDOM_CHARS;
+    let mut end = name.len().min(room);
+    if let Ok(text) = std::str::from_utf8(name) {
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+    }
+    let mut prefix = Vec::with_capacity(NAME_MAX);
+    prefix.push(b'.');
+    prefix.extend_from_slice(&name[..end]);
+    prefix.extend_from_slice(MARK.as_bytes());
+    OsString::from_vec(prefix)
+}
+
+/// Whether `name` is `prefix` followed by [`RANDOM_CHARS`] letters and digits.
+fn is_staged_name(name: &OsStr, prefix: &OsStr) -> bool {
+    name.as_bytes()
+        .strip_prefix(prefix.as_bytes())
+        .is_some_and(|random| {
+            random.len() == RANDOM_CHARS && random.iter().all(u8::is_ascii_alphanumeric)
+        })
+}
+
 /// Removes `path` and syncs its directory, so the removal survives a crash.
 pub(super) fn remove(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)?;
@@ -137,9 +216,18 @@ mod tests {
     fn own(mode: u32) -> Perms {
         Perms {
             mode,
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
+            uid: Some(nix::unistd::geteuid().as_raw()),
+            gid: Some(nix::unistd::getegid().as_raw()),
         }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]
@@ -176,5 +264,68 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn long_names_are_cut_to_fit_a_directory_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["l".repeat(255), "é".repeat(127), "x".repeat(234)] {
+            let dest = dir.path().join(&name);
+            let staged = Staged::write(&dest, b"x", &own(0o644)).unwrap();
+            let staged_name = staged.path().file_name().unwrap().len();
+            assert!(staged_name <= NAME_MAX, "{staged_name} bytes");
+            assert!(staged.path().to_str().is_some(), "cut inside a character");
+            staged.commit().unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), b"x");
+        }
+        // A name that fits is kept whole.
+        let prefix = staged_prefix(Path::new("/d/app.conf"));
+        assert_eq!(prefix, OsStr::new(".app.conf.reconfig-"));
+    }
+
+    #[test]
+    fn only_this_targets_staged_files_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("app.conf");
+        let long_dest = dir.path().join("l".repeat(250));
+        let leftovers = [
+            ".app.conf.reconfig-AbCdE12345".to_string(),
+            format!(".{}.reconfig-0123456789", "l".repeat(234)),
+        ];
+        let others = [
+            "app.conf",
+            ".app.conf.reconfig-short",
+            ".app.conf.reconfig-AbCdE123456",
+            ".app.conf.reconfig-AbCdE1234-",
+            ".other.conf.reconfig-AbCdE12345",
+            "app.conf.reconfig-AbCdE12345",
+        ];
+        for name in leftovers.iter().map(String::as_str).chain(others) {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join(".app.conf.reconfig-DIRECTORY0")).unwrap();
+        std::os::unix::fs::symlink("app.conf", dir.path().join(".app.conf.reconfig-SYMLINK000"))
+            .unwrap();
+
+        let mut removed: Vec<PathBuf> = [dest.as_path(), long_dest.as_path()]
+            .into_iter()
+            .flat_map(remove_leftovers)
+            .map(|(path, result)| {
+                result.unwrap();
+                path
+            })
+            .collect();
+        removed.sort();
+        let mut expected: Vec<PathBuf> = leftovers.iter().map(|n| dir.path().join(n)).collect();
+        expected.sort();
+        assert_eq!(removed, expected);
+        let mut remaining: Vec<&str> = others.to_vec();
+        remaining.extend([
+            ".app.conf.reconfig-DIRECTORY0",
+            ".app.conf.reconfig-SYMLINK000",
+        ]);
+        remaining.sort();
+        assert_eq!(names(dir.path()), remaining);
+        assert!(remove_leftovers(&dir.path().join("missing/x")).is_empty());
     }
 }

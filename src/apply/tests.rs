@@ -426,6 +426,90 @@ async fn symlinked_target_is_followed_and_stays_a_link() {
     assert_eq!(fx.names(), ["app.conf", "link.conf"]);
 }
 
+#[tokio::test]
+async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
+    let fx = Fixture::new();
+    fx.existing("same\n", 0o644);
+    let inode = fs::metadata(&fx.target).unwrap().ino();
+    let mut e = entry(&fx.target);
+    e.mode = Some(0o600);
+    e.reloadcmd = Some(fx.touch_marker());
+    let preview = ApplyOptions {
+        notreally: true,
+        color: false,
+    };
+    let t = fx.target.display();
+
+    let outcome = apply(&e, b"same\n", &preview).await.unwrap();
+    let diff = format!("{t}: mode 0644 → 0600\n");
+    assert_eq!(outcome, Outcome::Preview { diff });
+    assert_eq!(fx.mode(), 0o644);
+
+    let outcome = apply_for_real(&e, "same\n").await.unwrap();
+    let change = "mode 0644 → 0600".to_string();
+    assert_eq!(outcome, Outcome::Adjusted { change });
+    assert_eq!(fx.mode(), 0o600);
+    assert_eq!(fs::metadata(&fx.target).unwrap().ino(), inode);
+    assert!(!fx.marker.exists(), "reload ran");
+    assert_eq!(
+        apply_for_real(&e, "same\n").await.unwrap(),
+        Outcome::Unchanged
+    );
+
+    // A content change previews the mode change too.
+    e.mode = Some(0o640);
+    let Outcome::Preview { diff } = apply(&e, b"new\n", &preview).await.unwrap() else {
+        panic!("expected a preview");
+    };
+    assert!(
+        diff.starts_with(&format!("{t}: mode 0600 → 0640\n--- {t}\n")),
+        "{diff}"
+    );
+}
+
+#[tokio::test]
+async fn a_fifo_at_the_target_is_refused_without_opening_it() {
+    let fx = Fixture::new();
+    nix::unistd::mkfifo(&fx.target, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let err = apply_for_real(&entry(&fx.target), "x\n").await.unwrap_err();
+    assert!(
+        matches!(err, ApplyError::NotAFile { kind: "FIFO", .. }),
+        "{err:?}"
+    );
+    assert_message(
+        &err,
+        &["app.conf is a FIFO, not a regular file; left alone"],
+    );
+    assert!(fs::symlink_metadata(&fx.target)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(fx.names(), ["app.conf"]);
+}
+
+#[test]
+fn links_are_followed_where_protected_symlinks_would_follow_them() {
+    let (root, me, other) = (0, 1000, 2000);
+    // (link owner, directory mode, directory owner, follower) → followed?
+    let cases = [
+        (other, 0o41777, root, me, false),
+        (other, 0o41777, root, root, false),
+        (me, 0o41777, root, me, true),
+        (root, 0o41777, root, me, true),
+        (other, 0o41777, other, root, true),
+        (other, 0o40777, root, root, true),
+        (other, 0o41775, root, root, true),
+        (other, 0o40755, root, root, true),
+    ];
+    for (link, mode, owner, follower, followed) in cases {
+        assert_eq!(
+            may_follow(link, mode, owner, follower),
+            followed,
+            "link of {link} in {mode:o} dir of {owner}, followed by {follower}"
+        );
+    }
+}
+
 #[test]
 fn splay_delay_stays_within_bounds() {
     assert_eq!(splay_delay(Duration::ZERO), Duration::ZERO);
