@@ -4,8 +4,8 @@
 //! A command is a shell line run as `/bin/sh -c CMD` with stdin from `/dev/null` and
 //! `RECONFIG_ID`, `RECONFIG_TARGET`, `RECONFIG_KEY` in its environment, and none of
 //! reconfig's secrets ([`scrubbed`]). It runs in a process group of its own, so that a
-//! timeout (or a cancelled caller) can kill everything it started, not just the shell, and
-//! the shell is killed by the kernel if reconfig dies first. Of its stdout and stderr, the
+//! timeout (or a cancelled caller) can kill everything it started, not just the shell; if
+//! reconfig dies first, the kernel tells the shell, which kills the group ([`GUARD`]). Of its stdout and stderr, the
 //! last 64 KiB of each are kept and logged at info level under the entry's id (with
 //! how much came before), so reconfig's memory and log stay bounded whatever a command
 //! prints; the last few lines travel in the error of a failed command so the operator sees
@@ -39,10 +39,15 @@ const LINE_BYTES: usize = TAIL_LINE_CHARS * 4;
 const TAIL_BYTES: usize = 64 << 10;
 /// Bytes read from a stream at a time.
 const CHUNK_BYTES: usize = 8 << 10;
-/// How long to keep collecting output after the shell exited. Output written before the
-/// exit is already in the pipe; only a background process that inherited the pipe writes
-/// later, and it is then logged on without holding up the caller.
+/// How long to keep collecting output after the shell exited while a process it started
+/// still runs in its group: such a background process may hold the pipes open for good,
+/// and what it writes later is logged on without holding up the caller.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// The shell that runs every command: the command runs as its job, and when the kernel
+/// tells it reconfig died (SIGTERM, its parent-death signal) it kills its whole process
+/// group — the command and everything the command started, not just one shell.
+const GUARD: &str = r#"trap 'kill -KILL 0' TERM; /bin/sh -c "$1" & wait $!"#;
 
 /// A command for `program` whose environment is reconfig's without its secrets: what
 /// every process reconfig starts (check and reload commands, the supervised child) gets.
@@ -92,8 +97,7 @@ pub enum CommandError {
 pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), CommandError> {
     let mut shell = scrubbed("/bin/sh");
     shell
-        .arg("-c")
-        .arg(command)
+        .args(["-c", GUARD, "reconfig-command", command])
         .env("RECONFIG_ID", &entry.id)
         .env("RECONFIG_TARGET", &entry.target)
         .env("RECONFIG_KEY", &entry.key)
@@ -125,12 +129,22 @@ pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), 
             .map(|s| spawn_reader(s, "stderr", &id, &lines)),
     ];
 
+    let started = tokio::time::Instant::now();
     let waited = tokio::time::timeout(timeout, child.wait()).await;
     let status = match waited {
         Ok(Ok(status)) => {
             // The shell is done; anything it left running in the background was started on
             // purpose (a daemon, say) and is not ours to kill.
-            group.0 = None;
+            let pgid = group.0.take();
+            // With nobody left in the group, every writer of the pipes is gone: the output
+            // ends at once, however long the machine takes to get to reading it.
+            let alone = pgid.is_some_and(|pgid| killpg(pgid, None).is_err());
+            let limit = if alone {
+                timeout.saturating_sub(started.elapsed()).max(DRAIN_GRACE)
+            } else {
+                DRAIN_GRACE
+            };
+            drain(readers, limit).await;
             status
         }
         Ok(Err(source)) => {
@@ -143,14 +157,13 @@ pub async fn run(entry: &Entry, command: &str, timeout: Duration) -> Result<(), 
             drop(group);
             // Reap the shell; SIGKILL leaves it no way to linger.
             let _ = child.wait().await;
-            drain(readers).await;
+            drain(readers, DRAIN_GRACE).await;
             return Err(CommandError::TimedOut {
                 command: command.to_string(),
                 after: timeout,
             });
         }
     };
-    drain(readers).await;
     if status.success() {
         return Ok(());
     }
@@ -174,11 +187,11 @@ impl Drop for GroupGuard {
     }
 }
 
-/// In the shell, before exec: asks the kernel to kill it when reconfig dies (the thread that
-/// started it, in fact: tokio's runtime threads live as long as the process), and gives up
-/// if reconfig already died after the fork.
+/// In the shell, before exec: asks the kernel to send it SIGTERM when reconfig dies (the
+/// thread that started it, in fact: tokio's runtime threads live as long as the process),
+/// on which [`GUARD`] kills the group; gives up if reconfig already died after the fork.
 fn die_with_parent(parent: Pid) -> io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
     if getppid() != parent {
         return Err(io::Error::other(
             "reconfig exited before the command started",
@@ -278,14 +291,14 @@ impl Output {
     }
 }
 
-/// Waits for the output loggers, but no longer than [`DRAIN_GRACE`]; late ones run on.
-async fn drain(readers: [Option<JoinHandle<()>>; 2]) {
+/// Waits for the output loggers, but no longer than `limit`; late ones run on.
+async fn drain(readers: [Option<JoinHandle<()>>; 2], limit: Duration) {
     let all = async {
         for reader in readers.into_iter().flatten() {
             let _ = reader.await;
         }
     };
-    if tokio::time::timeout(DRAIN_GRACE, all).await.is_err() {
+    if tokio::time::timeout(limit, all).await.is_err() {
         tracing::debug!("a background process still holds the command's output open");
     }
 }

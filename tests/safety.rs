@@ -407,7 +407,7 @@ async fn a_killed_run_leaves_no_staged_file_and_no_command_behind() {
     std::fs::create_dir(out.join(".app.conf.reconfig-DIRECTORY0")).unwrap();
     write(&dir.path().join("hang"), "");
     let check = format!(
-        r#","checkcmd":"test -e {d}/hang && {{ echo $$ > {d}/check.pid; exec sleep 1000; }}; grep -q new {{{{src}}}}""#
+        r#","checkcmd":"test -e {d}/hang && {{ sleep 1000 & echo $! $$ > {d}/check.pid; exec sleep 1000; }}; grep -q new {{{{src}}}}""#
     );
     let cfg = config(dir.path(), &[entry("app", "/app", &target, &check)], "/app");
     let cfg = cfg.to_str().unwrap();
@@ -421,11 +421,12 @@ async fn a_killed_run_leaves_no_staged_file_and_no_command_behind() {
     })
     .await;
     assert!(started, "{}", daemon.log());
-    let pid: i32 = std::fs::read_to_string(&pid_file)
+    // The check and a process it started in the background.
+    let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
         .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     let staged = || {
         names(&out)
             .into_iter()
@@ -437,11 +438,13 @@ async fn a_killed_run_leaves_no_staged_file_and_no_command_behind() {
 
     daemon.signal(Signal::SIGKILL);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(-1));
-    let check_died = eventually(LIMIT, || is_dead(pid)).await;
+    let check_died = eventually(LIMIT, || pids.iter().all(|&pid| is_dead(pid))).await;
     if !check_died {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        for &pid in &pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
-    assert!(check_died, "the check outlived reconfig");
+    assert!(check_died, "the check or its child outlived reconfig");
     assert_eq!(staged(), 1, "the killed run's staged file");
 
     std::fs::remove_file(dir.path().join("hang")).unwrap();

@@ -122,9 +122,14 @@ impl DnsServer {
         let mut catalog = Catalog::new();
         catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
         let mut server = ServerFuture::new(catalog);
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A free UDP port whose TCP twin is free too (another process may hold it).
+        let (udp, tcp) = loop {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(udp.local_addr().unwrap()).await {
+                break (udp, tcp);
+            }
+        };
         let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5));
         DnsServer {
