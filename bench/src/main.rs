@@ -4,7 +4,9 @@
 //! Usage: `reconfig-bench --bin target/release/reconfig [--out bench/results.json]
 //! [--only A,B,C,D]` — `bench/run` builds the release binary and calls this.
 
-#[path = "../../tests/common/mod.rs"]
+// The integration tests' harness (real etcd servers, daemons); the bench uses part of it.
+#[allow(dead_code)]
+#[path = "../../tests/it/common/mod.rs"]
 mod common;
 mod measure;
 mod scenarios;

@@ -1,13 +1,11 @@
 //! `reconfig dispense` and child supervision against a real etcd and a real child: a shell
 //! script that logs, at start and at every signal, the signal and the files it sees.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use etcd_client::{DeleteOptions, Txn, TxnOp};
 use nix::sys::signal::Signal;
 

@@ -2,13 +2,11 @@
 //! user, symlinks other users planted, commands that print without end, secrets, leftovers
 //! of a killed run, mode and owner drift, long names, special files and glob patterns.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use nix::unistd::User;
 

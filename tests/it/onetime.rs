@@ -1,12 +1,10 @@
 //! `reconfig --onetime` against a real etcd: the cfgtest samples, `--notreally`, and every
 //! kind of bad input, each reported on one line and leaving targets as they were.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A config dir with one entry on key `/a` rendering `template` into `root/t.conf`.

@@ -1,6 +1,5 @@
 //! Test harness: real etcd servers on loopback (random free ports, temp data dirs), torn
 //! down on drop, and helpers to run the `reconfig` binary against them.
-#![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -333,7 +332,7 @@ pub struct Run {
 pub fn reconfig() -> tokio::process::Command {
     match option_env!("CARGO_BIN_EXE_reconfig") {
         Some(path) => binary(path),
-        None => panic!("only the reconfig package's tests and the bench run reconfig"),
+        None => panic!("only the reconfig package's tests run reconfig from the harness"),
     }
 }
 

@@ -2,12 +2,10 @@
 //! with a restart, trees of large values, keys that are not UTF-8, trees that empty, quiet
 //! keys whose history is compacted, streams that break as soon as they are made.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const LIMIT: Duration = Duration::from_secs(30);

@@ -11,15 +11,13 @@
 //! `RECONFIG_FAULT_SEED` replays a run; `cargo test --test faults -- --ignored` runs the
 //! longer soaks (`RECONFIG_SOAK_ROUNDS`, default 10).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use etcd_client::{Client, GetOptions, Txn, TxnOp};
 use nix::sys::signal::Signal;
 use rand::rngs::StdRng;

@@ -1,12 +1,10 @@
 //! The daemon against a real etcd: convergence, coalescing, transactions, reloads,
 //! template changes, signals, and recovery from an etcd restart and from compaction.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use nix::sys::signal::Signal;
 

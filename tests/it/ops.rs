@@ -2,12 +2,10 @@
 //! check failures and an etcd outage; systemd readiness, watchdog and stopping over a real
 //! notify socket; JSON logs; shell completions and the manual page.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::net::UnixDatagram;

@@ -9,13 +9,11 @@
 //! Needs nginx (`scripts/deps` installs it; the test skips, saying so, when there is none)
 //! and the `etcd-util` binary of this workspace (`cargo test --all-targets` builds it).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

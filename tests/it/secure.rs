@@ -2,23 +2,19 @@
 //! certificates (plain, encrypted and legacy keys), etcd auth with a role limited to a
 //! prefix, and DNS SRV discovery through a DNS server running in the test on loopback.
 
-mod common;
-#[path = "common/pki.rs"]
-mod pki;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
+use crate::pki::{by_name, Pki};
 use hickory_server::authority::{Catalog, ZoneType};
 use hickory_server::proto::rr::rdata::{SOA, SRV};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryAuthority;
 use hickory_server::ServerFuture;
 use nix::sys::signal::Signal;
-use pki::{by_name, Pki};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
