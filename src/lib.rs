@@ -1,50 +1,40 @@
 //! reconfig keeps local configuration files in step with data in etcd.
 //!
-//! The modules follow the data's path through the program:
+//! The folders follow the data's path through the program:
 //!
-//! - [`cli`]: the command-line flags of `reconfig` (the binary only parses and calls in).
-//! - [`connect`]: etcd endpoints and connection options, shared with `etcd-util`.
-//! - [`tls`]: certificates and keys (encrypted PKCS#8 too) → the client's TLS configuration.
-//! - [`srv`]: finding etcd through DNS SRV records, in RFC 2782 order.
-//! - [`config`]: loading and validating `conf.d` entries.
-//! - [`etcd`]: reading consistent snapshots of keys from etcd.
-//! - [`snapshot`]: the keys of one revision and the data model templates see.
-//! - [`template`]: Erubis-style delimiters over Tera, filters and confd-style functions.
-//! - [`apply`]: comparing, previewing, staging, swapping and rolling back a target file.
-//! - [`command`]: running check and reload commands with a time limit and bounded output;
-//!   the scrubbed environment of every process reconfig starts.
-//! - [`sync`]: one pass over every entry (start-up and `--onetime`).
-//! - [`watch`]: the one watch stream, revision bookkeeping, reconnects and compaction.
-//! - [`worker`]: one task per entry: coalesced read → render → apply.
-//! - [`daemon`]: the process's life: generations of workers, signals, reloads, shutdown.
-//! - [`status`]: the process's health: per-entry outcomes, etcd state, revision, counters.
-//! - [`metrics`]: `--metrics-addr`, Prometheus `/metrics` and `/healthz` from [`status`].
-//! - [`systemd`]: `Type=notify` readiness, stopping and watchdog pings.
-//! - [`render`]: `reconfig render`, templates against a local snapshot file.
-//! - [`dispense`]: `reconfig dispense`, a prefix mirrored into files, atomically per transaction.
-//! - [`supervise`]: the child of dispense and the daemon: start, signal, pass its exit on.
-//! - [`backoff`], [`duration`], [`logging`]: small shared helpers.
+//! - `config`: the `conf.d` entries — a key, a template and its delimiters, a target, commands.
+//! - `etcd`: the connection (TLS, auth, SRV), consistent reads of one revision, the watch.
+//! - `template`: the data model of a snapshot, Erubis-style tags over Tera, the filters and
+//!   functions templates use.
+//! - `apply`: a render to its target — compare, preview, stage, check, swap, roll back,
+//!   reload — through `fsx`, the one place files are created.
+//! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
+//! - `daemon`: every change followed into the targets until told to stop.
+//!
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `service` (what the
+//! long-running modes share: signals, the supervised child, health, systemd) and `cli` (the
+//! edge: flags, logging, exit status). `docs/design.md` walks the same path with each
+//! guarantee and the code that enforces it.
 
-pub mod apply;
-pub mod backoff;
-pub mod cli;
-pub mod command;
-pub mod config;
-pub mod connect;
-pub mod daemon;
-pub mod dispense;
-pub mod duration;
-pub mod etcd;
-pub mod logging;
-pub mod metrics;
-pub mod render;
-pub mod snapshot;
-pub mod srv;
-pub mod status;
-pub mod supervise;
-pub mod sync;
-pub mod systemd;
-pub mod template;
-pub mod tls;
-pub mod watch;
-pub mod worker;
+mod apply;
+mod cli;
+mod config;
+mod daemon;
+mod dispense;
+mod etcd;
+mod fsx;
+mod pipeline;
+mod service;
+mod template;
+
+pub use cli::{
+    completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, RunArgs,
+};
+pub use config::{Pattern, PatternError};
+pub use daemon::{run as run_daemon, DaemonError};
+pub use dispense::{run as run_dispense, DispenseError};
+pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
+pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot};
+pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
+pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
+pub use template::{compile, RenderInput, Template, TemplateError};

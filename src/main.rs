@@ -1,38 +1,42 @@
-//! The `reconfig` binary: parse the flags, set up logging, and call into the library.
+//! The `reconfig` binary: parse the flags, set up logging, run the mode, and turn how it
+//! ended into the exit code — the one place a failure that ends the run is printed.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::cli::{self, Cli, Command};
-use reconfig::sync::{self, Exit};
-use reconfig::{daemon, dispense, logging, render};
+use reconfig::{Cli, Command, Exit, Fatal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let exit = match &cli.command {
+    let ended = match &cli.command {
         Some(Command::Render(args)) => {
-            logging::init(false, logging::LogFormat::Text);
-            render::run(args)
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(reconfig::render_offline(args))
         }
-        Some(Command::Completions { shell }) => print(&cli::completions(*shell)),
-        Some(Command::Man) => print(&cli::man()),
+        Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
+        Some(Command::Man) => print(&reconfig::man()),
         Some(Command::Dispense(args)) => {
-            logging::init(args.debug, args.log_format);
-            let runtime = runtime(false);
-            // The supervised command's exit status is passed on, whatever it is.
-            return ExitCode::from(runtime.block_on(dispense::run(args)));
+            reconfig::init_logging(args.debug, args.log_format);
+            report(runtime(false).block_on(reconfig::run_dispense(args)))
         }
         None => {
-            let log = logging::init(cli.run.debug, cli.run.log_format);
-            let runtime = runtime(cli.run.onetime);
+            let log = reconfig::init_logging(cli.run.debug, cli.run.log_format);
             if cli.run.onetime {
-                runtime.block_on(sync::onetime(&cli.run))
+                report(runtime(true).block_on(reconfig::onetime(&cli.run)))
             } else {
-                runtime.block_on(daemon::run(&cli.run, log))
+                report(runtime(false).block_on(reconfig::run_daemon(&cli.run, log)))
             }
         }
     };
-    ExitCode::from(exit as u8)
+    ended.into()
+}
+
+/// How a mode ended; a failure that ended it is logged, once.
+fn report(result: Result<Exit, impl Fatal>) -> Exit {
+    result.unwrap_or_else(|failure| {
+        tracing::error!("{failure}");
+        failure.exit()
+    })
 }
 
 /// The async runtime: one thread for a one-shot run; for the long-running modes two

@@ -9,10 +9,10 @@ use std::io::Write;
 use clap::{Parser, ValueEnum};
 use etcd_client::proto::PbEvent;
 use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
-use reconfig::connect::ConnectArgs;
-use reconfig::etcd::{Etcd, EtcdError};
-use reconfig::snapshot::{dir_prefix, in_tree_bytes, ModelError};
-use reconfig::watch::{Range, SessionError, Sink, WatchLoop};
+use reconfig::{
+    data_model, dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, ModelError, Range,
+    SessionError, Sink, WatchLoop,
+};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
@@ -120,11 +120,10 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
     } else {
         Some(validate(&args)?)
     };
-    let options = args.connect.resolve().await?;
+    let etcd = Etcd::connect(&args.connect).await?;
     if args.debug {
-        eprintln!("connecting to {}", options.endpoints.join(","));
+        eprintln!("connected to {}", etcd.endpoints());
     }
-    let etcd = Etcd::connect(&options).await?;
     let Some(key) = key else {
         return version(&etcd).await;
     };
@@ -142,7 +141,7 @@ async fn get(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     if snapshot.tree(key).next().is_none() {
         return Err(UtilError::KeyNotFound(key.to_string()));
     }
-    let data = snapshot.data_for(key, recursive).map_err(|e| match e {
+    let data = data_model(&snapshot, key, recursive).map_err(|e| match e {
         ModelError::Missing(k) => UtilError::KeyNotFound(k),
         other => UtilError::Model(other),
     })?;

@@ -10,51 +10,18 @@
 //! cut short.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rand::distr::{Alphanumeric, SampleString};
+use crate::fsx::{self, parent_dir, Perms, WriteError};
 
 /// Random characters in a staged file's name.
 const RANDOM_CHARS: usize = 10;
-/// Names tried before giving up when another file already has the random name.
-const NAME_ATTEMPTS: usize = 8;
 /// What follows the target's name in a staged file's name, before the random characters.
 const MARK: &str = ".reconfig-";
 /// Longest name of a directory entry (Linux's `NAME_MAX`, that of every common file system).
 const NAME_MAX: usize = 255;
-
-/// Mode bits a file is given, and the numeric owner and group it is given to (`None`: left
-/// as the file was created).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Perms {
-    pub(super) mode: u32,
-    pub(super) uid: Option<u32>,
-    pub(super) gid: Option<u32>,
-}
-
-/// Why a staged file could not be written: giving it away is told apart, so the error can
-/// name the owner.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum StageError {
-    /// Creating, writing or syncing failed.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-    /// The system refused the owner or group.
-    #[error("cannot set owner or group: {0}")]
-    Chown(#[source] io::Error),
-}
-
-impl From<StageError> for io::Error {
-    fn from(e: StageError) -> io::Error {
-        match e {
-            StageError::Io(e) | StageError::Chown(e) => e,
-        }
-    }
-}
 
 /// A fully written and synced file beside its destination; removed on drop unless committed.
 #[derive(Debug)]
@@ -66,50 +33,14 @@ pub(super) struct Staged {
 
 impl Staged {
     /// Writes `bytes` into a new hidden file next to `dest` with exactly `perms`, synced.
-    pub(super) fn write(dest: &Path, bytes: &[u8], perms: &Perms) -> Result<Staged, StageError> {
-        let (staged, mut file) = Self::create(dest, perms.mode)?;
-        // Owner first: chown may clear set-id bits, the chmod after it puts back exactly
-        // `mode`, which the umask may also have narrowed at creation. Both happen before
-        // the first byte is written.
-        if perms.uid.is_some() || perms.gid.is_some() {
-            fchown(&file, perms.uid, perms.gid).map_err(StageError::Chown)?;
-        }
-        file.set_permissions(Permissions::from_mode(perms.mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        Ok(staged)
-    }
-
-    /// Creates the file exclusively under a fresh random name, with `mode` from the start.
-    fn create(dest: &Path, mode: u32) -> io::Result<(Staged, File)> {
+    pub(super) fn write(dest: &Path, bytes: &[u8], perms: &Perms) -> Result<Staged, WriteError> {
         let prefix = staged_prefix(dest);
-        let dir = parent_dir(dest);
-        let mut attempt = 0;
-        loop {
-            let mut name = prefix.clone();
-            name.push(Alphanumeric.sample_string(&mut rand::rng(), RANDOM_CHARS));
-            let path = dir.join(name);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(&path)
-            {
-                Ok(file) => {
-                    let dest = dest.to_path_buf();
-                    let staged = Staged {
-                        path,
-                        dest,
-                        committed: false,
-                    };
-                    return Ok((staged, file));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let path = fsx::write_new_named(parent_dir(dest), &prefix, RANDOM_CHARS, bytes, perms)?;
+        Ok(Staged {
+            path,
+            dest: dest.to_path_buf(),
+            committed: false,
+        })
     }
 
     /// Where the staged file is, for a check command to read.
@@ -191,26 +122,16 @@ pub(super) fn remove(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The directory holding `path` (`.` for a bare file name).
-pub(super) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
 /// Makes a rename or removal in `dir` durable. It has already happened and is visible, so
 /// a failure here only weakens crash safety: worth a warning, not an error.
 fn sync_dir_or_warn(dir: &Path) {
-    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+    if let Err(e) = fsx::sync_dir(dir) {
         tracing::warn!(dir = %dir.display(), "cannot sync directory: {e}");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::MetadataExt;
-
     use super::*;
 
     fn own(mode: u32) -> Perms {
@@ -228,17 +149,6 @@ mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    #[test]
-    fn mode_is_exact_whatever_the_umask_and_set_id_bits() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("x.conf");
-        for mode in [0o666, 0o4750, 0o600] {
-            let staged = Staged::write(&dest, b"x", &own(mode)).unwrap();
-            let meta = std::fs::metadata(staged.path()).unwrap();
-            assert_eq!(meta.mode() & 0o7777, mode, "{mode:o}");
-        }
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Tests of [`apply`] against real files in temporary directories and real `sh` commands.
 
-use std::fs::Permissions;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, Permissions};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::PathBuf;
 
+use nix::unistd::{getegid, geteuid, Group, User};
 use tempfile::TempDir;
 
+use super::command::CommandError;
+use super::target::may_follow;
 use super::*;
-use crate::command::tests::entry;
 
 /// A temporary directory with a target path and a marker path in it.
 struct Fixture {
@@ -75,7 +78,7 @@ async fn unchanged_content_writes_nothing_and_runs_nothing() {
     let fx = Fixture::new();
     fx.existing("same\n", 0o640);
     let inode = fs::metadata(&fx.target).unwrap().ino();
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some(format!("{}; : {{{{src}}}}", fx.touch_marker()));
     e.reloadcmd = Some(fx.touch_marker());
 
@@ -96,7 +99,7 @@ async fn unchanged_content_writes_nothing_and_runs_nothing() {
 async fn preview_returns_the_diff_and_touches_nothing() {
     let fx = Fixture::new();
     fx.existing("a\nb\n", 0o640);
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some(fx.touch_marker());
     e.reloadcmd = Some(fx.touch_marker());
     let opts = ApplyOptions {
@@ -120,7 +123,9 @@ async fn preview_of_a_missing_target_creates_nothing() {
         notreally: true,
         color: true,
     };
-    let outcome = apply(&entry(&fx.target), b"x\n", &opts).await.unwrap();
+    let outcome = apply(&Entry::for_test(&fx.target), b"x\n", &opts)
+        .await
+        .unwrap();
     let Outcome::Preview { diff } = outcome else {
         panic!("expected a preview, got {outcome:?}");
     };
@@ -131,7 +136,7 @@ async fn preview_of_a_missing_target_creates_nothing() {
 #[tokio::test]
 async fn new_file_has_the_requested_mode_from_the_start() {
     let fx = Fixture::new();
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.mode = Some(0o600);
     e.checkcmd = Some(format!(
         "stat -c %a {{{{src}}}} > {}",
@@ -152,12 +157,14 @@ async fn new_file_has_the_requested_mode_from_the_start() {
 async fn missing_target_counts_as_different_and_gets_the_defaults() {
     let fx = Fixture::new();
     assert_eq!(
-        apply_for_real(&entry(&fx.target), "").await.unwrap(),
+        apply_for_real(&Entry::for_test(&fx.target), "")
+            .await
+            .unwrap(),
         Outcome::Changed
     );
     let meta = fs::metadata(&fx.target).unwrap();
     assert_eq!(meta.len(), 0);
-    assert_eq!(meta.mode() & 0o7777, DEFAULT_MODE);
+    assert_eq!(meta.mode() & 0o7777, 0o644);
     assert_eq!(
         (meta.uid(), meta.gid()),
         (geteuid().as_raw(), getegid().as_raw())
@@ -169,7 +176,9 @@ async fn existing_mode_is_kept_by_default() {
     let fx = Fixture::new();
     fx.existing("old\n", 0o640);
     assert_eq!(
-        apply_for_real(&entry(&fx.target), "new\n").await.unwrap(),
+        apply_for_real(&Entry::for_test(&fx.target), "new\n")
+            .await
+            .unwrap(),
         Outcome::Changed
     );
     assert_eq!(fx.content(), "new\n");
@@ -181,7 +190,7 @@ async fn failing_staged_check_leaves_the_target_alone() {
     let fx = Fixture::new();
     fx.existing("old\n", 0o644);
     let seen = fx.dir.path().join("seen");
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some(format!(
         "cat {{{{src}}}} > {}; echo 'bad config' >&2; exit 1",
         shell_quote(&seen)
@@ -208,7 +217,7 @@ async fn failing_staged_check_leaves_the_target_alone() {
 async fn staged_check_timeout_leaves_the_target_alone() {
     let fx = Fixture::new();
     fx.existing("old\n", 0o644);
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some("sleep 1000; cat {{src}}".into());
     e.check_timeout = Duration::from_millis(200);
 
@@ -233,7 +242,7 @@ async fn failing_check_after_the_swap_restores_content_and_mode() {
     let fx = Fixture::new();
     fx.existing("old\n", 0o640);
     let seen = fx.dir.path().join("seen");
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.mode = Some(0o600);
     e.checkcmd = Some(format!(
         "cat \"$RECONFIG_TARGET\" > {}; exit 1",
@@ -267,7 +276,7 @@ async fn failing_check_after_the_swap_restores_content_and_mode() {
 #[tokio::test]
 async fn failing_check_after_the_swap_removes_a_new_file() {
     let fx = Fixture::new();
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some("test ! -e \"$RECONFIG_TARGET\"".into());
 
     let err = apply_for_real(&e, "new\n").await.unwrap_err();
@@ -288,7 +297,7 @@ async fn failing_check_after_the_swap_removes_a_new_file() {
 #[tokio::test]
 async fn reload_runs_with_the_entry_in_its_environment() {
     let fx = Fixture::new();
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.checkcmd = Some("grep -q new \"$RECONFIG_TARGET\"".into());
     e.reloadcmd = Some(format!(
         "printf '%s\\n' \"$RECONFIG_ID\" \"$RECONFIG_TARGET\" \"$RECONFIG_KEY\" > {}",
@@ -304,7 +313,7 @@ async fn reload_runs_with_the_entry_in_its_environment() {
 async fn failing_reload_is_an_error_after_the_change() {
     let fx = Fixture::new();
     fx.existing("old\n", 0o644);
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.reloadcmd = Some("echo 'service not running' >&2; exit 2".into());
 
     let err = apply_for_real(&e, "new\n").await.unwrap_err();
@@ -324,7 +333,9 @@ async fn missing_target_directory_is_a_clear_error() {
     let fx = Fixture::new();
     let dir = fx.dir.path().join("nope");
     let target = dir.join("app.conf");
-    let err = apply_for_real(&entry(&target), "x").await.unwrap_err();
+    let err = apply_for_real(&Entry::for_test(&target), "x")
+        .await
+        .unwrap_err();
     let expected = format!(
         "{}: target directory {} does not exist",
         target.display(),
@@ -339,7 +350,9 @@ async fn file_in_place_of_the_directory_is_a_clear_error() {
     let fx = Fixture::new();
     fx.existing("a file\n", 0o644);
     let target = fx.target.join("app.conf");
-    let err = apply_for_real(&entry(&target), "x").await.unwrap_err();
+    let err = apply_for_real(&Entry::for_test(&target), "x")
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApplyError::TargetDir { .. }), "{err:?}");
     assert_message(
         &err,
@@ -359,7 +372,9 @@ async fn unwritable_directory_is_a_clear_error() {
         return;
     }
     let target = dir.join("reconfig-test.conf");
-    let err = apply_for_real(&entry(&target), "x").await.unwrap_err();
+    let err = apply_for_real(&Entry::for_test(&target), "x")
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApplyError::Stage { .. }), "{err:?}");
     assert_message(
         &err,
@@ -376,7 +391,7 @@ async fn owner_and_group_are_set_by_name() {
     let group = Group::from_gid(getegid())
         .unwrap()
         .expect("running group has a name");
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.owner = Some(user.name.clone());
     e.group = Some(group.name.clone());
 
@@ -392,7 +407,7 @@ async fn owner_and_group_are_set_by_name() {
 async fn unknown_owner_or_group_is_an_error_before_anything_is_written() {
     let fx = Fixture::new();
     for kind in ["owner", "group"] {
-        let mut e = entry(&fx.target);
+        let mut e = Entry::for_test(&fx.target);
         let name = "no-such-reconfig-id".to_string();
         if kind == "owner" {
             e.owner = Some(name);
@@ -400,7 +415,7 @@ async fn unknown_owner_or_group_is_an_error_before_anything_is_written() {
             e.group = Some(name);
         }
         let err = apply_for_real(&e, "x\n").await.unwrap_err();
-        assert!(matches!(err, ApplyError::UnknownId { .. }), "{err:?}");
+        assert!(matches!(err, ApplyError::Id { .. }), "{err:?}");
         assert_message(&err, &[&format!("unknown {kind} \"no-such-reconfig-id\"")]);
         assert!(fx.names().is_empty());
     }
@@ -414,7 +429,9 @@ async fn symlinked_target_is_followed_and_stays_a_link() {
     std::os::unix::fs::symlink("app.conf", &link).unwrap();
 
     assert_eq!(
-        apply_for_real(&entry(&link), "new\n").await.unwrap(),
+        apply_for_real(&Entry::for_test(&link), "new\n")
+            .await
+            .unwrap(),
         Outcome::Changed
     );
     assert!(fs::symlink_metadata(&link)
@@ -431,7 +448,7 @@ async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
     let fx = Fixture::new();
     fx.existing("same\n", 0o644);
     let inode = fs::metadata(&fx.target).unwrap().ino();
-    let mut e = entry(&fx.target);
+    let mut e = Entry::for_test(&fx.target);
     e.mode = Some(0o600);
     e.reloadcmd = Some(fx.touch_marker());
     let preview = ApplyOptions {
@@ -471,7 +488,9 @@ async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
 async fn a_fifo_at_the_target_is_refused_without_opening_it() {
     let fx = Fixture::new();
     nix::unistd::mkfifo(&fx.target, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-    let err = apply_for_real(&entry(&fx.target), "x\n").await.unwrap_err();
+    let err = apply_for_real(&Entry::for_test(&fx.target), "x\n")
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ApplyError::NotAFile { kind: "FIFO", .. }),
         "{err:?}"

@@ -17,15 +17,16 @@
 //! secret is never readable by anyone else, not even for a moment.
 
 use std::collections::BTreeSet;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{fchown, symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::ffi::OsStr;
+use std::fs::{self, DirBuilder, Permissions};
+use std::io;
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rand::distr::{Alphanumeric, SampleString};
 use tracing::{info, warn};
 
 use super::payload::Payload;
+use crate::fsx::{self, Perms};
 
 /// The symlink naming the published version.
 const DATA: &str = "..data";
@@ -37,20 +38,6 @@ const LINK_TMP: &str = "..link_tmp";
 const DIR_MODE: u32 = 0o755;
 /// Random characters that make a version directory's name unique.
 const RANDOM_CHARS: usize = 6;
-/// Names tried before giving up when a version directory's name is taken.
-const NAME_ATTEMPTS: usize = 8;
-
-/// Mode and owner of every file written; `None` keeps the running user's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Perms {
-    /// File mode bits.
-    pub mode: u32,
-    /// Owner's user id.
-    pub uid: Option<u32>,
-    /// Group id.
-    pub gid: Option<u32>,
-}
-
 /// Why a version could not be published; names the path and what was being done. The
 /// previously published version stays in place and the new one is removed.
 #[derive(Debug, thiserror::Error)]
@@ -123,19 +110,11 @@ impl Layout {
 
     /// Creates an empty, uniquely named version directory.
     fn create_version(&self, revision: i64) -> Result<String, LayoutError> {
-        let mut attempt = 0;
-        loop {
-            let random = Alphanumeric.sample_string(&mut rand::rng(), RANDOM_CHARS);
-            let name = format!("..rev{revision}.{random}");
-            let path = self.dir.join(&name);
-            match make_dir(&path) {
-                Ok(()) => return Ok(name),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(e).context(&path, "create the version directory"),
-            }
-        }
+        let prefix = format!("..rev{revision}.");
+        let (path, ()) = fsx::unique(&self.dir, OsStr::new(&prefix), RANDOM_CHARS, make_dir)
+            .context(&self.dir, "create the version directory")?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        Ok(name.into_owned())
     }
 
     /// Writes every file of `payload` below `version_dir` and syncs it all to disk.
@@ -150,7 +129,9 @@ impl Layout {
                     make_dir(&parent).context(&parent, "create directory")?;
                 }
             }
-            write_file(&file, bytes, &self.perms).context(&file, "write file")?;
+            fsx::write_new(&file, bytes, &self.perms)
+                .map_err(io::Error::from)
+                .context(&file, "write file")?;
         }
         for dir in dirs.iter().rev() {
             sync_dir(dir)?;
@@ -228,26 +209,9 @@ fn make_dir(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, Permissions::from_mode(DIR_MODE))
 }
 
-/// Creates a new file with `perms` before writing its first byte, then writes and syncs it.
-fn write_file(path: &Path, bytes: &[u8], perms: &Perms) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(perms.mode)
-        .open(path)?;
-    // Owner first: chown may clear set-id bits, the chmod after it puts back exactly `mode`,
-    // which the umask may also have narrowed at creation.
-    fchown(&file, perms.uid, perms.gid)?;
-    file.set_permissions(Permissions::from_mode(perms.mode))?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 /// Makes the entries of `dir` durable.
 fn sync_dir(dir: &Path) -> Result<(), LayoutError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(dir, "sync directory")
+    fsx::sync_dir(dir).context(dir, "sync directory")
 }
 
 /// Removes a directory tree, file or link at `path` (never following a link); nothing
@@ -276,7 +240,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::snapshot::Snapshot;
+    use crate::etcd::Snapshot;
 
     fn payload(pairs: &[(&str, &str)]) -> Payload {
         let kvs = pairs

@@ -1,19 +1,19 @@
-//! `reconfig dispense`: every key under an etcd prefix mirrored into the files of a
-//! directory, optionally for a supervised command (SPEC sections 1.3 and 8); the successor
-//! of etcd-config-dispenser.
+//! `reconfig dispense`, beside the data path: every key under an etcd prefix mirrored into
+//! the files of a directory, optionally for a supervised command; the successor of
+//! etcd-config-dispenser.
 //!
 //! Start-up reads the prefix at one revision and publishes it in full, so files of keys
 //! deleted while dispense was down disappear; then it starts the command. From there it
-//! follows etcd with the daemon's own machinery: the watch loop ([`crate::watch`]: resume
-//! by revision, compaction, reconnects) and the wake → read cycle
-//! ([`crate::worker::Follow`]). A snapshot newer than the published one whose files differ
-//! becomes a new version of the directory (`layout`: readers see a whole transaction or
-//! none of it), and the command gets `--signal` once, after the swap. Keys whose path is
-//! unsafe are refused and logged (`payload`). etcd going away never ends dispense; TERM
-//! or INT without a command, or the command's exit, does.
+//! follows etcd with the daemon's own machinery: the watch (resume by revision, compaction,
+//! reconnects) and the wake → read cycle ([`Follow`]). A snapshot newer than the published
+//! one whose files differ becomes a new version of the directory (`layout`: readers see a
+//! whole transaction or none of it), and the command gets `--signal` once, after the swap.
+//! Keys whose path is unsafe are refused and logged (`payload`). etcd going away never ends
+//! dispense; TERM or INT without a command, or the command's exit, does.
 //!
 //! Monitoring works as in the daemon: the mirror is one entry (named by the prefix) in the
-//! [`Status`] served by `--metrics-addr`, and systemd hears ready after the first publish.
+//! health registry served by `--metrics-addr`, and systemd hears ready after the first
+//! publish.
 
 mod layout;
 mod payload;
@@ -22,108 +22,88 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
-use nix::unistd::{Group, User};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::DispenseArgs;
-use crate::etcd::{Etcd, EtcdError};
-use crate::metrics;
-use crate::snapshot::Snapshot;
-use crate::status::{FailureKind, Pass, Status};
-use crate::supervise::{Signals, Supervisor};
-use crate::systemd;
-use crate::watch::{self, Replica, Watched};
-use crate::worker::{Follow, Wake};
-use layout::{Layout, LayoutError, Perms};
+use crate::cli::{DispenseArgs, Exit, Fatal};
+use crate::etcd::watch::{subscriptions, Follow, Replica, Wake, Watched};
+use crate::etcd::{Etcd, EtcdError, Snapshot};
+use crate::fsx::{group_id, user_id, IdError, Perms};
+use crate::service::{systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor};
+use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
 
-/// Exit code when etcd, the target or a signal handler cannot be set up.
-const FAILED: u8 = 1;
-/// Exit code for unusable flags.
-const USAGE: u8 = 2;
 /// What stops dispense when it has no command to pass signals to.
 const STOP: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 
-/// Why `--owner` or `--group` cannot be used; names the flag's value.
+/// Why dispense could not run (or its command could not be started).
 #[derive(Debug, thiserror::Error)]
-enum IdError {
-    /// No such user or group, and not a number either.
-    #[error("unknown {kind} {name:?}")]
-    Unknown {
-        /// `owner` or `group`.
-        kind: &'static str,
-        /// The name given.
-        name: String,
-    },
-    /// The user or group database could not be consulted.
-    #[error("cannot look up {kind} {name:?}: {source}")]
-    Lookup {
-        /// `owner` or `group`.
-        kind: &'static str,
-        /// The name given.
-        name: String,
-        /// The lookup's error.
-        source: nix::Error,
-    },
+pub enum DispenseError {
+    /// `--owner` or `--group` names nobody.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// Signals or monitoring could not be set up.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// etcd refused us (waiting cannot help: credentials, certificates, records).
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// The first version could not be published.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The command to supervise could not be started.
+    #[error(transparent)]
+    Child(#[from] SuperviseError),
+}
+
+impl Fatal for DispenseError {
+    fn exit(&self) -> Exit {
+        match self {
+            DispenseError::Id(_) => Exit::Usage,
+            DispenseError::Start(_) | DispenseError::Etcd(_) | DispenseError::Layout(_) => {
+                Exit::Failed
+            }
+            DispenseError::Child(e) => Exit::Child(e.exit_code()),
+        }
+    }
 }
 
 /// Runs `reconfig dispense` until the command exits (its status is returned) or, without
-/// a command, until TERM or INT (0).
-pub async fn run(args: &DispenseArgs) -> u8 {
+/// a command, until TERM or INT.
+pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     let prefix = normalize_prefix(&args.prefix);
-    let perms = match perms(args) {
-        Ok(perms) => perms,
-        Err(e) => {
-            error!("{e}");
-            return USAGE;
-        }
+    let perms = Perms {
+        mode: args.mode,
+        uid: args.owner.as_deref().map(user_id).transpose()?,
+        gid: args.group.as_deref().map(group_id).transpose()?,
     };
-    let mut signals = match Signals::for_command(&args.command, &STOP) {
-        Ok(signals) => signals,
-        Err(e) => {
-            error!("{e}");
-            return FAILED;
-        }
-    };
-    let status = Arc::new(Status::new(args.monitoring.unhealthy_after));
+    let monitoring = &args.monitoring;
+    let mut service = Service::start(
+        &args.command,
+        &STOP,
+        monitoring.metrics_addr,
+        monitoring.unhealthy_after,
+    )
+    .await?;
+    let status = service.status.clone();
     status.set_entries([prefix.as_str()]);
-    if let Some(addr) = args.monitoring.metrics_addr {
-        if let Err(e) = metrics::serve(addr, status.clone()).await {
-            error!("{e}");
-            return FAILED;
-        }
-    }
-    systemd::start_watchdog();
-    let cancel = CancellationToken::new();
-    let start = tokio::select! {
-        start = connect_and_read(args, &prefix, &cancel) => start,
-        () = stop_requested(&mut signals) => {
-            systemd::stopping();
-            return 0;
-        }
+    let start = async {
+        let etcd = Etcd::connect_when_up(&args.connect).await?;
+        let first = Arc::new(etcd.snapshot_retrying(&[prefix.as_str()]).await);
+        Ok::<_, EtcdError>((etcd, first))
     };
-    let (etcd, first) = match start {
-        Ok(Some(start)) => start,
-        Ok(None) => return 0,
-        Err(e) => {
-            error!("{e}");
-            return FAILED;
-        }
+    let Some(started) = service.unless_stopped(start).await else {
+        return Ok(Exit::Ok);
     };
+    let (etcd, first) = started?;
     status.etcd_up();
     let mut mirror = Mirror::new(&prefix, Layout::new(args.target.clone(), perms));
-    let update = mirror.update(&first);
-    if let Err(e) = &update {
-        error!("{e}");
-        return FAILED;
-    }
+    let (published, update) = publish(mirror, first.clone()).await;
+    mirror = published;
     status.record(&prefix, first.revision(), pass_of(&update, false));
+    update?;
     let (mut supervisor, reloader) = Supervisor::new();
-    if let Err(e) = supervisor.start(&args.command) {
-        error!("{e}");
-        return e.exit_code();
-    }
+    supervisor.start(&args.command)?;
     systemd::ready();
     let wake = Arc::new(Wake::default());
     let replica = Arc::new(Replica::new(first.subset([prefix.as_str()])));
@@ -137,12 +117,17 @@ pub async fn run(args: &DispenseArgs) -> u8 {
         args.target.display(),
         first.revision() + 1
     );
-    let watching = tokio::spawn(watch::run(
+    let cancel = CancellationToken::new();
+    let health = {
+        let status = status.clone();
+        move |up| status.watch_state(up)
+    };
+    let watching = tokio::spawn(subscriptions(
         etcd.clone(),
         watched,
         first.revision() + 1,
         cancel.clone(),
-        status.clone(),
+        health,
     ));
     let signal = args.signal;
     let updated = move |revision: i64, update: &Result<bool, LayoutError>| {
@@ -160,13 +145,13 @@ pub async fn run(args: &DispenseArgs) -> u8 {
         cancel.clone(),
         updated,
     ));
-    let code = loop {
+    let exit = loop {
         tokio::select! {
-            signal = signals.recv() => match signal {
-                Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break 0,
+            signal = service.signals.recv() => match signal {
+                Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break Exit::Ok,
                 other => supervisor.forward(other),
             },
-            code = supervisor.exited() => break code,
+            code = supervisor.exited() => break Exit::Child(code),
         }
     };
     systemd::stopping();
@@ -176,24 +161,22 @@ pub async fn run(args: &DispenseArgs) -> u8 {
             error!("a dispense task failed: {e}");
         }
     }
-    code
+    Ok(exit)
 }
 
-/// Connects and reads the prefix at one revision, waiting as long as etcd is unreachable;
-/// None when cancelled first.
-async fn connect_and_read(
-    args: &DispenseArgs,
-    prefix: &str,
-    cancel: &CancellationToken,
-) -> Result<Option<(Etcd, Snapshot)>, EtcdError> {
-    let etcd = args.connect.connect_when_up().await?;
-    let first = etcd.snapshot_retrying(&[prefix], cancel).await;
-    Ok(first.map(|first| (etcd, first)))
-}
-
-/// Waits for TERM or INT; other signals have no child to go to yet.
-async fn stop_requested(signals: &mut Signals) {
-    while !STOP.contains(&signals.recv().await) {}
+/// Publishes `snapshot` off the runtime's threads (writing and syncing files blocks), giving
+/// the mirror back with the outcome.
+async fn publish(
+    mut mirror: Mirror,
+    snapshot: Arc<Snapshot>,
+) -> (Mirror, Result<bool, LayoutError>) {
+    let published = tokio::task::spawn_blocking(move || {
+        let update = mirror.update(&snapshot);
+        (mirror, update)
+    });
+    published
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Publishes every snapshot of the prefix newer than revision `seen` and calls
@@ -218,7 +201,8 @@ async fn follow(
     let prefix = mirror.prefix.clone();
     while let Some(snapshot) = follow.next(&[&prefix], seen).await {
         seen = snapshot.revision();
-        let update = mirror.update(&snapshot);
+        let (published, update) = publish(mirror, snapshot).await;
+        mirror = published;
         if let Err(e) = &update {
             error!("{e}; revision {seen} not published");
         }
@@ -244,48 +228,6 @@ fn normalize_prefix(prefix: &str) -> String {
     match prefix.trim_end_matches('/') {
         "" => "/".to_string(),
         trimmed => trimmed.to_string(),
-    }
-}
-
-/// The files' mode, and the ids of `--owner` and `--group` (names or numbers).
-fn perms(args: &DispenseArgs) -> Result<Perms, IdError> {
-    let uid = args
-        .owner
-        .as_deref()
-        .map(|name| {
-            let found = User::from_name(name).map(|u| u.map(|u| u.uid.as_raw()));
-            id_of("owner", name, found)
-        })
-        .transpose()?;
-    let gid = args
-        .group
-        .as_deref()
-        .map(|name| {
-            let found = Group::from_name(name).map(|g| g.map(|g| g.gid.as_raw()));
-            id_of("group", name, found)
-        })
-        .transpose()?;
-    Ok(Perms {
-        mode: args.mode,
-        uid,
-        gid,
-    })
-}
-
-/// The id a database look-up found; a name it does not know that is a number is taken as
-/// the id itself, as `chown` does.
-fn id_of(kind: &'static str, name: &str, found: nix::Result<Option<u32>>) -> Result<u32, IdError> {
-    match found {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => name.parse().map_err(|_| IdError::Unknown {
-            kind,
-            name: name.to_string(),
-        }),
-        Err(source) => Err(IdError::Lookup {
-            kind,
-            name: name.to_string(),
-            source,
-        }),
     }
 }
 
@@ -401,13 +343,5 @@ mod tests {
         assert_eq!(normalize_prefix("/certs"), "/certs");
         assert_eq!(normalize_prefix("/"), "/");
         assert_eq!(normalize_prefix(""), "/");
-    }
-
-    #[test]
-    fn owner_and_group_accept_names_and_numbers() {
-        assert_eq!(id_of("owner", "1234", Ok(None)).unwrap(), 1234);
-        assert_eq!(id_of("owner", "www", Ok(Some(33))).unwrap(), 33);
-        let err = id_of("group", "nosuchgroup", Ok(None)).unwrap_err();
-        assert_eq!(err.to_string(), "unknown group \"nosuchgroup\"");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::snapshot::{dir_prefix, Snapshot};
+use crate::etcd::{dir_prefix, Snapshot};
 
 /// Longest file name Linux file systems accept, in bytes.
 const NAME_MAX: usize = 255;

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::pattern::Pattern;
 use super::scope::{LINE_FN, LINE_IF_FN};
+use crate::config::Pattern;
 
 /// The internal function printing a chunk of the literal table.
 pub const LITERAL_FN: &str = "__lit";

@@ -10,7 +10,7 @@ use tera::Tera;
 use super::args::Args;
 use super::gopath::{self, Glob};
 use super::scope;
-use crate::snapshot::{dir_prefix, Snapshot};
+use crate::etcd::{dir_prefix, Snapshot};
 
 type Call = fn(&HashMap<String, Value>) -> tera::Result<Value>;
 

@@ -1,4 +1,5 @@
-//! Template rendering: Erubis-style delimiters over Tera (SPEC section 4).
+//! The render on the data path: a snapshot's data model (`model`) through a template —
+//! Erubis-style delimiters over Tera.
 //!
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
 //! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
@@ -14,7 +15,7 @@ mod filters;
 mod functions;
 mod gopath;
 mod json;
-mod pattern;
+pub mod model;
 mod psych;
 mod ruby_float;
 mod scope;
@@ -26,10 +27,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tera::{Context, Tera};
 
-use crate::snapshot::Snapshot;
+use crate::config::Pattern;
+use crate::etcd::Snapshot;
 
-pub use error::{Location, TemplateError};
-pub use pattern::{Pattern, PatternError};
+pub use error::TemplateError;
 
 /// What one render sees: the data model of one entry and the snapshot it came from.
 pub struct RenderInput<'a> {

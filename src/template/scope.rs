@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::snapshot::Snapshot;
+use crate::etcd::Snapshot;
 
 /// The internal function recording the line of the tag that follows it.
 pub const LINE_FN: &str = "__line";

@@ -10,8 +10,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use reconfig::snapshot::Snapshot;
-use reconfig::template::{compile, Pattern, RenderInput, Template, TemplateError};
+use reconfig::{
+    altdata_model, compile, data_model, Pattern, RenderInput, Snapshot, Template, TemplateError,
+};
 use serde_json::{json, Map, Value};
 
 fn golden(path: &str) -> PathBuf {
@@ -232,10 +233,13 @@ fn cfgtest_samples_render_like_reconfig_rb() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let input = Input {
-            data: snapshot
-                .data_for(key, entry["recursive"].as_bool().unwrap_or(false))
-                .unwrap(),
-            altdata: snapshot.altdata_for(&altkeys).unwrap(),
+            data: data_model(
+                &snapshot,
+                key,
+                entry["recursive"].as_bool().unwrap_or(false),
+            )
+            .unwrap(),
+            altdata: altdata_model(&snapshot, &altkeys).unwrap(),
             watched: key.to_string(),
             snapshot: Arc::clone(&snapshot),
         };

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use reconfig::snapshot::Snapshot;
-use reconfig::template::{compile, Pattern, RenderInput};
+use reconfig::{compile, Pattern, RenderInput, Snapshot};
 use serde_json::{json, Value};
 
 /// Pieces that are markup to Tera, Erubis or YAML/JSON, mixed with any characters.

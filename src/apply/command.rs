@@ -330,39 +330,11 @@ fn one_line(command: &str) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::collections::BTreeMap;
-    use std::path::{Path, PathBuf};
+mod tests {
+    use std::path::Path;
     use std::time::Instant;
 
     use super::*;
-    use crate::config::DEFAULT_COMMAND_TIMEOUT;
-    use crate::template::Pattern;
-
-    /// An entry for `target` with every optional field at its default.
-    pub(crate) fn entry(target: &Path) -> Entry {
-        Entry {
-            id: "test-entry".into(),
-            file: PathBuf::from("/etc/reconfig/conf.d/test.json"),
-            key: "/test/key".into(),
-            template: PathBuf::from("/etc/reconfig/templates/test.erb"),
-            target: target.to_path_buf(),
-            recursive: false,
-            altkeys: BTreeMap::new(),
-            pattern: Pattern::default(),
-            checkcmd: None,
-            reloadcmd: None,
-            mode: None,
-            owner: None,
-            group: None,
-            splay: Duration::ZERO,
-            debounce: None,
-            check_timeout: DEFAULT_COMMAND_TIMEOUT,
-            reload_timeout: DEFAULT_COMMAND_TIMEOUT,
-            watchaltkeys: false,
-            reloadsignal: None,
-        }
-    }
 
     /// Whether `pid` is gone: no such process, or a zombie nobody has reaped yet.
     fn is_dead(pid: &str) -> bool {
@@ -384,7 +356,7 @@ pub(crate) mod tests {
             out.display()
         );
         run(
-            &entry(Path::new("/etc/x.conf")),
+            &Entry::for_test(Path::new("/etc/x.conf")),
             &cmd,
             Duration::from_secs(10),
         )
@@ -397,9 +369,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn failure_carries_status_and_last_lines_on_one_line() {
         let cmd = "for i in 1 2 3 4 5 6 7; do echo line$i; done; echo oops >&2; exit 3";
-        let err = run(&entry(Path::new("/x")), cmd, Duration::from_secs(10))
-            .await
-            .unwrap_err();
+        let err = run(
+            &Entry::for_test(Path::new("/x")),
+            cmd,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
         let CommandError::Failed { status, tail, .. } = &err else {
             panic!("expected Failed, got {err:?}");
         };
@@ -419,7 +395,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn multi_line_command_is_named_on_one_line() {
         let err = run(
-            &entry(Path::new("/x")),
+            &Entry::for_test(Path::new("/x")),
             "true\nfalse\n",
             Duration::from_secs(10),
         )
@@ -442,7 +418,9 @@ pub(crate) mod tests {
             pids = pids.display()
         );
         let limit = Duration::from_secs(1);
-        let err = run(&entry(Path::new("/x")), &cmd, limit).await.unwrap_err();
+        let err = run(&Entry::for_test(Path::new("/x")), &cmd, limit)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, CommandError::TimedOut { after, .. } if after == limit),
             "{err:?}"
@@ -472,9 +450,13 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid = dir.path().join("pid");
         let cmd = format!("sleep 1000 & echo $! > '{}'; echo done", pid.display());
-        run(&entry(Path::new("/x")), &cmd, Duration::from_secs(2000))
-            .await
-            .unwrap();
+        run(
+            &Entry::for_test(Path::new("/x")),
+            &cmd,
+            Duration::from_secs(2000),
+        )
+        .await
+        .unwrap();
         let pid = std::fs::read_to_string(pid).unwrap();
         // The command returned while its background process still holds the output open.
         assert!(
@@ -537,7 +519,7 @@ pub(crate) mod tests {
         tracing::subscriber::with_default(subscriber, || {
             runtime.block_on(async {
                 run(
-                    &entry(Path::new("/x")),
+                    &Entry::for_test(Path::new("/x")),
                     "echo first; echo second >&2",
                     Duration::from_secs(10),
                 )

@@ -1,5 +1,5 @@
-//! What the running process knows about its own health, shared by the workers, the watch
-//! loop and the daemon, and read by the monitoring endpoints ([`crate::metrics`]).
+//! What the running process knows about its own health, written by the workers, the watch
+//! and the modes, and read by the monitoring endpoints (`metrics`).
 //!
 //! Every pass over an entry is recorded with its outcome (unchanged, changed, failed and
 //! why), its etcd revision and when it happened; the watch loop records whether etcd is
@@ -20,10 +20,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-
-use crate::apply::{ApplyError, Outcome};
-use crate::config::Entry;
-use crate::sync::SyncError;
 
 /// Why a pass over an entry failed, coarsely: what an operator has to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,44 +52,6 @@ pub enum Pass {
         /// The error, as logged.
         message: String,
     },
-}
-
-impl Pass {
-    /// Classifies the result of [`crate::sync::sync_entry`] for `entry`.
-    pub fn of(entry: &Entry, result: &Result<Outcome, SyncError>) -> Pass {
-        let error = match result {
-            Ok(Outcome::Changed) => {
-                let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
-                return Pass::Changed { reloaded };
-            }
-            Ok(Outcome::Adjusted { .. }) => return Pass::Changed { reloaded: false },
-            Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
-            Err(error) => error,
-        };
-        let kind = match error {
-            SyncError::Model(_) | SyncError::Template(_) => FailureKind::Render,
-            SyncError::Apply(apply) => match apply {
-                ApplyError::Check { .. }
-                | ApplyError::CheckAfterSwap { .. }
-                | ApplyError::Rollback { .. } => FailureKind::Check,
-                ApplyError::Reload { .. } => FailureKind::Reload,
-                ApplyError::TargetDir { .. }
-                | ApplyError::Read { .. }
-                | ApplyError::UnsafeLink { .. }
-                | ApplyError::NotAFile { .. }
-                | ApplyError::Chown { .. }
-                | ApplyError::Chmod { .. }
-                | ApplyError::UnknownId { .. }
-                | ApplyError::IdLookup { .. }
-                | ApplyError::Stage { .. }
-                | ApplyError::Swap { .. } => FailureKind::Write,
-            },
-        };
-        Pass::Failed {
-            kind,
-            message: error.to_string(),
-        }
-    }
 }
 
 /// The Prometheus label of per-entry series.
@@ -358,14 +316,17 @@ impl Status {
         entry.last_error = Some(failure);
     }
 
-    /// Records that etcd answers (the watch is established).
+    /// Records that etcd answers (connected at start-up).
     pub fn etcd_up(&self) {
         self.set_etcd(true);
     }
 
-    /// Records that etcd stopped answering (the watch broke).
-    pub fn etcd_down(&self) {
-        self.set_etcd(false);
+    /// Records that the watch broke (false) or was re-established after it broke (true).
+    pub fn watch_state(&self, up: bool) {
+        if up {
+            self.series.watch_reconnects.inc();
+        }
+        self.set_etcd(up);
     }
 
     fn set_etcd(&self, up: bool) {
@@ -377,11 +338,6 @@ impl Status {
                 since: Moment::now(),
             };
         }
-    }
-
-    /// Records that the watch was re-established after it broke.
-    pub fn watch_reconnected(&self) {
-        self.series.watch_reconnects.inc();
     }
 
     /// The metrics in the OpenMetrics text format, for Prometheus.
@@ -503,11 +459,8 @@ pub struct ErrorReport {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::command::CommandError;
-    use crate::snapshot::ModelError;
 
     fn failed(kind: FailureKind) -> Pass {
         Pass::Failed {
@@ -559,52 +512,6 @@ mod tests {
         assert_eq!(sample(&status, "reconfig_revision "), Some(7.0));
         assert_eq!(sample(&status, "reconfig_etcd_up "), Some(0.0));
         assert!(status.metrics_text().ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn results_are_classified_by_what_failed() {
-        let mut entry = crate::command::tests::entry(Path::new("/etc/x.conf"));
-        let changed = Ok(Outcome::Changed);
-        assert_eq!(
-            Pass::of(&entry, &changed),
-            Pass::Changed { reloaded: false }
-        );
-        entry.reloadcmd = Some("true".into());
-        assert_eq!(Pass::of(&entry, &changed), Pass::Changed { reloaded: true });
-        let preview = Ok(Outcome::Preview {
-            diff: "-a\n+b\n".into(),
-        });
-        assert_eq!(Pass::of(&entry, &preview), Pass::Unchanged);
-
-        let target = PathBuf::from("/etc/x.conf");
-        let timed_out = || CommandError::TimedOut {
-            command: "slow".into(),
-            after: Duration::from_secs(1),
-        };
-        let kind = |error: SyncError| match Pass::of(&entry, &Err(error)) {
-            Pass::Failed { kind, message } => {
-                assert!(!message.is_empty());
-                kind
-            }
-            other => panic!("{other:?}"),
-        };
-        let missing = ModelError::Missing("/k".into());
-        assert_eq!(kind(SyncError::Model(missing)), FailureKind::Render);
-        let check = ApplyError::Check {
-            target: target.clone(),
-            source: timed_out(),
-        };
-        assert_eq!(kind(SyncError::Apply(check)), FailureKind::Check);
-        let reload = ApplyError::Reload {
-            target: target.clone(),
-            source: timed_out(),
-        };
-        assert_eq!(kind(SyncError::Apply(reload)), FailureKind::Reload);
-        let swap = ApplyError::Swap {
-            target,
-            source: std::io::Error::other("read-only file system"),
-        };
-        assert_eq!(kind(SyncError::Apply(swap)), FailureKind::Write);
     }
 
     #[test]
@@ -673,8 +580,8 @@ mod tests {
             "{health:?}"
         );
         status.record("new", 1, Pass::Unchanged);
-        status.etcd_down();
-        status.watch_reconnected();
+        status.watch_state(true);
+        status.watch_state(false);
         let health = status.health();
         assert!(!health.healthy && health.etcd.watch_reconnects == 1);
         assert!(

@@ -1,12 +1,15 @@
-//! Capped exponential backoff with jitter, for every retry against etcd: many daemons
-//! retrying in lock-step would hammer a recovering cluster.
+//! The one way reconfig retries against etcd: capped exponential backoff with jitter (many
+//! daemons retrying in lock-step would hammer a recovering cluster), either within a time
+//! limit (one-shot commands) or until etcd answers (the daemon and dispense). The watch
+//! loop paces its reconnects with the same [`Backoff`].
 
+use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use rand::Rng;
+use tokio::time::Instant;
+use tracing::{info, warn};
 
 /// Delays of 50 ms doubling up to a cap, each randomly shortened by up to half.
 #[derive(Debug, Clone)]
@@ -60,6 +63,40 @@ where
                 tokio::time::sleep(delay).await;
             }
             done => return done,
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails in a way waiting cannot fix, waiting with
+/// backoff (at most `cap`) in between. Logs the first failure (`{what}: ...; retrying until
+/// it answers`) and the recovery, not every attempt: an outage is two lines in the log.
+pub async fn retry_until<T, E, Fut>(
+    what: &str,
+    cap: Duration,
+    is_transient: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    E: Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::new(cap);
+    let mut failing = false;
+    loop {
+        match attempt().await {
+            Err(e) if is_transient(&e) => {
+                if !failing {
+                    warn!("{what}: {e}; retrying until it answers");
+                    failing = true;
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            done => {
+                if failing && done.is_ok() {
+                    info!("{what}: etcd answers again");
+                }
+                return done;
+            }
         }
     }
 }

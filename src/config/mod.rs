@@ -1,4 +1,5 @@
-//! Loading and validating `conf.d` entries (SPEC section 2).
+//! Where the data path starts: loading and validating the `conf.d` entries, each naming a
+//! key, a template with its delimiters ([`Pattern`]), a target and its commands.
 //!
 //! Each `conf.d/*.json` file, in name order, describes one target. A bad entry is reported
 //! on one line naming its file and the reason, then skipped, so that one typo never stops
@@ -13,8 +14,11 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::{Map, Value};
 
-use crate::duration::parse_duration;
-use crate::template::Pattern;
+mod duration;
+mod pattern;
+
+pub use duration::parse_duration;
+pub use pattern::{Pattern, PatternError};
 
 /// Default time a check or reload command may take before its process group is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -365,6 +369,34 @@ impl<'a> Fields<'a> {
             Some(_) => Err(format!(
                 "field {name:?} must be seconds or a duration string"
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Entry {
+    /// An entry for `target` with every optional field at its default, for tests.
+    pub(crate) fn for_test(target: &Path) -> Entry {
+        Entry {
+            id: "test-entry".into(),
+            file: PathBuf::from("/etc/reconfig/conf.d/test.json"),
+            key: "/test/key".into(),
+            template: PathBuf::from("/etc/reconfig/templates/test.erb"),
+            target: target.to_path_buf(),
+            recursive: false,
+            altkeys: BTreeMap::new(),
+            pattern: Pattern::default(),
+            checkcmd: None,
+            reloadcmd: None,
+            mode: None,
+            owner: None,
+            group: None,
+            splay: Duration::ZERO,
+            debounce: None,
+            check_timeout: DEFAULT_COMMAND_TIMEOUT,
+            reload_timeout: DEFAULT_COMMAND_TIMEOUT,
+            watchaltkeys: false,
+            reloadsignal: None,
         }
     }
 }

@@ -16,29 +16,32 @@
 //! [`STABLE`]: a stream that breaks again right after it is re-created is down, and the
 //! backoff keeps growing instead of retrying ten times a second.
 //!
-//! For the daemon and dispense, [`run`] drives the loop into [`Replica`]s (the tree as
-//! the watch delivered it) and wakes the subscribers (entry workers), which render from
-//! the replica or read everything afresh at one revision. All responses already waiting
-//! on the stream are handled before anyone is woken, so one transaction touching several
-//! watched keys wakes an entry once.
+//! For the daemon and dispense, [`subscriptions`] drives the loop into [`Replica`]s (the
+//! tree as the watch delivered it) and wakes the subscribers, which follow the changes
+//! ([`Follow`]): they render from the replica or read everything afresh at one revision.
+
+mod follow;
+mod replica;
+mod subscriptions;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::proto::{PbEvent, PbWatchResponse};
 use etcd_client::{WatchOptions, WatchStream};
 use futures_util::FutureExt;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::backoff::Backoff;
-use crate::etcd::{Etcd, EtcdError};
-use crate::snapshot::{escape_key, in_tree_bytes, tree_range, Snapshot};
-use crate::status::Status;
-use crate::worker::Wake;
+use super::client::Etcd;
+use super::error::EtcdError;
+use super::retry::Backoff;
+use super::snapshot::{escape_key, tree_range};
+
+pub use follow::{Follow, Wake};
+pub use replica::Replica;
+pub use subscriptions::{subscriptions, Watched};
 
 /// Longest wait between two attempts to re-open the watch.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -378,156 +381,5 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// A watched key and the entries to wake when its tree changes.
-pub struct Watched {
-    /// The key; its whole tree is watched.
-    pub key: String,
-    /// One wake-up handle per interested entry.
-    pub subscribers: Vec<Arc<Wake>>,
-    /// The key's tree as the watch delivered it, for subscribers that read nothing else.
-    pub replica: Arc<Replica>,
-}
-
-/// A watched key's tree kept up to date from the watch's own events, so an entry that
-/// needs nothing else renders without asking etcd again. It is only ever published at a
-/// revision boundary: etcd delivers all events of one revision of one watch in one
-/// response, and a response is applied whole before anyone is woken.
-#[derive(Debug)]
-pub struct Replica {
-    tree: Mutex<Arc<Snapshot>>,
-}
-
-impl Replica {
-    /// A replica starting from `tree` (the key's tree, read at the revision the watch
-    /// starts after).
-    pub fn new(tree: Snapshot) -> Replica {
-        Replica {
-            tree: Mutex::new(Arc::new(tree)),
-        }
-    }
-
-    /// The tree at the newest revision applied. Renders hold this copy while the next
-    /// events are applied to a fresh one.
-    pub fn latest(&self) -> Arc<Snapshot> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<Snapshot>> {
-        self.tree
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Applies events under `key` (the watch range also covers siblings such as `key-x`,
-    /// which are skipped) and stands for `revision` after them.
-    fn apply(&self, key: &str, events: &[PbEvent], revision: i64) {
-        let changes = events.iter().filter_map(|event| {
-            let kv = event.kv.as_ref()?;
-            let value = (event.r#type == PUT).then_some(kv.value.as_slice());
-            in_tree_bytes(key, &kv.key).then_some((kv.key.as_slice(), value))
-        });
-        Arc::make_mut(&mut self.lock()).apply(revision, changes);
-    }
-
-    fn replace(&self, tree: Snapshot) {
-        *self.lock() = Arc::new(tree);
-    }
-}
-
-/// etcd's event type of a put (`mvccpb.Event.EventType.PUT`).
-const PUT: i32 = 0;
-
-/// The daemon's and dispense's sink: replicas updated, subscribers woken, health recorded.
-struct Subscriptions<'a> {
-    etcd: &'a Etcd,
-    watched: Vec<Watched>,
-    /// Revisions subscribers must be woken for, booked until the next flush; kept across
-    /// sessions so that a stream that breaks in the middle of a batch cannot swallow a
-    /// wake-up already booked.
-    woken: Vec<i64>,
-    status: &'a Status,
-}
-
-impl Sink for Subscriptions<'_> {
-    fn events(&mut self, index: usize, events: Vec<PbEvent>) {
-        let watched = &self.watched[index];
-        let revision = events
-            .last()
-            .and_then(|e| e.kv.as_ref())
-            .map_or(0, |kv| kv.mod_revision);
-        watched.replica.apply(&watched.key, &events, revision);
-        debug!(
-            "{} event(s) under {} up to revision {revision}",
-            events.len(),
-            watched.key
-        );
-        self.woken[index] = revision;
-    }
-
-    fn flush(&mut self) {
-        for (w, revision) in self.watched.iter().zip(self.woken.iter_mut()) {
-            let revision = std::mem::take(revision);
-            if revision > 0 {
-                w.subscribers.iter().for_each(|s| s.request(revision));
-            }
-        }
-    }
-
-    async fn compacted(&mut self, index: usize, from: i64, oldest: i64) -> Result<i64, EtcdError> {
-        let key = self.watched[index].key.as_str();
-        let tree = self.etcd.snapshot([key]).await?;
-        let current = tree.revision();
-        self.watched[index].replica.replace(tree);
-        warn!(
-            "revision {from} of {key} was compacted (oldest kept: {oldest}); re-reading at \
-             revision {current}"
-        );
-        self.woken[index] = current;
-        Ok(current + 1)
-    }
-
-    fn state(&mut self, broken: Option<&SessionError>) {
-        match broken {
-            None => {
-                info!("watch re-established on {}", self.etcd.endpoints());
-                self.status.etcd_up();
-                self.status.watch_reconnected();
-            }
-            Some(e) => {
-                warn!(
-                    "watch lost ({e}); reconnecting to {}",
-                    self.etcd.endpoints()
-                );
-                self.status.etcd_down();
-            }
-        }
-    }
-}
-
-/// Watches every key from `start_revision` on until cancelled, waking subscribers on change
-/// and recording in `status` whether etcd answers.
-pub async fn run(
-    etcd: Etcd,
-    watched: Vec<Watched>,
-    start_revision: i64,
-    cancel: CancellationToken,
-    status: Arc<Status>,
-) {
-    let ranges = watched
-        .iter()
-        .map(|w| Range::tree(&w.key, start_revision))
-        .collect();
-    let sink = Subscriptions {
-        etcd: &etcd,
-        woken: vec![0; watched.len()],
-        watched,
-        status: &status,
-    };
-    tokio::select! {
-        () = WatchLoop::new(&etcd, ranges, sink).run() => {}
-        () = cancel.cancelled() => {}
     }
 }

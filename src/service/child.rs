@@ -4,7 +4,7 @@
 //! reconfig plays the part tini or dumb-init would play for the child: the child is started
 //! after the first sync (so it never starts on missing files), its stdin, stdout and stderr
 //! are reconfig's own, its environment is reconfig's without the etcd password
-//! ([`crate::command::scrubbed`]), the usual control signals sent to reconfig
+//! ([`crate::apply::scrubbed`]), the usual control signals sent to reconfig
 //! ([`FORWARDED`]) are passed on, and when it exits reconfig exits with its status. A child killed by signal N makes
 //! reconfig exit with 128+N, as a shell reports it; re-raising the signal on ourselves
 //! (etcd-config-dispenser's way) does nothing when reconfig is PID 1 of a container, where
@@ -18,14 +18,11 @@
 //! is PID 1 needs `docker run --init` (or tini) in front of reconfig.
 
 use std::ffi::OsString;
-use std::future::poll_fn;
 use std::io;
 use std::process::{ExitStatus, Stdio};
-use std::task::Poll;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
@@ -44,14 +41,6 @@ pub const FORWARDED: [Signal; 7] = [
 /// Why supervision could not be set up; each message names the signal or the program.
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {
-    /// A signal handler could not be installed.
-    #[error("cannot handle {signal}: {source}")]
-    Handler {
-        /// The signal.
-        signal: Signal,
-        /// The operating system's reason.
-        source: io::Error,
-    },
     /// The child could not be started (not found, not executable, ...).
     #[error("cannot start {program}: {source}")]
     Spawn {
@@ -69,49 +58,7 @@ impl SuperviseError {
         match self {
             SuperviseError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
             SuperviseError::Spawn { .. } => 126,
-            SuperviseError::Handler { .. } => 1,
         }
-    }
-}
-
-/// Signals sent to this process, received as one stream, so one `select!` branch serves
-/// them all.
-pub struct Signals {
-    streams: Vec<(Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Signals {
-    /// Installs handlers for `signals`; from then on they no longer have their default
-    /// action.
-    pub fn new(signals: &[Signal]) -> Result<Signals, SuperviseError> {
-        let streams = signals
-            .iter()
-            .map(|&s| {
-                signal(SignalKind::from_raw(s as i32))
-                    .map(|stream| (s, stream))
-                    .map_err(|source| SuperviseError::Handler { signal: s, source })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Signals { streams })
-    }
-
-    /// The signals of a process that may supervise `command`: all that are forwarded to a
-    /// child when there is one, else only the process's `own`.
-    pub fn for_command(command: &[OsString], own: &[Signal]) -> Result<Signals, SuperviseError> {
-        Signals::new(if command.is_empty() { own } else { &FORWARDED })
-    }
-
-    /// Waits for the next signal.
-    pub async fn recv(&mut self) -> Signal {
-        poll_fn(|cx| {
-            for (signal, stream) in &mut self.streams {
-                if let Poll::Ready(Some(())) = stream.poll_recv(cx) {
-                    return Poll::Ready(*signal);
-                }
-            }
-            Poll::Pending
-        })
-        .await
     }
 }
 
@@ -159,7 +106,7 @@ impl Supervisor {
         };
         while self.requests.try_recv().is_ok() {}
         let name = program.to_string_lossy().into_owned();
-        let child = crate::command::scrubbed(program)
+        let child = crate::apply::scrubbed(program)
             .args(args)
             .stdin(Stdio::inherit())
             .stdout(Stdio::inherit())

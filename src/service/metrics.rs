@@ -16,7 +16,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::status::Status;
+use super::status::Status;
 
 /// The content type of the OpenMetrics text format Prometheus scrapes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

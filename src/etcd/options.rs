@@ -1,6 +1,5 @@
 //! Where etcd is and how to reach it: the connection flags and environment shared by
-//! `reconfig` (every mode) and `etcd-util`, resolved into [`ConnectOptions`], and the one
-//! way both programs connect ([`ConnectArgs::connect`], [`ConnectArgs::connect_when_up`]).
+//! `reconfig` (every mode) and `etcd-util`, resolved into [`ConnectOptions`].
 //!
 //! Where the endpoints come from, first match wins (flag > environment > default):
 //! `--endpoints`, then `--srv RECORD`, then `--srv-domain DOMAIN` (those three exclude each
@@ -11,23 +10,16 @@
 //! become `https://`, and an explicit `http://` endpoint is an error rather than a silent
 //! downgrade. Servers are always verified: against `--ssl_cafile`, else the system roots.
 
-use std::convert::Infallible;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use tracing::{info, warn};
 
-use crate::backoff::{retry_within, Backoff};
-use crate::duration::parse_duration;
-use crate::etcd::{Etcd, EtcdError};
-use crate::srv::{self, Dns, SrvError};
-use crate::tls::{ClientTls, TlsError, TlsFiles};
-
-/// Longest wait between two connection attempts of the daemon at start-up.
-const RETRY_CAP: Duration = Duration::from_secs(5);
+use super::secret::Secret;
+use super::srv::{self, Dns, SrvError};
+use super::tls::{ClientTls, TlsError, TlsFiles};
+use crate::config::parse_duration;
 
 /// Connection flags, flattened into every program that talks to etcd. `--ssl` has no
 /// short flag here because `reconfig dispense` uses `-s` for `--signal`; the programs that
@@ -112,33 +104,6 @@ pub struct ConnectArgs {
     pub password: Option<Secret>,
 }
 
-/// A password or passphrase that never shows up in `Debug` output or logs.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret read from somewhere else than the command line.
-    pub fn new(secret: String) -> Secret {
-        Secret(secret)
-    }
-
-    /// The secret itself, for the one place that uses it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// clap's parser for secret flags.
-    fn parse(text: &str) -> Result<Secret, Infallible> {
-        Ok(Secret(text.to_string()))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// Everything needed to open the one etcd connection of a process.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -190,9 +155,9 @@ enum Source {
 
 impl ConnectArgs {
     /// Resolves flags and environment (and SRV records) into connection options.
-    pub async fn resolve(&self) -> Result<ConnectOptions, EtcdError> {
+    pub async fn resolve(&self) -> Result<ConnectOptions, ConnectError> {
         let env = std::env::var("ETCD_ENDPOINTS").ok();
-        Ok(self.resolve_with_env(env.as_deref()).await?)
+        self.resolve_with_env(env.as_deref()).await
     }
 
     /// [`Self::resolve`] with the value of `ETCD_ENDPOINTS` passed in.
@@ -231,44 +196,6 @@ impl ConnectArgs {
             user,
             tls,
         })
-    }
-
-    /// Resolves and connects for `--onetime` and etcd-util: an unreachable endpoint is
-    /// retried within the connect timeout (a request may have gone to a member that is
-    /// down), anything else fails at once.
-    pub async fn connect(&self) -> Result<Etcd, EtcdError> {
-        let options = self.resolve().await?;
-        retry_within(options.connect_timeout, EtcdError::is_transient, || {
-            Etcd::connect(&options)
-        })
-        .await
-    }
-
-    /// The daemon's start-up: like [`Self::connect`], but while etcd (or the DNS server)
-    /// is unreachable it waits with backoff, logging once, since a daemon must outlive an
-    /// etcd outage. Wrong credentials, files or records come back at once: waiting
-    /// cannot fix them.
-    pub async fn connect_when_up(&self) -> Result<Etcd, EtcdError> {
-        let mut backoff = Backoff::new(RETRY_CAP);
-        let mut waiting = false;
-        loop {
-            match self.connect().await {
-                Ok(etcd) => {
-                    if waiting {
-                        info!("connected to etcd at {}", etcd.endpoints());
-                    }
-                    return Ok(etcd);
-                }
-                Err(e) if e.is_transient() => {
-                    if !waiting {
-                        warn!("{e}; retrying until it answers");
-                        waiting = true;
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// Applies the precedence between the endpoint flags and the environment.

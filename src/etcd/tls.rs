@@ -16,7 +16,7 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, LineEnding};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::connect::Secret;
+use super::secret::Secret;
 
 /// How a legacy (OpenSSL "traditional") encrypted PEM key announces itself.
 const LEGACY_ENCRYPTED: &str = "Proc-Type: 4,ENCRYPTED";

@@ -10,9 +10,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
-use crate::connect::ConnectArgs;
-use crate::duration::parse_duration;
-use crate::logging::LogFormat;
+use super::logging::LogFormat;
+use crate::config::{parse_duration, parse_signal, validate_prefix};
+use crate::etcd::ConnectArgs;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
 /// result, swaps it in atomically and reloads the service.
@@ -107,7 +107,7 @@ pub struct DispenseArgs {
     #[arg(short = 't', long, value_name = "DIR")]
     pub target: PathBuf,
     /// Signal sent to the command once per published transaction, e.g. SIGHUP
-    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = crate::config::parse_signal)]
+    #[arg(short = 's', long, value_name = "SIGNAL", value_parser = parse_signal)]
     pub signal: Option<Signal>,
     /// Mode of the written files (octal)
     #[arg(short = 'm', long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
@@ -179,7 +179,7 @@ pub fn man() -> Vec<u8> {
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
-    crate::config::validate_prefix(text)
+    validate_prefix(text)
         .map(|()| text.to_string())
         .map_err(|e| e.to_string())
 }

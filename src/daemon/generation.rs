@@ -1,0 +1,143 @@
+//! A generation: the running configuration — one worker per entry and the watch over
+//! their keys — started from one read of every key at one revision and stopped together.
+//! SIGHUP or a template change swaps generations: the old one finishes any write in flight,
+//! the new one starts with a full read at the current revision, so nothing that happened
+//! during the swap is missed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use super::worker::Worker;
+use crate::apply::ApplyOptions;
+use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
+use crate::etcd::Etcd;
+use crate::pipeline::{own_snapshot, remove_leftovers, Job};
+use crate::service::{Reloader, Status};
+
+/// What every generation shares.
+#[derive(Clone)]
+pub struct Settings {
+    pub etcd: Etcd,
+    pub options: ApplyOptions,
+    pub debounce: Option<Duration>,
+    /// Where workers send their entries' `reloadsignal`.
+    pub reloader: Reloader,
+    /// Notified by each generation once its first sync of every entry is done.
+    pub synced: Arc<Notify>,
+    /// The process's health, for monitoring.
+    pub status: Arc<Status>,
+}
+
+/// The running configuration: entry workers and the watch loop, stopped together.
+pub struct Generation {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Generation {
+    pub fn start(settings: &Settings, jobs: Vec<Job>) -> Generation {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(serve(settings.clone(), jobs, cancel.clone()));
+        Generation { cancel, task }
+    }
+
+    /// Stops between renders and waits for writes in flight to finish.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        if let Err(e) = self.task.await {
+            error!("a worker failed: {e}");
+        }
+    }
+}
+
+/// Reads everything once (retrying while etcd is away) and syncs every entry from that
+/// read, then starts one worker per entry and runs the watch loop from the next revision
+/// until cancelled.
+async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
+    let Settings {
+        etcd,
+        options,
+        debounce,
+        reloader,
+        synced,
+        status,
+    } = settings;
+    status.set_entries(jobs.iter().map(|j| j.entry.id.as_str()));
+    // The previous generation has finished its writes: every staged file found is stale.
+    remove_leftovers(&jobs, &options);
+    let keys: Vec<&str> = jobs.iter().flat_map(|j| j.entry.read_keys()).collect();
+    let snapshot = tokio::select! {
+        snapshot = etcd.snapshot_retrying(&keys) => snapshot,
+        () = cancel.cancelled() => return,
+    };
+    drop(keys);
+    let mut watched: BTreeMap<String, Watched> = BTreeMap::new();
+    let mut workers = Vec::with_capacity(jobs.len());
+    let entries = jobs.len();
+    for job in jobs {
+        let wake = Arc::new(Wake::default());
+        let watched_keys: Vec<&str> = if job.entry.watchaltkeys {
+            job.entry.read_keys().collect()
+        } else {
+            vec![job.entry.key.as_str()]
+        };
+        for key in watched_keys {
+            watched
+                .entry(key.to_string())
+                .or_insert_with(|| Watched {
+                    key: key.to_string(),
+                    subscribers: Vec::new(),
+                    replica: Arc::new(Replica::new(snapshot.subset([key]))),
+                })
+                .subscribers
+                .push(wake.clone());
+        }
+        let replica = job
+            .entry
+            .altkeys
+            .is_empty()
+            .then(|| watched[&job.entry.key].replica.clone());
+        let worker = Worker {
+            replica,
+            debounce: job.entry.debounce.or(debounce),
+            job: Arc::new(job),
+            etcd: etcd.clone(),
+            wake,
+            options: options.clone(),
+            cancel: cancel.clone(),
+            reloader: reloader.clone(),
+            status: status.clone(),
+        };
+        workers.push(worker);
+    }
+    join_all(
+        workers
+            .iter()
+            .map(|w| async { w.sync(&own_snapshot(&w.job, &snapshot)).await }),
+    )
+    .await;
+    synced.notify_one();
+    let revision = snapshot.revision();
+    drop(snapshot);
+    let mut tasks = JoinSet::new();
+    for worker in workers {
+        tasks.spawn(worker.run(revision));
+    }
+    info!(
+        "watching {} key(s) for {entries} entr{} from revision {}",
+        watched.len(),
+        if entries == 1 { "y" } else { "ies" },
+        revision + 1
+    );
+    let health = move |up| status.watch_state(up);
+    let watched = watched.into_values().collect();
+    subscriptions(etcd, watched, revision + 1, cancel, health).await;
+    while tasks.join_next().await.is_some() {}
+}

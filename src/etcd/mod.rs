@@ -1,0 +1,21 @@
+//! etcd, the data path's source: where it is and how to reach it ([`ConnectArgs`] with
+//! TLS, auth and DNS SRV), the one connection of a process ([`Etcd`]), consistent reads
+//! into a [`Snapshot`] of one revision, and the watch that follows every change
+//! ([`watch`]). Every retry against etcd goes through one helper (`retry`).
+
+mod client;
+mod error;
+mod options;
+mod read;
+mod retry;
+mod secret;
+mod snapshot;
+mod srv;
+mod tls;
+pub mod watch;
+
+pub use client::Etcd;
+pub use error::EtcdError;
+pub use options::ConnectArgs;
+pub use retry::retry_within;
+pub use snapshot::{dir_prefix, in_tree_bytes, Snapshot};

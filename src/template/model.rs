@@ -1,0 +1,189 @@
+//! The data model templates see, built from a snapshot: `data` for the watched key
+//! (a tree, a value or a directory listing, as reconfig.rb had them from etcd v2) and
+//! `altdata` for the altkeys. Pure logic: the same snapshot always gives the same model.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::etcd::Snapshot;
+
+/// Why the data model could not be built from a snapshot.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    /// Nothing at the watched key: reconfig.rb left the target alone, so do we.
+    #[error("key {0} not found in etcd (no value and nothing below it)")]
+    Missing(String),
+    /// Templates produce text; a binary value has no place in one.
+    #[error("value of key {0} is not valid UTF-8")]
+    NotUtf8(String),
+    /// Keys become object keys and file names: one that is not text fails the entries
+    /// whose trees hold it (escaped here: `\xff` for a byte that is not UTF-8).
+    #[error("etcd key {0} is not valid UTF-8")]
+    KeyNotUtf8(String),
+}
+
+/// `data` for a watched key: the tree as an object when `recursive` (`{}` for an empty
+/// tree), else the value as `{key: value}`, else the directory listing of its children.
+pub fn data(snapshot: &Snapshot, key: &str, recursive: bool) -> Result<Value, ModelError> {
+    check_keys(snapshot, key)?;
+    if recursive {
+        return Ok(Value::Object(tree_object(snapshot, key)?));
+    }
+    if let Some(value) = snapshot.get(key) {
+        let mut map = Map::new();
+        map.insert(key.to_string(), Value::String(utf8(key, value)?));
+        return Ok(Value::Object(map));
+    }
+    let children = snapshot.children(key);
+    if children.is_empty() {
+        return Err(ModelError::Missing(key.to_string()));
+    }
+    Ok(Value::Array(
+        children.into_iter().map(Value::String).collect(),
+    ))
+}
+
+/// `altdata`: each name → the object of its key's tree, `{}` when nothing is there.
+pub fn altdata(
+    snapshot: &Snapshot,
+    altkeys: &BTreeMap<String, String>,
+) -> Result<Value, ModelError> {
+    let mut out = Map::new();
+    for (name, key) in altkeys {
+        check_keys(snapshot, key)?;
+        out.insert(name.clone(), Value::Object(tree_object(snapshot, key)?));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Fails when the tree of `key` holds a key that is not UTF-8.
+fn check_keys(snapshot: &Snapshot, key: &str) -> Result<(), ModelError> {
+    match snapshot.not_utf8_in(key) {
+        Some(bad) => Err(ModelError::KeyNotUtf8(bad)),
+        None => Ok(()),
+    }
+}
+
+fn tree_object(snapshot: &Snapshot, key: &str) -> Result<Map<String, Value>, ModelError> {
+    snapshot
+        .tree(key)
+        .map(|(k, v)| Ok((k.to_string(), Value::String(utf8(k, v)?))))
+        .collect()
+}
+
+fn utf8(key: &str, value: &[u8]) -> Result<String, ModelError> {
+    String::from_utf8(value.to_vec()).map_err(|_| ModelError::NotUtf8(key.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use serde_json::json;
+
+    fn snap(pairs: &[(&str, &str)]) -> Snapshot {
+        Snapshot::new(
+            7,
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn recursive_tree_excludes_sibling_prefixes() {
+        let s = snap(&[
+            ("/a", "0"),
+            ("/a-x", "no"),
+            ("/a/b", "1"),
+            ("/a/c/d", "2"),
+            ("/ab", "no"),
+        ]);
+        assert_eq!(
+            data(&s, "/a", true).unwrap(),
+            json!({"/a": "0", "/a/b": "1", "/a/c/d": "2"})
+        );
+    }
+
+    #[test]
+    fn leaf_value_is_a_one_key_object() {
+        let s = snap(&[("/k", "v"), ("/k/x", "ignored")]);
+        assert_eq!(data(&s, "/k", false).unwrap(), json!({"/k": "v"}));
+    }
+
+    #[test]
+    fn directory_without_value_lists_immediate_children() {
+        let s = snap(&[
+            ("/d/a", "1"),
+            ("/d/b/c", "2"),
+            ("/d/b/d", "3"),
+            ("/dx", "no"),
+        ]);
+        assert_eq!(data(&s, "/d", false).unwrap(), json!(["/d/a", "/d/b"]));
+    }
+
+    #[test]
+    fn nothing_at_a_key_is_missing_but_an_empty_tree_is_empty_data() {
+        let s = snap(&[("/other", "1")]);
+        assert_eq!(data(&s, "/k", false), Err(ModelError::Missing("/k".into())));
+        assert_eq!(data(&s, "/k", true), Ok(json!({})));
+    }
+
+    #[test]
+    fn a_key_that_is_not_utf8_fails_only_the_trees_holding_it() {
+        let mut s = snap(&[("/small/a", "1"), ("/big/b", "2")]);
+        s.insert_raw(b"/small.\xff".to_vec(), b"beside".to_vec());
+        s.insert_raw(b"/big/\xfe".to_vec(), b"inside".to_vec());
+        assert_eq!(data(&s, "/small", true), Ok(json!({"/small/a": "1"})));
+        assert_eq!(
+            data(&s, "/big", true),
+            Err(ModelError::KeyNotUtf8(r"/big/\xfe".into()))
+        );
+        let alt = BTreeMap::from([("b".to_string(), "/big".to_string())]);
+        assert!(altdata(&s, &alt).is_err());
+        assert_eq!(s.subset(["/small"]).not_utf8_keys().count(), 0);
+        assert_eq!(s.subset(["/big"]).not_utf8_keys().count(), 1);
+        // The watch agrees with the read: a put adds it, a delete takes it away.
+        let mut w = snap(&[("/big/b", "2")]);
+        w.apply(8, [(&b"/big/\xfe"[..], Some(&b"x"[..]))]);
+        assert!(data(&w, "/big", true).is_err());
+        w.apply(9, [(&b"/big/\xfe"[..], None)]);
+        assert_eq!(data(&w, "/big", true), Ok(json!({"/big/b": "2"})));
+    }
+
+    #[test]
+    fn altdata_is_empty_object_when_absent() {
+        let s = snap(&[("/alt/x", "1")]);
+        let alt = BTreeMap::from([
+            ("a".to_string(), "/alt".to_string()),
+            ("b".to_string(), "/none".to_string()),
+        ]);
+        assert_eq!(
+            altdata(&s, &alt).unwrap(),
+            json!({"a": {"/alt/x": "1"}, "b": {}})
+        );
+    }
+
+    #[test]
+    fn non_utf8_value_names_the_key() {
+        let s = Snapshot::new(1, BTreeMap::from([("/bin".to_string(), vec![0xff, 0xfe])]));
+        assert_eq!(
+            data(&s, "/bin", false),
+            Err(ModelError::NotUtf8("/bin".into()))
+        );
+    }
+
+    #[test]
+    fn apply_puts_and_deletes_at_a_revision() {
+        let mut s = snap(&[("/a/1", "1"), ("/a/2", "2")]);
+        s.apply(9, [(&b"/a/1"[..], None), (&b"/a/3"[..], Some(&b"3"[..]))]);
+        assert_eq!(s.revision(), 9);
+        assert_eq!(
+            data(&s, "/a", true).unwrap(),
+            json!({"/a/2": "2", "/a/3": "3"})
+        );
+    }
+}
