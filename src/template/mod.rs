@@ -3,7 +3,8 @@
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
 //! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
 //! parsed by a Tera instance of its own, with autoescape off, reconfig's filters (`filters`:
-//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`) and the confd-style
+//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`; `ruby_compat`: Ruby's
+//! methods with Ruby's meaning, `rb_*`, for templates converted from reconfig.rb) and the confd-style
 //! functions (`functions`, over Go path semantics in `gopath`). Each render fills a context
 //! with `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
 
@@ -16,6 +17,7 @@ mod gopath;
 mod json;
 mod pattern;
 mod psych;
+mod ruby_compat;
 mod ruby_float;
 mod scope;
 mod yaml;
@@ -102,13 +104,21 @@ impl Template {
     }
 }
 
-/// Compiles template text; `name` is the file name errors use.
-pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
+/// A Tera instance with autoescape off and reconfig's filters and functions, Ruby-compatible
+/// ones included; each template gets its own.
+fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     filters::register(&mut tera);
+    ruby_compat::register(&mut tera, engine);
     functions::register(&mut tera);
     scope::register(&mut tera);
+    tera
+}
+
+/// Compiles template text; `name` is the file name errors use.
+pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
+    let mut tera = engine();
     let mut sources = vec![];
     let (marked, needs_reconfig) = if pattern.is_plain_tera() {
         sources.push((name.to_string(), text.to_string()));
