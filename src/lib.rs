@@ -20,6 +20,7 @@
 //! - [`metrics`]: `--metrics-addr`, Prometheus `/metrics` and `/healthz` from [`status`].
 //! - [`systemd`]: `Type=notify` readiness, stopping and watchdog pings.
 //! - [`render`]: `reconfig render`, templates against a local snapshot file.
+//! - [`migrate`]: `reconfig migrate`, reconfig.rb's Ruby templates converted to Tera.
 //! - [`dispense`]: `reconfig dispense`, a prefix mirrored into files, atomically per transaction.
 //! - [`supervise`]: the child of dispense and the daemon: start, signal, pass its exit on.
 //! - [`backoff`], [`duration`], [`logging`]: small shared helpers.
@@ -36,6 +37,7 @@ pub mod duration;
 pub mod etcd;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod render;
 pub mod snapshot;
 pub mod srv;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use reconfig::cli::{self, Cli, Command};
 use reconfig::sync::{self, Exit};
-use reconfig::{daemon, dispense, logging, render};
+use reconfig::{daemon, dispense, logging, migrate, render};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Completions { shell }) => print(&cli::completions(*shell)),
         Some(Command::Man) => print(&cli::man()),
+        Some(Command::Migrate(args)) => migrate_command(args),
         Some(Command::Dispense(args)) => {
             logging::init(args.debug, args.log_format);
             let runtime = runtime(false);
@@ -33,6 +34,28 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// `reconfig migrate`: one line per problem on stdout, the summary last; exit 0 when every
+/// template converted, 1 when any needs a person, 2 when the migration could not run.
+fn migrate_command(args: &cli::MigrateArgs) -> Exit {
+    match migrate::run(args) {
+        Ok(report) => {
+            for problem in &report.problems {
+                println!("{problem}");
+            }
+            println!("{}", report.summary());
+            if report.is_clean() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            }
+        }
+        Err(e) => {
+            eprintln!("reconfig: {e}");
+            Exit::Usage
+        }
+    }
 }
 
 /// The async runtime: one thread for a one-shot run; for the long-running modes two
