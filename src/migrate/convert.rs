@@ -4,7 +4,7 @@
 //! (which reconfig's trim rule removes in the same way); otherwise they stay side by side.
 //! A tag that cannot be converted keeps its Ruby and is reported.
 
-use super::ast::Unsupported;
+use super::ast::{Stmt, Unsupported};
 use super::emit::{Emitter, Item, Ty};
 use super::erubis::{self, Kind, Tag};
 use super::{lexer, parser};
@@ -26,13 +26,22 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
     } else {
         Ty::Any
     };
-    let mut emitter = Emitter::new(data);
+    let tags = erubis::tags(text, pattern);
+    let names = tags
+        .iter()
+        .flat_map(|t| {
+            t.code
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+        })
+        .collect();
+    let mut emitter = Emitter::new(data, names);
     let mut problems = vec![];
     let mut out = String::new();
     let mut copied = 0;
-    let tags = erubis::tags(text, pattern);
     for (i, tag) in tags.iter().enumerate() {
-        let converted = convert_tag(&mut emitter, tag, tags.get(i + 1), text);
+        let converted = convert_tag(&mut emitter, tag);
         let items = match converted {
             Ok(Some(items)) => items,
             Ok(None) => continue,
@@ -41,22 +50,36 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
                 continue;
             }
         };
+        // After `-%>`, Erubis joins the next line; when that line holds only a tag it
+        // prints nothing of, the two lines print as one.
+        let joins_alone_tag = tag.kind == Kind::Expression
+            && tag.tail.is_some()
+            && tag.rspace > 0
+            && tags.get(i + 1).is_some_and(|next| {
+                next.alone && !text[tag.end + tag.rspace..next.start].contains('\n')
+            });
         let (from, to, lines) = if tag.alone {
             let start = erubis::line_start(text, tag);
             let line_end = &text[tag.end..tag.end + tag.rspace];
             let lspace = &text[start..tag.start];
             (start, tag.end + tag.rspace, Some((lspace, line_end)))
-        } else if tag.kind == Kind::Expression && tag.tail.is_some() {
+        } else if tag.kind == Kind::Expression && tag.tail.is_some() && !joins_alone_tag {
             // Erubis drops the line end after `-%>` / `=%>` of an expression.
             (tag.start, tag.end + tag.rspace, None)
         } else {
             (tag.start, tag.end, None)
         };
         out.push_str(&text[copied..from]);
-        for item in &items {
+        for (n, item) in items.iter().enumerate() {
+            // Tera's `-` removes the line end and the spaces that the trim rule leaves.
+            let close = if joins_alone_tag && n + 1 == items.len() {
+                " -"
+            } else {
+                " "
+            };
             let tera = match item {
-                Item::Stmt(s) => format!("{} {s} {}", pattern.open, pattern.close),
-                Item::Print(p) => format!("{}= {p} {}", pattern.open, pattern.close),
+                Item::Stmt(s) => format!("{} {s}{close}{}", pattern.open, pattern.close),
+                Item::Print(p) => format!("{}= {p}{close}{}", pattern.open, pattern.close),
             };
             match lines {
                 Some((lspace, line_end)) => {
@@ -84,12 +107,7 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
 }
 
 /// The Tera items of one tag; `None` for a tag kept as written (comments, literals).
-fn convert_tag(
-    emitter: &mut Emitter,
-    tag: &Tag,
-    next: Option<&Tag>,
-    text: &str,
-) -> Result<Option<Vec<Item>>, Unsupported> {
+fn convert_tag(emitter: &mut Emitter, tag: &Tag) -> Result<Option<Vec<Item>>, Unsupported> {
     match tag.kind {
         Kind::Comment | Kind::Literal => Ok(None),
         Kind::OtherExpression => Err(Unsupported::new(
@@ -98,17 +116,6 @@ fn convert_tag(
             "print with `<%= … %>` (reconfig does not escape)",
         )),
         Kind::Expression => {
-            if tag.tail.is_some() && tag.rspace > 0 {
-                if let Some(next) =
-                    next.filter(|n| n.alone && !text[tag.end..n.start].contains('\n'))
-                {
-                    return Err(Unsupported::new(
-                        next.line,
-                        "a tag alone on the line after an expression ending in `-%>`",
-                        "end the expression with `%>` and join the lines as the output needs",
-                    ));
-                }
-            }
             let tokens = lexer::lex(&tag.code, tag.line)?;
             let output = parser::output(tokens, tag.line)?;
             let mut attempt = emitter.clone();
@@ -132,7 +139,6 @@ fn convert_tag(
                 }
             };
             if emitter.in_unconverted() {
-                use super::ast::Stmt;
                 match stmts.as_slice() {
                     [s] if s.item == Stmt::End => {
                         emitter.close_unconverted();

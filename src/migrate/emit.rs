@@ -74,6 +74,8 @@ impl Ty {
     fn union(a: Ty, b: Ty) -> Ty {
         if a == b {
             a
+        } else if a.sure() == b.sure() {
+            Ty::maybe(a.sure().clone())
         } else if a == Ty::Nil {
             Ty::maybe(b)
         } else if b == Ty::Nil || Ty::maybe(a.clone()) == b {
@@ -97,6 +99,8 @@ pub enum Item {
 struct Var {
     t: T,
     ty: Ty,
+    /// A loop's or block's parameter, which Tera cannot assign.
+    param: bool,
     /// The branch of an `if` it was assigned in, which must still be open to read it.
     branch: Option<usize>,
 }
@@ -116,6 +120,9 @@ enum Open {
     If {
         branch: usize,
         unless: bool,
+        /// `if`s opened by `elsif`s whose condition needed a prelude (`else`, prelude,
+        /// `if`), closed together with this one.
+        nested: usize,
     },
     Loop,
     /// A block whose opening tag needs a person; its `end` stays as written.
@@ -130,6 +137,9 @@ pub struct Emitter {
     next_id: usize,
     used: HashSet<String>,
     line: usize,
+    /// Statements the expression being converted needs first: `c ? a : b`, `a || b` and
+    /// `a && b` whose branches could fail, computed into a variable with `if`/`else`.
+    prelude: Vec<Item>,
 }
 
 type R<T> = Result<T, Unsupported>;
@@ -169,8 +179,9 @@ const RESERVED: &[&str] = &[
 ];
 
 impl Emitter {
-    /// An emitter for a template whose `data` has type `data`.
-    pub fn new(data: Ty) -> Emitter {
+    /// An emitter for a template whose `data` has type `data`; `taken` holds every name
+    /// the template's code uses, which the converter's own names avoid.
+    pub fn new(data: Ty, taken: HashSet<String>) -> Emitter {
         let mut top = Scope::default();
         for (name, ty) in [
             ("data", data),
@@ -184,6 +195,7 @@ impl Emitter {
                     t: T::Path(name.to_string()),
                     ty,
                     branch: None,
+                    param: false,
                 },
             );
         }
@@ -191,8 +203,9 @@ impl Emitter {
             scopes: vec![top],
             open: vec![],
             next_id: 0,
-            used: RESERVED.iter().map(|s| s.to_string()).collect(),
+            used: taken,
             line: 0,
+            prelude: vec![],
         }
     }
 
@@ -213,6 +226,13 @@ impl Emitter {
     /// The Tera items of an expression tag.
     pub fn output(&mut self, out: &Output, line: usize) -> R<Vec<Item>> {
         self.line = line;
+        let (prelude, items) = self.with_prelude(|e| e.bare_output(out));
+        let mut all = prelude;
+        all.extend(items?);
+        Ok(all)
+    }
+
+    fn bare_output(&mut self, out: &Output) -> R<Vec<Item>> {
         match &out.modifier {
             None => self.print(&out.expr),
             Some((cond, unless)) => {
@@ -279,17 +299,42 @@ impl Emitter {
             .collect()
     }
 
-    /// A Tera name for a new variable named `ruby`, unique in the template.
-    fn tera_name(&mut self, ruby: &str) -> String {
+    /// The Tera name of the Ruby variable `ruby`: the same, unless Tera or the context
+    /// reserve it. (Tera's loops and blocks shadow names as Ruby's blocks do.)
+    fn tera_name(&self, ruby: &str) -> String {
         let mut name = ruby.to_string();
-        while self.used.contains(&name) || name.starts_with("__") {
+        while RESERVED.contains(&name.as_str()) || name.starts_with("__") {
+            name.push('_');
+        }
+        name
+    }
+
+    /// A new name for a value the converter introduces, unlike any name in the template.
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = self.tera_name(base);
+        while self.used.contains(&name) {
             name.push('_');
         }
         self.used.insert(name.clone());
         name
     }
 
+    /// A statement's items, after the prelude its expressions need.
     fn statement(&mut self, stmt: &Stmt) -> R<Vec<Item>> {
+        let (prelude, items) = self.with_prelude(|e| e.bare_statement(stmt));
+        let mut all = prelude;
+        all.extend(items?);
+        Ok(all)
+    }
+
+    /// Runs `convert` with a prelude of its own, returned beside its result.
+    fn with_prelude<X>(&mut self, convert: impl FnOnce(&mut Self) -> X) -> (Vec<Item>, X) {
+        let saved = std::mem::take(&mut self.prelude);
+        let result = convert(self);
+        (std::mem::replace(&mut self.prelude, saved), result)
+    }
+
+    fn bare_statement(&mut self, stmt: &Stmt) -> R<Vec<Item>> {
         match stmt {
             Stmt::If(c) | Stmt::Unless(c) => {
                 let unless = matches!(stmt, Stmt::Unless(_));
@@ -298,48 +343,75 @@ impl Emitter {
                     cond = cond.not();
                 }
                 let branch = self.fresh_branch();
-                self.open.push(Open::If { branch, unless });
+                self.open.push(Open::If {
+                    branch,
+                    unless,
+                    nested: 0,
+                });
                 Ok(vec![Item::Stmt(format!("if {}", cond.source()))])
             }
             Stmt::Elsif(c) => {
-                match self.open.last() {
-                    Some(Open::If { unless: false, .. }) => {}
-                    _ => {
-                        return Err(self
-                            .unsupported("`elsif` without its `if`", "check the block structure"))
-                    }
-                }
+                let Some(Open::If {
+                    unless: false,
+                    nested,
+                    ..
+                }) = self.open.last().cloned()
+                else {
+                    return Err(
+                        self.unsupported("`elsif` without its `if`", "check the block structure")
+                    );
+                };
                 self.open.pop();
                 let cond = self.cond(c);
+                let prelude = std::mem::take(&mut self.prelude);
                 let branch = self.fresh_branch();
+                let cond = cond?.source();
+                if prelude.is_empty() {
+                    self.open.push(Open::If {
+                        branch,
+                        unless: false,
+                        nested,
+                    });
+                    return Ok(vec![Item::Stmt(format!("elif {cond}"))]);
+                }
+                // Tera has no place for statements between branches: `else`, then the
+                // prelude, then an `if` that the `end` closes too.
                 self.open.push(Open::If {
                     branch,
                     unless: false,
+                    nested: nested + 1,
                 });
-                Ok(vec![Item::Stmt(format!("elif {}", cond?.source()))])
+                let mut items = vec![Item::Stmt("else".into())];
+                items.extend(prelude);
+                items.push(Item::Stmt(format!("if {cond}")));
+                Ok(items)
             }
             Stmt::Else => {
-                let Some(Open::If { unless, .. }) = self.open.last().cloned() else {
+                let Some(Open::If { unless, nested, .. }) = self.open.last().cloned() else {
                     return Err(
                         self.unsupported("`else` outside an `if`", "check the block structure")
                     );
                 };
                 self.open.pop();
                 let branch = self.fresh_branch();
-                self.open.push(Open::If { branch, unless });
+                self.open.push(Open::If {
+                    branch,
+                    unless,
+                    nested,
+                });
                 Ok(vec![Item::Stmt("else".into())])
             }
-            Stmt::End => {
-                match self.open.pop() {
-                    Some(Open::If { .. }) => Ok(vec![Item::Stmt("endif".into())]),
-                    Some(Open::Loop) => {
-                        self.scopes.pop();
-                        Ok(vec![Item::Stmt("endfor".into())])
-                    }
-                    Some(Open::Unconverted) | None => Err(self
-                        .unsupported("`end` without an open block", "check the block structure")),
+            Stmt::End => match self.open.pop() {
+                Some(Open::If { nested, .. }) => Ok(vec![Item::Stmt("endif".into()); nested + 1]),
+                Some(Open::Loop) => {
+                    self.scopes.pop();
+                    Ok(vec![Item::Stmt("endfor".into())])
                 }
-            }
+                Some(Open::Unconverted) | None => {
+                    Err(self
+                        .unsupported("`end` without an open block", "check the block structure"))
+                }
+            },
             Stmt::Each {
                 recv,
                 method,
@@ -376,6 +448,7 @@ impl Emitter {
                 self.open.push(Open::If {
                     branch,
                     unless: false,
+                    nested: 0,
                 });
                 let inner = self.statement(stmt);
                 self.open.pop();
@@ -432,7 +505,7 @@ impl Emitter {
                 if n <= 1 {
                     let name = match params.first() {
                         Some(p) => self.tera_name(p),
-                        None => self.tera_name("item"),
+                        None => self.fresh("item"),
                     };
                     let item = ty.item();
                     head_items.push(format!("for {name} in {}", each_list(list).list_source()));
@@ -441,7 +514,7 @@ impl Emitter {
                     }
                 } else {
                     let item = ty.item();
-                    let name = self.tera_name(&params.join("_"));
+                    let name = self.fresh(&params.join("_"));
                     head_items.push(format!("for {name} in {}", each_list(list).list_source()));
                     for (i, p) in params.iter().enumerate() {
                         let (t, pty) = match (&item, i) {
@@ -469,7 +542,7 @@ impl Emitter {
             ("each_key" | "each_value", 0 | 1) if hash => {
                 let name = match params.first() {
                     Some(p) => self.tera_name(p),
-                    None => self.tera_name("item"),
+                    None => self.fresh("item"),
                 };
                 let (filter, item) = if method == "each_key" {
                     ("rb_keys", Ty::Str)
@@ -485,7 +558,7 @@ impl Emitter {
             ("times", 0 | 1) if matches!(ty.sure(), Ty::Int | Ty::Any) => {
                 let name = match params.first() {
                     Some(p) => self.tera_name(p),
-                    None => self.tera_name("i"),
+                    None => self.fresh("i"),
                 };
                 head_items.push(format!("for {name} in range(end={})", list.source()));
                 if let Some(p) = params.first() {
@@ -508,6 +581,7 @@ impl Emitter {
                     t,
                     ty,
                     branch: None,
+                    param: true,
                 },
             );
         }
@@ -529,7 +603,7 @@ impl Emitter {
         };
         let (keyword, tera) = match &found {
             Some((depth, var)) if *depth == here || *depth == 0 => {
-                let T::Path(tera) = &var.t else {
+                let (T::Path(tera), false) = (&var.t, var.param) else {
                     return Err(self.unsupported(
                         format!("assignment to the block parameter `{name}`"),
                         "assign to a new variable",
@@ -561,6 +635,7 @@ impl Emitter {
                 t: T::Path(tera),
                 ty,
                 branch,
+                param: false,
             },
         );
         Ok(items)
@@ -578,8 +653,10 @@ impl Emitter {
             _ => None,
         };
         let Some((cond, yes, no)) = split else {
-            let (t, ty) = self.expr(e)?;
-            return Ok((vec![make(t, &ty)], ty));
+            let (mut items, converted) = self.with_prelude(|s| s.expr(e));
+            let (t, ty) = converted?;
+            items.push(make(t, &ty));
+            return Ok((items, ty));
         };
         let mut items = vec![Item::Stmt(format!("if {}", cond.source()))];
         let (yes_items, yes_ty) = self.lazy(yes, make)?;
@@ -713,7 +790,7 @@ impl Emitter {
                             _ => unreachable!(),
                         }
                     } else {
-                        self.tera_name("captured")
+                        self.fresh("captured")
                     };
                     if let Some(c) = self.scopes[i].captures.as_mut() {
                         c.push((n.clone(), t.clone()));
@@ -810,11 +887,9 @@ impl Emitter {
                     let c = T::logic(self.cond(a)?, if or { "or" } else { "and" }, self.cond(b)?);
                     return Ok((c, Ty::Bool));
                 }
-                if !(self.safe(a) && self.safe(b)) {
-                    return Err(self.unsupported(
-                        format!("`{}` between values inside a larger expression", if or { "||" } else { "&&" }),
-                        "assign it to a variable in its own tag (`x = a || b`), then use the variable",
-                    ));
+                // Ruby always evaluates `a`; `b` only sometimes, so only `b` must be safe.
+                if !self.safe(b) {
+                    return self.hoist(e);
                 }
                 let (ta, tya) = self.expr(a)?;
                 let (tb, tyb) = self.expr(b)?;
@@ -823,10 +898,7 @@ impl Emitter {
             }
             Expr::Ternary(c, a, b) => {
                 if !(self.safe(a) && self.safe(b)) {
-                    return Err(self.unsupported(
-                        "`c ? a : b` inside a larger expression",
-                        "assign it to a variable in its own tag (`x = c ? a : b`), then use the variable",
-                    ));
+                    return self.hoist(e);
                 }
                 let tc = self.expr(c)?.0;
                 let (ta, tya) = self.expr(a)?;
@@ -839,6 +911,23 @@ impl Emitter {
             Expr::Binary(op @ ("==" | "!="), a, b) => self.eq(op, a, b),
             Expr::Binary(op, a, b) => self.binary(op, a, b),
         }
+    }
+
+    /// A conditional value whose branches could fail, computed first into a variable by
+    /// `if`/`else` statements in the prelude.
+    fn hoist(&mut self, e: &Expr) -> R<(T, Ty)> {
+        if self.scopes.iter().any(|s| s.captures.is_some()) {
+            return Err(self.unsupported(
+                "a conditional value (`c ? a : b`, `a || b`) that could fail, inside a block",
+                "compute it before the block, or make both branches plain values",
+            ));
+        }
+        let name = self.fresh("value");
+        let (items, ty) = self.lazy(e, &|t: T, _: &Ty| {
+            Item::Stmt(format!("set {name} = {}", t.source()))
+        })?;
+        self.prelude.extend(items);
+        Ok((T::Path(name), ty))
     }
 
     fn both_bool(&self, a: &Expr, b: &Expr) -> bool {
@@ -1088,7 +1177,7 @@ impl Emitter {
                             Piece::Code(_) => "",
                         })
                         .collect();
-                    if text.contains("\\k") || text.contains("\\`") || text.contains("\\'") {
+                    if unsupported_escape(&text) {
                         return Err(self.unsupported(
                             "a replacement with `\\k<…>`, `\\``, or `\\'`",
                             "use `\\0`…`\\9` in the replacement",
@@ -1106,7 +1195,7 @@ impl Emitter {
                 ))
             }
             _ => Err(self.unsupported(
-                format!("the method `.{name}` with {} argument(s)", args.len()),
+                format!("the method `.{name}`"),
                 "see docs/migration.md for the methods converted, and the rb_* filters to write by hand",
             )),
         }
@@ -1193,6 +1282,7 @@ impl Emitter {
                     t: T::Path(name),
                     ty: pty,
                     branch: None,
+                    param: true,
                 },
             );
         }
@@ -1227,6 +1317,17 @@ impl Emitter {
     }
 }
 
+/// Whether a replacement uses `\\k<…>`, ``\\` `` or `\\'`, which `rb_gsub` does not expand.
+fn unsupported_escape(replacement: &str) -> bool {
+    let mut chars = replacement.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.next(), Some('k' | '`' | '\'')) {
+            return true;
+        }
+    }
+    false
+}
+
 /// A value as a condition with Ruby's truth; comparisons and other conditions stay.
 fn truth(t: T) -> T {
     match t {
@@ -1242,7 +1343,7 @@ mod tests {
     use super::*;
 
     fn run(tags: &[(&str, bool)]) -> Vec<String> {
-        let mut e = Emitter::new(Ty::Hash(Box::new(Ty::Str)));
+        let mut e = Emitter::new(Ty::Hash(Box::new(Ty::Str)), HashSet::new());
         let mut out = vec![];
         for (code, is_output) in tags {
             let tokens = lexer::lex(code, 1).unwrap();
@@ -1323,7 +1424,7 @@ mod tests {
         assert_eq!(
             out[1],
             "{{ data | rb_select(params=\"k, v\", expr=\"rb_truthy(v=k | rb_start_with(s=prefix))\", prefix=prefix) \
-             | rb_map(params=\"k_, v_\", expr='k_ ~ \"=\" ~ v_') | rb_join(sep=\",\") }}"
+             | rb_map(params=\"k, v\", expr='k ~ \"=\" ~ v') | rb_join(sep=\",\") }}"
         );
     }
 }

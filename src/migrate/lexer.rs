@@ -293,11 +293,17 @@ impl Lexer {
                             }
                             Some('{') => depth += 1,
                             Some('}') => depth -= 1,
-                            Some('"' | '\'') => {
-                                return Err(self.unsupported(
-                                    "a string inside `#{…}`",
-                                    "assign it to a variable first",
-                                ))
+                            Some(q @ ('"' | '\'')) => {
+                                // A string inside the interpolation: skip to its end.
+                                self.pos += 1;
+                                while let Some(c) = self.peek(0).filter(|c| *c != q) {
+                                    self.pos += if c == '\\' { 2 } else { 1 };
+                                }
+                                if self.peek(0).is_none() {
+                                    return Err(
+                                        self.unsupported("an unterminated string", "close it")
+                                    );
+                                }
                             }
                             Some('\n') => self.line += 1,
                             _ => {}

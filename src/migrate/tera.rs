@@ -132,14 +132,13 @@ impl T {
         let fits = match (&self, place) {
             (T::Bool(_), Place::Part) => false,
             (T::Path(_) | T::Int(_) | T::Bool(_) | T::Call(..), _) => true,
-            (T::Str(_), Place::List) => false,
+            (_, Place::List) => matches!(self.root(), T::Path(_) | T::Call(..)),
             (T::Str(_), _) => true,
             (T::Concat(_), Place::Receiver | Place::Operand | Place::Item) => true,
-            (T::Array(_), Place::Receiver | Place::List) => true,
+            (T::Array(_), Place::Receiver) => true,
             (T::Filter(base, ..), Place::Receiver | Place::Operand | Place::Item) => {
                 !matches!(base.root(), T::Array(_))
             }
-            (T::Filter(base, ..), Place::List) => !matches!(base.root(), T::Str(_) | T::Concat(_)),
             (T::Cmp(..) | T::Not(_) | T::Logic(..), Place::Item) => true,
             _ => false,
         };

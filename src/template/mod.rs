@@ -116,6 +116,27 @@ fn engine() -> Tera {
     tera
 }
 
+/// Whether a template that Tera refused looks like reconfig.rb's Ruby: it reads
+/// `@reconfig[`, opens a block with `do |…|`, or has a tag holding only `end`.
+fn looks_like_ruby(text: &str, pattern: &Pattern) -> bool {
+    if text.contains("@reconfig[") {
+        return true;
+    }
+    let mut rest = text;
+    while let Some(start) = rest.find(&pattern.open) {
+        let body = &rest[start + pattern.open.len()..];
+        let Some(end) = body.find(&pattern.close) else {
+            break;
+        };
+        let code = body[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        if code == "end" || code.contains(" do |") || code.ends_with(" do") {
+            return true;
+        }
+        rest = &body[end + pattern.close.len()..];
+    }
+    false
+}
+
 /// Compiles template text; `name` is the file name errors use.
 pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
     let mut tera = engine();
@@ -131,8 +152,14 @@ pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, Te
         sources.push((marked.clone(), translation.marked));
         (Some(marked), translation.names_reconfig)
     };
-    tera.add_raw_templates(sources)
-        .map_err(|e| TemplateError::syntax(name, &e))?;
+    tera.add_raw_templates(sources).map_err(|e| {
+        let error = TemplateError::syntax(name, &e);
+        if looks_like_ruby(text, pattern) {
+            error.pointing_to_migrate()
+        } else {
+            error
+        }
+    })?;
     Ok(Template {
         name: name.to_string(),
         tera,

@@ -865,16 +865,18 @@ fn substitute(
     let a = Args::new(name, args, &["pattern", "regex", "with"])?;
     let s = string(&a, if all { "gsub" } else { "sub" }, value)?;
     let with = a.string("with")?;
-    let re = match (a.opt_string("pattern")?, a.opt_string("regex")?) {
-        (Some(p), None) => regex(&a, &regex::escape(p))?,
-        (None, Some(r)) => regex(&a, r)?,
+    let (re, literal) = match (a.opt_string("pattern")?, a.opt_string("regex")?) {
+        (Some(p), None) => (regex(&a, &regex::escape(p))?, true),
+        (None, Some(r)) => (regex(&a, r)?, false),
         _ => return Err(a.error("give one of `pattern` (a string) or `regex`")),
     };
     let mut out = String::new();
     let mut last = 0;
     for caps in re.captures_iter(s) {
         let m = caps.get(0).expect("group 0 always matches");
-        if m.is_empty() {
+        // An empty pattern string matches between characters, as in Ruby; a regex that
+        // matches empty strings next to others may advance differently, so it is refused.
+        if m.is_empty() && !literal {
             return Err(a.error("a regex matching the empty string is not supported"));
         }
         out.push_str(&s[last..m.start()]);
@@ -1185,6 +1187,16 @@ mod tests {
             call(rb_basename, json!("a.conf"), json!({"suffix": ".*"})).unwrap(),
             json!("a")
         );
+    }
+
+    #[test]
+    fn an_empty_pattern_matches_between_characters() {
+        let args = json!({"pattern": "", "with": "-"});
+        assert_eq!(
+            call(rb_gsub, json!("aé"), args.clone()).unwrap(),
+            json!("-a-é-")
+        );
+        assert_eq!(call(rb_sub, json!("aé"), args).unwrap(), json!("-aé"));
     }
 
     #[test]
