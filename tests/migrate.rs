@@ -423,6 +423,8 @@ struct Generator {
     rng: StdRng,
     /// Variables in scope: Ruby name → kind.
     vars: Vec<(String, Kind)>,
+    /// How many loops the current line is in.
+    loops: usize,
     depth: usize,
     counter: usize,
 }
@@ -559,7 +561,7 @@ impl Generator {
             return "1".into();
         }
         self.depth += 1;
-        let out = match self.rng.random_range(0..7) {
+        let out = match self.rng.random_range(0..9) {
             0 => format!("{}.to_i", self.string()),
             1 => format!("{}.length", self.list()),
             2 => format!("{}.size", self.hash()),
@@ -570,6 +572,12 @@ impl Generator {
             }
             4 => format!("{}.to_i", self.maybe_str()),
             5 => self.var(Kind::Int).unwrap_or_else(|| "3".into()),
+            6 => {
+                let (a, b) = (self.int(), self.int());
+                let op = *self.pick(&["/", "%"]);
+                format!("({a} {op} ({b} + 1))")
+            }
+            7 => format!("{}.count", self.list()),
             _ => self.rng.random_range(0..20).to_string(),
         };
         self.depth -= 1;
@@ -581,7 +589,7 @@ impl Generator {
             return self.lit();
         }
         self.depth += 1;
-        let out = match self.rng.random_range(0..17) {
+        let out = match self.rng.random_range(0..30) {
             0 | 1 => self.lit(),
             2 => self
                 .var(Kind::Str)
@@ -615,7 +623,23 @@ impl Generator {
                 let (m, d) = (self.maybe_str(), self.lit());
                 format!("({m} || {d})")
             }
-            _ => format!("{}.to_json", self.list()),
+            16 => format!("{}.to_json", self.list()),
+            17 => format!("{}.{}", self.string(), self.pick(&["lstrip", "rstrip"])),
+            18 => format!("\"#{{{}}}\"", self.list()),
+            19 => format!("{}.to_yaml", self.hash()),
+            20 => format!("({} * 2)", self.string()),
+            21 => format!("{}.join", self.list()),
+            22 => format!("{}.split(/[,:]/).join(\"|\")", self.string()),
+            23 => format!(
+                "{}.gsub(/([a-z])([0-9]?)/, \"<\\\\1\\\\2>\")",
+                self.string()
+            ),
+            24 => format!("{}.sort.map {{ |k, v| k + v }}.join(\";\")", self.hash()),
+            25 => format!("{}.first.to_s", self.hash()),
+            26 => format!("{}.first(2).join(\"+\")", self.list()),
+            27 => format!("{}.uniq.last.to_s", self.list()),
+            28 => format!("{}.to_s", self.hash()),
+            _ => format!("File.basename({}, \".*\")", self.string()),
         };
         self.depth -= 1;
         out
@@ -626,7 +650,7 @@ impl Generator {
             return "true".into();
         }
         self.depth += 1;
-        let out = match self.rng.random_range(0..12) {
+        let out = match self.rng.random_range(0..20) {
             0 => format!("{}.empty?", self.string()),
             1 => format!("{}.nil?", self.maybe_str()),
             2 => format!("{} == {}", self.string(), self.lit()),
@@ -638,6 +662,14 @@ impl Generator {
             8 => format!("({} || {})", self.cond(), self.cond()),
             9 => format!("!{}", self.cond()),
             10 => self.maybe_str(),
+            11 => format!("{} < {}", self.string(), self.lit()),
+            12 => format!("{}.include?({})", self.list(), self.lit()),
+            13 => format!("{}.key?({})", self.hash(), self.lit()),
+            14 => format!("{}.empty?", self.hash()),
+            15 => format!("{} == nil", self.maybe_str()),
+            16 => format!("{} != nil", self.maybe_str()),
+            17 => format!("{}.end_with?({})", self.string(), self.lit()),
+            18 => format!("{} <= {}", self.int(), self.int()),
             _ => self.var(Kind::Bool).unwrap_or_else(|| "false".into()),
         };
         self.depth -= 1;
@@ -697,7 +729,7 @@ impl Generator {
                     let _ = writeln!(out, "{text}{o} {code} {c}{text}");
                 }
             };
-            match self.rng.random_range(0..10) {
+            match self.rng.random_range(0..11) {
                 0..=2 => {
                     let (e, t1, t2) = (self.printable(), self.text(), self.text());
                     let tail = if self.chance(10) { "-" } else { "" };
@@ -711,7 +743,9 @@ impl Generator {
                     self.vars.push((k, Kind::Str));
                     self.vars.push((v, Kind::Str));
                     let n = self.rng.random_range(1..4);
+                    self.loops += 1;
                     self.body(out, open, close, nesting + 1, n);
+                    self.loops -= 1;
                     self.vars.truncate(self.vars.len() - 2);
                     stmt(self, "end", out);
                 }
@@ -728,7 +762,9 @@ impl Generator {
                     }
                     self.vars.push((x, Kind::Str));
                     let n = self.rng.random_range(1..4);
+                    self.loops += 1;
                     self.body(out, open, close, nesting + 1, n);
+                    self.loops -= 1;
                     self.vars.pop();
                     if with_index {
                         self.vars.pop();
@@ -764,9 +800,32 @@ impl Generator {
                     stmt(self, &format!("{name} = {value}"), out);
                     self.vars.push((name, kind));
                 }
+                7 if self.loops > 0 && self.chance(50) => {
+                    let c = self.cond();
+                    let word = *self.pick(&["next", "break"]);
+                    let modifier = *self.pick(&["if", "unless"]);
+                    stmt(self, &format!("{word} {modifier} {c}"), out);
+                }
                 7 => {
                     let t = self.text();
                     let _ = writeln!(out, "{indent}{open}# a comment {close}{t}");
+                }
+                10 if nesting == 0 => {
+                    // A counter assigned outside a loop and updated inside it.
+                    let (n, x) = (self.fresh("count"), self.fresh("x"));
+                    stmt(self, &format!("{n} = 0"), out);
+                    let each = match self.rng.random_range(0..4) {
+                        0 => format!("{}.each do |{x}|", self.hash()),
+                        1 => format!("for {x} in {}", self.list()),
+                        2 => format!("{}.times do |{x}|", self.int()),
+                        _ => format!("{}.each_with_index do |{x}|", self.hash()),
+                    };
+                    stmt(self, &each, out);
+                    stmt(self, &format!("{n} += 1"), out);
+                    let e = self.printable();
+                    let _ = writeln!(out, "{open}= {x} {close}:{open}= {e} {close}");
+                    stmt(self, "end", out);
+                    let _ = writeln!(out, "{n}={open}= {n} {close}");
                 }
                 8 => {
                     let _ = writeln!(out, "{open}% literal {close} and text");
@@ -802,6 +861,7 @@ fn generated_templates_render_as_reconfig_rb_did() {
     let mut g = Generator {
         rng: StdRng::seed_from_u64(16),
         vars: vec![],
+        loops: 0,
         depth: 0,
         counter: 0,
     };
@@ -817,7 +877,7 @@ fn generated_templates_render_as_reconfig_rb_did() {
         let mut entry = json!({
             "id": format!("gen{i:03}"),
             "key": "/gen",
-            "recursive": true,
+            "recursive": i % 5 != 4,
             "source": name,
             "target": format!("/tmp/gen{i:03}"),
             "altkeys": {"extra": "/extra"},

@@ -495,10 +495,18 @@ impl Emitter {
                 binds.push((params[0].clone(), T::Path(k), Ty::Str));
                 binds.push((params[1].clone(), T::Path(vn), *v));
             }
+            ("each_pair", 2) if *ty.sure() == Ty::Any => {
+                // Only a Hash has `each_pair`; Tera's key-value loop fails on anything
+                // else, as Ruby did.
+                let (k, vn) = (self.tera_name(&params[0]), self.tera_name(&params[1]));
+                head_items.push(format!("for {k}, {vn} in {}", list.list_source()));
+                binds.push((params[0].clone(), T::Path(k), Ty::Str));
+                binds.push((params[1].clone(), T::Path(vn), Ty::Any));
+            }
             ("each_pair", _) if !hash => {
                 return Err(self.unsupported(
-                    "`.each_pair` on a value not known to be a Hash",
-                    "use `.each do |k, v|` on `@reconfig[\"data\"]` of a recursive entry",
+                    "`.each_pair` on a value not known to be a Hash, or with other than two parameters",
+                    "use `.each do |k, v|`",
                 ))
             }
             ("each" | "each_pair", n) if maybe_list => {
@@ -560,7 +568,7 @@ impl Emitter {
                     Some(p) => self.tera_name(p),
                     None => self.fresh("i"),
                 };
-                head_items.push(format!("for {name} in range(end={})", list.source()));
+                head_items.push(format!("for {name} in rb_range(end={})", list.source()));
                 if let Some(p) = params.first() {
                     binds.push((p.clone(), T::Path(name), Ty::Int));
                 }
@@ -1026,7 +1034,7 @@ impl Emitter {
             ));
         };
         let (t, ty) = self.expr(recv)?;
-        let (k, kty) = self.expr(key)?;
+        let (k, _) = self.expr(key)?;
         let item = match (ty.sure(), key) {
             (Ty::Hash(v), _) => Ty::maybe((**v).clone()),
             (Ty::Arr(e), _) => Ty::maybe((**e).clone()),
@@ -1035,12 +1043,6 @@ impl Emitter {
             (Ty::Pair(_, v), Expr::Int(1)) => (**v).clone(),
             _ => Ty::Any,
         };
-        if matches!(ty.sure(), Ty::Arr(_) | Ty::Str) && !matches!(kty.sure(), Ty::Int | Ty::Any) {
-            return Err(self.unsupported(
-                "indexing a list or string with a non-Integer",
-                "index with a position",
-            ));
-        }
         Ok((t.filter("rb_at", vec![("k", k)]), item))
     }
 
@@ -1083,7 +1085,7 @@ impl Emitter {
             ("nil?", 0) => Ok((truth(t.filter("rb_nil", vec![])), Ty::Bool)),
             ("empty?", 0) => simple("rb_empty", Ty::Bool),
             ("to_s", 0) => {
-                if sure == Ty::Str {
+                if ty == Ty::Str {
                     Ok((t, Ty::Str))
                 } else {
                     simple("rb_s", Ty::Str)
@@ -1144,15 +1146,13 @@ impl Emitter {
                 };
                 Ok((t.filter("rb_split", args), Ty::arr(Ty::Str)))
             }
-            ("include?" | "member?", 1) | ("key?" | "has_key?", 1) => {
-                if matches!(name, "key?" | "has_key?") && !matches!(sure, Ty::Hash(_)) {
-                    return Err(self.unsupported(
-                        format!("`.{name}` on a value not known to be a Hash"),
-                        "use `.include?`, or `.keys.include?(k)` on a Hash",
-                    ));
-                }
+            ("include?", 1) => {
                 let (x, _) = self.expr(&args[0])?;
                 Ok((truth(t.filter("rb_include", vec![("x", x)])), Ty::Bool))
+            }
+            ("key?" | "has_key?", 1) => {
+                let (k, _) = self.expr(&args[0])?;
+                Ok((truth(t.filter("rb_key", vec![("k", k)])), Ty::Bool))
             }
             ("start_with?" | "end_with?", 1) => {
                 let (s, _) = self.expr(&args[0])?;
@@ -1293,9 +1293,10 @@ impl Emitter {
         let result = match filter {
             "rb_map" => Ty::arr(body_ty),
             "rb_sort_by" => Ty::arr(ty.item()),
-            _ => match hash {
-                Some(v) => Ty::Hash(Box::new(v)),
-                None => Ty::arr(ty.item()),
+            _ => match (hash, ty.sure()) {
+                (Some(v), _) => Ty::Hash(Box::new(v)),
+                (None, Ty::Arr(_)) => Ty::arr(ty.item()),
+                _ => Ty::Any,
             },
         };
         if names.is_empty() {

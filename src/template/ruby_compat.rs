@@ -34,6 +34,7 @@ const FILTERS: &[(&str, Filter)] = &[
     ("rb_each", rb_each),
     ("rb_empty", rb_empty),
     ("rb_include", rb_include),
+    ("rb_key", rb_key),
     ("rb_start_with", rb_start_with),
     ("rb_end_with", rb_end_with),
     ("rb_eq", rb_eq),
@@ -88,6 +89,7 @@ pub fn register(tera: &mut Tera, engine: fn() -> Tera) {
     tera.register_function("rb_or", rb_or_fn);
     tera.register_function("rb_and", rb_and_fn);
     tera.register_function("rb_if", rb_if_fn);
+    tera.register_function("rb_range", rb_range_fn);
 }
 
 /// Ruby's truth: everything but `nil` and `false` is true (`""`, `0` and `[]` too).
@@ -132,6 +134,14 @@ fn rb_if_fn(args: &HashMap<String, Value>) -> tera::Result<Value> {
         "else"
     };
     a.value(branch).cloned()
+}
+
+/// `rb_range(end=n)`: what Ruby's `n.times` yields: 0 … n-1, nothing when n ≤ 0.
+fn rb_range_fn(args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let a = Args::new("rb_range", args, &["end"])?;
+    let n = a.value("end")?;
+    let end = integer(&a, "end", n)?;
+    Ok(Value::Array((0..end.max(0)).map(int).collect()))
 }
 
 /// Ruby's class name of a value, for error messages that read like Ruby's.
@@ -406,6 +416,16 @@ fn rb_include(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Valu
     }
 }
 
+/// `rb_key(k=key)`: Ruby's Hash `key?` (an error on anything but a Hash, as in Ruby).
+fn rb_key(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let a = Args::new("rb_key", args, &["k"])?;
+    let k = a.value("k")?;
+    match value {
+        Value::Object(map) => Ok(Value::Bool(k.as_str().is_some_and(|k| map.contains_key(k)))),
+        other => Err(no_method(&a, "key?", other)),
+    }
+}
+
 fn affix_test(
     name: &'static str,
     method: &str,
@@ -456,9 +476,12 @@ fn rb_eq(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     Ok(Value::Bool(ruby_eq(value, a.value("other")?)))
 }
 
-/// Ruby's `<=>` on Integers, Strings (byte order) and Arrays of them; `None` when Ruby
-/// cannot compare them.
+/// Ruby's `<=>`: equal values (`nil` and `nil` too) are equal, Integers and Strings (byte
+/// order) are ordered, Arrays item by item; `None` when Ruby cannot compare them.
 fn ruby_cmp(x: &Value, y: &Value) -> Option<Ordering> {
+    if ruby_eq(x, y) {
+        return Some(Ordering::Equal);
+    }
     match (x, y) {
         (Value::String(s), Value::String(t)) => Some(s.as_bytes().cmp(t.as_bytes())),
         (Value::Number(m), Value::Number(n)) => match (m.as_i64(), n.as_i64()) {
