@@ -415,6 +415,69 @@ fn usage_errors_exit_2() {
     assert_eq!(migrate(&["--cfgdir", corpus, "--out", corpus]).0, 2);
 }
 
+#[test]
+fn string_filters_match_ruby_on_every_character() {
+    // Every character Ruby 3.1 knows (Unicode 13, no surrogates or line ends), between
+    // letters and spaces: its upcase, downcase, capitalize, strip, split and inspect.
+    let ruby = r#"
+        require 'json'
+        data = {}
+        (0..0x1FFFF).each do |cp|
+          next if (0xD800..0xDFFF).include?(cp) || cp == 10
+          c = [cp].pack('U')
+          next if c =~ /\p{Cn}/
+          data[format('/c/%06X', cp)] = " #{c}aB#{c}\0 "
+        end
+        expected = data.keys.sort.map do |k|
+          s = data[k]
+          [s.upcase, s.downcase, s.capitalize, s.strip, s.split, s.inspect]
+        end
+        puts JSON.generate('data' => data, 'expected' => expected)
+    "#;
+    let out = Command::new("ruby")
+        .args(["-e", ruby])
+        .output()
+        .expect("ruby runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ruby: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let template = "[<% for k, v in data %>[<%= v | rb_upcase | to_json %>, \
+        <%= v | rb_downcase | to_json %>, <%= v | rb_capitalize | to_json %>, \
+        <%= v | rb_strip | to_json %>, <%= v | rb_split | to_json %>, \
+        <%= v | rb_inspect | to_json %>]<% if not loop.last %>,<% endif %><% endfor %>]";
+    let template = reconfig::template::compile("chars", template, &Pattern::default()).unwrap();
+    let input = RenderInput {
+        data: &ruby["data"],
+        altdata: &json!({}),
+        watched: "/c",
+        snapshot: &Arc::new(Snapshot::default()),
+    };
+    let ours: Value = serde_json::from_str(&template.render(&input).unwrap()).unwrap();
+    let (ours, expected) = (
+        ours.as_array().unwrap(),
+        ruby["expected"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), expected.len());
+    assert!(ours.len() > 80_000, "only {} characters", ours.len());
+    let keys: Vec<&String> = ruby["data"].as_object().unwrap().keys().collect();
+    let differences: Vec<String> = ours
+        .iter()
+        .zip(expected)
+        .zip(keys)
+        .filter(|((a, b), _)| a != b)
+        .map(|((a, b), k)| format!("{k}: Ruby {b}, reconfig {a}"))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{} differ:\n{}",
+        differences.len(),
+        differences[..differences.len().min(20)].join("\n")
+    );
+}
+
 /// Generates reconfig.rb templates from the grammar `reconfig migrate` supports: loops,
 /// conditions, assignments, the converted methods and operators, strings with
 /// interpolation, blocks, the trim layouts (tags alone on their line, `-%>`, `<%-`),

@@ -655,6 +655,13 @@ impl Parser {
                 && matches!(self.peek(), Some(Tok::Ident(w)) if !KEYWORDS.contains(&w.as_str()) && !matches!(w.as_str(), "and" | "or"))
     }
 
+    /// Whether `-1` right after a method name is its argument, as Ruby reads `x.size -1`.
+    fn negative_argument_follows(&self) -> bool {
+        self.spaced()
+            && self.at_punct("-")
+            && matches!(self.tokens.get(self.pos + 1), Some(t) if !t.spaced && matches!(t.kind, Tok::Int(_)))
+    }
+
     fn command_args(&mut self) -> Result<Vec<Expr>, Unsupported> {
         let mut args = vec![self.ternary()?];
         while self.eat_punct(",") {
@@ -687,7 +694,7 @@ impl Parser {
                 let args = if self.at_punct("(") && !self.spaced() {
                     self.pos += 1;
                     self.list(")")?
-                } else if self.command_args_follow() {
+                } else if self.command_args_follow() || self.negative_argument_follows() {
                     self.command_args()?
                 } else {
                     vec![]
@@ -814,6 +821,18 @@ mod tests {
         assert!(o.modifier.is_some());
         let s = stmts("if a then b = 1 end");
         assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn a_negative_number_after_a_method_name_is_its_argument() {
+        let Expr::Call { name, args, .. } = out("x.size -1").expr else {
+            panic!("not a call")
+        };
+        assert_eq!(
+            (name.as_str(), args.as_slice()),
+            ("size", &[Expr::Int(-1)][..])
+        );
+        assert!(matches!(out("x.size - 1").expr, Expr::Binary("-", ..)));
     }
 
     #[test]

@@ -255,7 +255,9 @@ fn inspect_string(s: &str) -> String {
             '\x07' => out.push_str("\\a"),
             '\x1b' => out.push_str("\\e"),
             '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.push_str("\\#"),
-            c if c < ' ' || c == '\x7f' || c == '\u{2028}' || c == '\u{2029}' => {
+            c if c < ' '
+                || matches!(c, '\x7f'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{2028}' | '\u{2029}') =>
+            {
                 out.push_str(&format!("\\u{:04X}", u32::from(c)))
             }
             c => out.push(c),
@@ -632,7 +634,18 @@ fn string_map(
 
 /// `rb_upcase`: Ruby's `upcase` (full Unicode case mapping).
 fn rb_upcase(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-    string_map("rb_upcase", "upcase", value, args, str::to_uppercase)
+    string_map("rb_upcase", "upcase", value, args, |s| {
+        s.chars().flat_map(upper).collect()
+    })
+}
+
+/// A character's upper case as Ruby 3.1 (Unicode 13) has it: Unicode 16 gave `ƛ` and `ɤ`
+/// capitals that Ruby's tables do not know.
+fn upper(c: char) -> Box<dyn Iterator<Item = char>> {
+    match c {
+        'ƛ' | 'ɤ' => Box::new(std::iter::once(c)),
+        _ => Box::new(c.to_uppercase()),
+    }
 }
 
 /// `rb_downcase`: Ruby's `downcase`: each character on its own (no final-sigma rule).
@@ -648,12 +661,64 @@ fn rb_capitalize(value: &Value, args: &HashMap<String, Value>) -> tera::Result<V
         let mut chars = s.chars();
         match chars.next() {
             None => String::new(),
-            Some(first) => first
-                .to_uppercase()
+            Some(first) => titlecase(first)
                 .chain(chars.flat_map(char::to_lowercase))
                 .collect(),
         }
     })
+}
+
+/// A character's title case: its upper case, except for the characters whose title case
+/// differs (Unicode's SpecialCasing and UnicodeData): `ß` → `Ss`, ligatures, the Latin
+/// digraphs `ǅ ǈ ǋ ǲ`, Greek letters with a subscript iota.
+fn titlecase(c: char) -> Box<dyn Iterator<Item = char>> {
+    let special = match c {
+        'ß' => "Ss",
+        'ﬀ' => "Ff",
+        'ﬁ' => "Fi",
+        'ﬂ' => "Fl",
+        'ﬃ' => "Ffi",
+        'ﬄ' => "Ffl",
+        'ﬅ' | 'ﬆ' => "St",
+        'և' => "Եւ",
+        'ﬓ' => "Մն",
+        'ﬔ' => "Մե",
+        'ﬕ' => "Մի",
+        'ﬖ' => "Վն",
+        'ﬗ' => "Մխ",
+        'Ǆ'..='ǆ' => "ǅ",
+        'Ǉ'..='ǉ' => "ǈ",
+        'Ǌ'..='ǌ' => "ǋ",
+        'Ǳ'..='ǳ' => "ǲ",
+        '\u{1FB2}' => "\u{1FBA}\u{345}",
+        '\u{1FB4}' => "\u{386}\u{345}",
+        '\u{1FB7}' => "\u{391}\u{342}\u{345}",
+        '\u{1FC2}' => "\u{1FCA}\u{345}",
+        '\u{1FC4}' => "\u{389}\u{345}",
+        '\u{1FC7}' => "\u{397}\u{342}\u{345}",
+        '\u{1FF2}' => "\u{1FFA}\u{345}",
+        '\u{1FF4}' => "\u{38F}\u{345}",
+        '\u{1FF7}' => "\u{3A9}\u{342}\u{345}",
+        '\u{1FB3}' | '\u{1FBC}' => "\u{1FBC}",
+        '\u{1FC3}' | '\u{1FCC}' => "\u{1FCC}",
+        '\u{1FF3}' | '\u{1FFC}' => "\u{1FFC}",
+        '\u{1F80}'..='\u{1F87}' | '\u{1F90}'..='\u{1F97}' | '\u{1FA0}'..='\u{1FA7}' => {
+            let title = char::from_u32(u32::from(c) + 8).unwrap_or(c);
+            return Box::new(std::iter::once(title));
+        }
+        '\u{1F88}'..='\u{1F8F}'
+        | '\u{1F98}'..='\u{1F9F}'
+        | '\u{1FA8}'..='\u{1FAF}'
+        | '\u{10D0}'..='\u{10FA}'
+        | '\u{10FD}'..='\u{10FF}' => return Box::new(std::iter::once(c)),
+        // Georgian Mtavruli title-cases to Mkhedruli.
+        '\u{1C90}'..='\u{1CBA}' | '\u{1CBD}'..='\u{1CBF}' => {
+            let title = char::from_u32(u32::from(c) - 0xBC0).unwrap_or(c);
+            return Box::new(std::iter::once(title));
+        }
+        _ => return Box::new(upper(c)),
+    };
+    Box::new(special.chars())
 }
 
 /// What Ruby's `strip` removes: ASCII white space and NUL.
@@ -1209,6 +1274,18 @@ mod tests {
         assert_eq!(
             call(rb_basename, json!("a.conf"), json!({"suffix": ".*"})).unwrap(),
             json!("a")
+        );
+    }
+
+    #[test]
+    fn capitalize_title_cases_digraphs() {
+        assert_eq!(
+            call(rb_capitalize, json!("ǆUNGLA"), json!({})).unwrap(),
+            json!("ǅungla")
+        );
+        assert_eq!(
+            call(rb_capitalize, json!("ßA"), json!({})).unwrap(),
+            json!("Ssa")
         );
     }
 
