@@ -5,8 +5,9 @@
 //! A tag that cannot be converted keeps its Ruby and is reported.
 
 use super::ast::{Stmt, Unsupported};
-use super::emit::{Emitter, Item, Ty};
+use super::emit::{Emitter, Item};
 use super::erubis::{self, Kind, Tag};
+use super::types::Ty;
 use super::{lexer, parser};
 use crate::template::Pattern;
 

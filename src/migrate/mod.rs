@@ -6,7 +6,8 @@
 //!
 //! The parts, each with one job: [`erubis`] finds the tags as Erubis did, [`lexer`] and
 //! [`parser`] read their Ruby into [`ast`], [`emit`] writes Tera ([`tera`] expressions,
-//! [`regex`] patterns) and [`convert`] puts one template back together.
+//! [`regex`] patterns), guided by the Ruby classes [`types`] knows, and [`convert`] puts one
+//! template back together.
 
 mod ast;
 mod convert;
@@ -16,6 +17,7 @@ mod lexer;
 mod parser;
 mod regex;
 mod tera;
+mod types;
 
 use std::collections::BTreeMap;
 use std::fmt;
