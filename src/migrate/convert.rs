@@ -44,6 +44,17 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
     for (i, tag) in tags.iter().enumerate() {
         let converted = convert_tag(&mut emitter, tag);
         let items = match converted {
+            Ok(Some(items)) if items.iter().any(|i| i.text().contains(&pattern.close)) => {
+                problems.push(Unsupported::new(
+                    tag.line,
+                    format!(
+                        "code whose Tera form holds the delimiter `{}`",
+                        pattern.close
+                    ),
+                    "rewrite the tag by hand",
+                ));
+                continue;
+            }
             Ok(Some(items)) => items,
             Ok(None) => continue,
             Err(problem) => {

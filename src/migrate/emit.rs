@@ -20,6 +20,15 @@ pub enum Item {
     Print(String),
 }
 
+impl Item {
+    /// The Tera code inside the tag.
+    pub fn text(&self) -> &str {
+        match self {
+            Item::Stmt(s) | Item::Print(s) => s,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Var {
     t: T,
