@@ -70,14 +70,18 @@ pub enum Expr {
 /// A piece of a string literal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
+    /// Literal text.
     Text(String),
+    /// A `#{…}` expression.
     Code(Expr),
 }
 
 /// A block given to a call: `{ |params| body }` with a single expression as body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
+    /// The parameter names.
     pub params: Vec<String>,
+    /// The single expression it evaluates.
     pub body: Box<Expr>,
 }
 
@@ -118,13 +122,17 @@ pub enum Stmt {
 /// A statement with the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line<T> {
+    /// The template line.
     pub line: usize,
+    /// The statement.
     pub item: T,
 }
 
 /// What an expression tag holds: an expression, possibly with `if`/`unless` after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
+    /// What is printed.
     pub expr: Expr,
+    /// `if cond` (false) or `unless cond` (true) after it.
     pub modifier: Option<(Expr, bool)>,
 }

@@ -6,7 +6,9 @@ use super::ast::Unsupported;
 /// One token, with the line (within the template) it starts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
+    /// What it is.
     pub kind: Tok,
+    /// The template line it starts on, for reports.
     pub line: usize,
     /// Whether white space separates it from the token before.
     pub spaced: bool,
@@ -21,6 +23,7 @@ pub enum Tok {
     IVar(String),
     /// `Name`.
     Const(String),
+    /// A decimal Integer literal.
     Int(i64),
     /// A string literal: text and `#{…}` pieces (each lexed on its own).
     Str(Vec<StrPiece>),
@@ -37,7 +40,9 @@ pub enum Tok {
 /// A piece of a string literal.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrPiece {
+    /// Literal text, escapes resolved.
     Text(String),
+    /// The tokens of a `#{…}`.
     Code(Vec<Token>),
 }
 
