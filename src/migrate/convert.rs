@@ -139,8 +139,12 @@ fn convert_tag(emitter: &mut Emitter, tag: &Tag) -> Result<Option<Vec<Item>>, Un
             if tag.code.trim().is_empty() {
                 return Ok(None);
             }
-            let parsed = lexer::lex(&tag.code, tag.line)
-                .and_then(|tokens| parser::statements(tokens, tag.line));
+            let tokens = if tag.alone {
+                lexer::lex_line(&tag.code, tag.line)
+            } else {
+                lexer::lex(&tag.code, tag.line)
+            };
+            let parsed = tokens.and_then(|tokens| parser::statements(tokens, tag.line));
             let stmts = match parsed {
                 Ok(stmts) => stmts,
                 Err(problem) => {

@@ -59,11 +59,27 @@ pub fn lex(code: &str, line: usize) -> Result<Vec<Token>, Unsupported> {
         chars: code.chars().collect(),
         pos: 0,
         line,
+        trailing_comment: false,
+    }
+    .run()
+}
+
+/// Tokens of the code of a statement tag alone on its line, where a `#` comment may run to
+/// the end of the code: Erubis put the line end right after it.
+pub fn lex_line(code: &str, line: usize) -> Result<Vec<Token>, Unsupported> {
+    Lexer {
+        chars: code.chars().collect(),
+        pos: 0,
+        line,
+        trailing_comment: true,
     }
     .run()
 }
 
 struct Lexer {
+    /// Whether a comment may end the code (else it must end at a line break in it: Erubis
+    /// wrote more code after the tag on the same line, which the comment would swallow).
+    trailing_comment: bool,
     chars: Vec<char>,
     pos: usize,
     line: usize,
@@ -103,10 +119,18 @@ impl Lexer {
                     Tok::Newline
                 }
                 '#' => {
-                    return Err(self.unsupported(
-                        "a Ruby comment (`#`) inside a tag",
-                        "move the comment into its own `<%# … %>` tag",
-                    ))
+                    match self.chars[self.pos..].iter().position(|c| *c == '\n') {
+                        Some(end) => self.pos += end,
+                        None if self.trailing_comment => self.pos = self.chars.len(),
+                        None => {
+                            return Err(self.unsupported(
+                                "a Ruby comment (`#`) ending a tag that shares its line (Erubis \
+                                 commented out the code it wrote after the tag)",
+                                "move the comment into its own `<%# … %>` tag",
+                            ))
+                        }
+                    }
+                    continue;
                 }
                 '"' | '`' => self.string(c)?,
                 '\'' => self.single_quoted()?,
@@ -501,7 +525,9 @@ mod tests {
     }
 
     #[test]
-    fn comments_are_reported() {
+    fn comments_end_at_a_line_break_or_a_line_of_their_own() {
         assert!(lex("x # note", 3).is_err());
+        assert_eq!(lex("x # note\n", 3).unwrap().len(), 2);
+        assert_eq!(lex_line(" x # note ", 3).unwrap().len(), 1);
     }
 }
