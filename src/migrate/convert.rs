@@ -15,8 +15,10 @@ use crate::template::Pattern;
 pub struct Converted {
     /// The new template text.
     pub text: String,
-    /// The tags left in Ruby, with what to write instead.
+    /// The tags left in Ruby (and blocks left open), with what to write instead.
     pub problems: Vec<Unsupported>,
+    /// What renders differently although every tag converted (`\r\n` in the text).
+    pub notes: Vec<Unsupported>,
 }
 
 /// Converts `text`, whose tags use `pattern`; `recursive` is whether every entry using the
@@ -105,6 +107,15 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
         copied = to;
     }
     out.push_str(&text[copied..]);
+    let mut notes = vec![];
+    if let Some(line) = crlf_in_text(text, &tags) {
+        notes.push(Unsupported::new(
+            line,
+            "`\\r\\n` line ends in the text: reconfig.rb printed `\\n` (Ruby's parser dropped \
+             the `\\r`), reconfig prints them as written",
+            "give the template `\\n` line ends to keep reconfig.rb's output, or accept `\\r\\n`",
+        ));
+    }
     if let Some(what) = emitter.unclosed() {
         problems.push(Unsupported::new(
             1 + text.matches('\n').count(),
@@ -115,7 +126,33 @@ pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
     Converted {
         text: out,
         problems,
+        notes,
     }
+}
+
+/// The line of the first `\r\n` that Erubis printed as literal text, if any (those of
+/// lines it printed nothing of went into the Ruby code instead).
+fn crlf_in_text(text: &str, tags: &[Tag]) -> Option<usize> {
+    let mut pos = 0;
+    let mut gaps = vec![];
+    for tag in tags {
+        let start = if tag.alone {
+            erubis::line_start(text, tag)
+        } else {
+            tag.start
+        };
+        gaps.push((pos, start.max(pos)));
+        let dropped = tag.alone || (tag.kind == Kind::Expression && tag.tail.is_some());
+        pos = if dropped {
+            tag.end + tag.rspace
+        } else {
+            tag.end
+        };
+    }
+    gaps.push((pos, text.len()));
+    gaps.into_iter()
+        .find_map(|(from, to)| text[from..to].find("\r\n").map(|i| from + i))
+        .map(|at| 1 + text[..at].matches('\n').count())
 }
 
 /// The Tera items of one tag; `None` for a tag kept as written (comments, literals).
@@ -236,6 +273,19 @@ mod tests {
             c.text,
             "<% x.each_slice(2) do |a| %>\n<%= a | rb_s %>\n<% end %>\n<%= watched %>\n"
         );
+    }
+
+    #[test]
+    fn crlf_printed_as_text_is_reported() {
+        let c = convert(
+            "<% if true %>\r\nx\r\n<% end %>\r\n",
+            &Pattern::default(),
+            true,
+        );
+        assert_eq!((c.problems.len(), c.notes.len()), (0, 1));
+        assert_eq!(c.notes[0].line, 2);
+        let c = convert("<% if true %>\r\n<% end %>\r\n", &Pattern::default(), true);
+        assert!(c.notes.is_empty(), "trimmed lines print nothing");
     }
 
     #[test]

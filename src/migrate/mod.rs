@@ -327,6 +327,12 @@ fn migrate_template(
         }
         _ => {}
     }
+    problems.extend(
+        converted
+            .notes
+            .iter()
+            .map(|u| problem(Some(u.line), u.to_string())),
+    );
     let clean = problems.is_empty();
     report.problems.extend(problems);
     let written = if writable {
