@@ -768,19 +768,21 @@ impl Emitter {
         };
         let t = if let Some(other) = nil_test {
             let (t, _) = self.expr(other)?;
-            truth(t.filter("rb_nil", vec![]))
+            t.filter("rb_nil", vec![])
         } else {
             let (ta, tya) = self.expr(a)?;
             let (tb, tyb) = self.expr(b)?;
             let numbers_meet_others =
                 (tya.may_be_number() || tyb.may_be_number()) && !(tya == Ty::Int && tyb == Ty::Int);
             if numbers_meet_others {
-                truth(ta.filter("rb_eq", vec![("other", tb)]))
+                ta.filter("rb_eq", vec![("other", tb)])
             } else {
                 return Ok((T::cmp(ta, op, tb), Ty::Bool));
             }
         };
-        Ok((if op == "!=" { t.not() } else { t }, Ty::Bool))
+        // A negated filter goes through `rb_truthy`: Tera's `not` before a failing filter
+        // would read it as false and turn it true.
+        Ok((if op == "!=" { truth(t).not() } else { t }, Ty::Bool))
     }
 
     /// An expression's Tera form and type.
@@ -1016,7 +1018,7 @@ impl Emitter {
                 simple("rb_values", Ty::arr(item))
             }
             ("length" | "size" | "count", 0) => simple("length", Ty::Int),
-            ("nil?", 0) => Ok((truth(t.filter("rb_nil", vec![])), Ty::Bool)),
+            ("nil?", 0) => simple("rb_nil", Ty::Bool),
             ("empty?", 0) => simple("rb_empty", Ty::Bool),
             ("to_s", 0) => {
                 if ty == Ty::Str {
@@ -1082,16 +1084,16 @@ impl Emitter {
             }
             ("include?", 1) => {
                 let (x, _) = self.expr(&args[0])?;
-                Ok((truth(t.filter("rb_include", vec![("x", x)])), Ty::Bool))
+                Ok((t.filter("rb_include", vec![("x", x)]), Ty::Bool))
             }
             ("key?" | "has_key?", 1) => {
                 let (k, _) = self.expr(&args[0])?;
-                Ok((truth(t.filter("rb_key", vec![("k", k)])), Ty::Bool))
+                Ok((t.filter("rb_key", vec![("k", k)]), Ty::Bool))
             }
             ("start_with?" | "end_with?", 1) => {
                 let (s, _) = self.expr(&args[0])?;
                 let f = if name == "start_with?" { "rb_start_with" } else { "rb_end_with" };
-                Ok((truth(t.filter(f, vec![("s", s)])), Ty::Bool))
+                Ok((t.filter(f, vec![("s", s)]), Ty::Bool))
             }
             ("gsub" | "sub", 2) => {
                 let pattern = match &args[0] {
@@ -1358,7 +1360,7 @@ mod tests {
         ]);
         assert_eq!(
             out[1],
-            "{{ data | rb_select(params=\"k, v\", expr=\"rb_truthy(v=k | rb_start_with(s=prefix))\", prefix=prefix) \
+            "{{ data | rb_select(params=\"k, v\", expr=\"k | rb_start_with(s=prefix)\", prefix=prefix) \
              | rb_map(params=\"k, v\", expr='k ~ \"=\" ~ v') | rb_join(sep=\",\") }}"
         );
     }
