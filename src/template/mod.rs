@@ -3,9 +3,10 @@
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
 //! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
 //! parsed by a Tera instance of its own, with autoescape off, reconfig's filters (`filters`:
-//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`; `ruby_compat`: Ruby's
-//! methods with Ruby's meaning, `rb_*`, for templates converted from reconfig.rb) and the confd-style
-//! functions (`functions`, over Go path semantics in `gopath`). Each render fills a context
+//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`; `ruby_compat` and
+//! `ruby_blocks`: Ruby's methods with Ruby's meaning, `rb_*`, for templates converted from
+//! reconfig.rb) and the confd-style functions (`functions`, over Go path semantics in
+//! `gopath`). Each render fills a context
 //! with `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
 
 mod args;
@@ -17,6 +18,7 @@ mod gopath;
 mod json;
 mod pattern;
 mod psych;
+mod ruby_blocks;
 mod ruby_compat;
 mod ruby_float;
 mod scope;
@@ -110,7 +112,8 @@ fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     filters::register(&mut tera);
-    ruby_compat::register(&mut tera, engine);
+    ruby_compat::register(&mut tera);
+    ruby_blocks::register(&mut tera, engine);
     functions::register(&mut tera);
     scope::register(&mut tera);
     tera

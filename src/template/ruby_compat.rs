@@ -5,7 +5,8 @@
 //! is a value like any other (`rb_at` of a missing key is `null`, `rb_s` prints it as
 //! nothing), only `null` and `false` are false ([`truthy`]), and a call Ruby would refuse
 //! (`nil.upcase`, `"a" + 1`) is an error rather than a guess. Hashes are JSON objects, which
-//! iterate in key order, as reconfig.rb built its hashes.
+//! iterate in key order, as reconfig.rb built its hashes. The filters taking a block
+//! (`rb_map`, …) are in `ruby_blocks`.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -13,8 +14,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use regex::Regex;
-use serde_json::{Map, Number, Value};
-use tera::{Context, Tera};
+use serde_json::{Number, Value};
+use tera::Tera;
 
 use super::args::Args;
 use super::ruby_float::ruby_float;
@@ -67,22 +68,10 @@ const FILTERS: &[(&str, Filter)] = &[
     ("rb_dirname", rb_dirname),
 ];
 
-/// The filters that take a block: an expression over `params`, evaluated per item.
-const BLOCK_FILTERS: &[(&str, BlockKind)] = &[
-    ("rb_map", BlockKind::Map),
-    ("rb_select", BlockKind::Select),
-    ("rb_reject", BlockKind::Reject),
-    ("rb_sort_by", BlockKind::SortBy),
-];
-
-/// Registers the filters and the `rb_truthy` function; `engine` builds the Tera instance a
-/// block expression is compiled with (one with every filter and function of a template).
-pub fn register(tera: &mut Tera, engine: fn() -> Tera) {
+/// Registers the filters and functions (the ones taking a block are in `ruby_blocks`).
+pub fn register(tera: &mut Tera) {
     for &(name, filter) in FILTERS {
         tera.register_filter(name, filter);
-    }
-    for &(name, kind) in BLOCK_FILTERS {
-        tera.register_filter(name, Block { name, kind, engine });
     }
     tera.register_function("rb_truthy", rb_truthy_fn);
     tera.register_function("rb_value", rb_value_fn);
@@ -179,7 +168,7 @@ fn int(n: i64) -> Value {
 }
 
 /// The items `each` yields: an Array's elements, a Hash's `[key, value]` pairs.
-fn each_items(a: &Args<'_>, value: &Value) -> tera::Result<Vec<Value>> {
+pub(super) fn each_items(a: &Args<'_>, value: &Value) -> tera::Result<Vec<Value>> {
     match value {
         Value::Array(items) => Ok(items.clone()),
         Value::Object(map) => Ok(map.iter().map(|(k, v)| pair(k, v)).collect()),
@@ -355,7 +344,7 @@ fn rb_param(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value>
     Ok(param(value, usize::try_from(i).unwrap_or(usize::MAX)))
 }
 
-fn param(item: &Value, i: usize) -> Value {
+pub(super) fn param(item: &Value, i: usize) -> Value {
     match item {
         Value::Array(items) => items.get(i).cloned().unwrap_or(Value::Null),
         other if i == 0 => other.clone(),
@@ -867,7 +856,7 @@ fn rb_last(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> 
     ends("rb_last", "last", value, args, true)
 }
 
-fn sorted(a: &Args<'_>, mut keyed: Vec<(Value, Value)>) -> tera::Result<Vec<Value>> {
+pub(super) fn sorted(a: &Args<'_>, mut keyed: Vec<(Value, Value)>) -> tera::Result<Vec<Value>> {
     let mut failed = None;
     keyed.sort_by(|(x, _), (y, _)| {
         ruby_cmp(x, y).unwrap_or_else(|| {
@@ -1050,117 +1039,6 @@ fn rb_dirname(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Valu
         }
     };
     Ok(Value::String(dir.to_string()))
-}
-
-/// What a block filter does with the block's results.
-#[derive(Clone, Copy)]
-enum BlockKind {
-    Map,
-    Select,
-    Reject,
-    SortBy,
-}
-
-/// `rb_map`, `rb_select`, `rb_reject`, `rb_sort_by`: Ruby's methods with a block, the
-/// block given as `params` (its parameter names, `"x"` or `"k, v"`) and `expr` (a Tera
-/// expression over them); every other argument is a variable the expression can read.
-struct Block {
-    name: &'static str,
-    kind: BlockKind,
-    engine: fn() -> Tera,
-}
-
-impl Block {
-    /// The compiled `{% set r = EXPR %}{{ r | json_encode }}`, once per expression and
-    /// thread.
-    fn compiled(&self, a: &Args<'_>, expr: &str) -> tera::Result<Rc<Tera>> {
-        thread_local! {
-            static CACHE: RefCell<HashMap<String, Rc<Tera>>> = RefCell::new(HashMap::new());
-        }
-        if let Some(tera) = CACHE.with(|c| c.borrow().get(expr).cloned()) {
-            return Ok(tera);
-        }
-        let mut tera = (self.engine)();
-        tera.add_raw_template(
-            "block",
-            &format!("{{% set r = {expr} %}}{{{{ r | json_encode }}}}"),
-        )
-        .map_err(|e| a.error(format!("invalid expr: {e}")))?;
-        let tera = Rc::new(tera);
-        CACHE.with(|c| c.borrow_mut().insert(expr.to_string(), Rc::clone(&tera)));
-        Ok(tera)
-    }
-}
-
-impl tera::Filter for Block {
-    fn filter(&self, value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-        let known: Vec<&str> = args.keys().map(String::as_str).collect();
-        let a = Args::new(self.name, args, &known)?;
-        let params: Vec<&str> = a.string("params")?.split(',').map(str::trim).collect();
-        let expr = a.string("expr")?;
-        let tera = self.compiled(&a, expr)?;
-        let mut context = Context::new();
-        for (name, v) in args {
-            if name != "params" && name != "expr" {
-                context.insert(name, v);
-            }
-        }
-        let mut call = |yielded: &[Value]| -> tera::Result<Value> {
-            match (params.as_slice(), yielded) {
-                ([one], [first, ..]) => context.insert(*one, first),
-                (_, [item]) => {
-                    for (i, name) in params.iter().enumerate() {
-                        context.insert(*name, &param(item, i));
-                    }
-                }
-                (_, values) => {
-                    for (i, name) in params.iter().enumerate() {
-                        context.insert(*name, values.get(i).unwrap_or(&Value::Null));
-                    }
-                }
-            }
-            let text = tera.render("block", &context)?;
-            serde_json::from_str(&text).map_err(|e| a.error(e))
-        };
-        match (self.kind, value) {
-            (BlockKind::Select | BlockKind::Reject, Value::Object(map)) => {
-                let keep = matches!(self.kind, BlockKind::Select);
-                let mut out = Map::new();
-                for (k, v) in map {
-                    if truthy(&call(&[Value::String(k.clone()), v.clone()])?) == keep {
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
-                Ok(Value::Object(out))
-            }
-            (kind, value) => {
-                let items = each_items(&a, value)?;
-                match kind {
-                    BlockKind::Map => items
-                        .iter()
-                        .map(|i| call(std::slice::from_ref(i)))
-                        .collect(),
-                    BlockKind::Select | BlockKind::Reject => {
-                        let keep = matches!(kind, BlockKind::Select);
-                        let mut out = vec![];
-                        for item in items {
-                            if truthy(&call(std::slice::from_ref(&item))?) == keep {
-                                out.push(item);
-                            }
-                        }
-                        Ok(Value::Array(out))
-                    }
-                    BlockKind::SortBy => {
-                        let keyed = items
-                            .into_iter()
-                            .map(|item| Ok((call(std::slice::from_ref(&item))?, item)))
-                            .collect::<tera::Result<Vec<_>>>()?;
-                        sorted(&a, keyed).map(Value::Array)
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
