@@ -4,10 +4,10 @@
 //! what reconfig.rb rendered. What cannot be converted is reported, one line per tag, and
 //! left in Ruby (reconfig then refuses the template rather than render it differently).
 //!
-//! The parts, each with one job: [`erubis`] finds the tags as Erubis did, [`lexer`] and
-//! [`parser`] read their Ruby into [`ast`], [`emit`] writes Tera ([`tera`] expressions,
-//! [`regex`] patterns), guided by the Ruby classes [`types`] knows, and [`convert`] puts one
-//! template back together.
+//! The parts, each with one job: `erubis` finds the tags as Erubis did, `lexer` and
+//! `parser` read their Ruby into `ast`, `emit` writes Tera (`tera` expressions, `regex`
+//! patterns), guided by the Ruby classes `types` knows, and `convert` puts one template back
+//! together.
 
 mod ast;
 mod convert;
