@@ -28,7 +28,8 @@ mod service;
 mod template;
 
 pub use cli::{
-    completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, RunArgs,
+    completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, MigrateArgs,
+    RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};
@@ -36,5 +37,6 @@ pub use dispense::{run as run_dispense, DispenseError};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
 pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot};
 pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
+pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, Template, TemplateError};

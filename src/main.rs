@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal};
+use reconfig::{Cli, Command, Exit, Fatal, MigrateArgs, MigrateError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,6 +15,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
         Some(Command::Man) => print(&reconfig::man()),
+        Some(Command::Migrate(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(migrate(args))
+        }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
             report(runtime(false).block_on(reconfig::run_dispense(args)))
@@ -29,6 +33,22 @@ fn main() -> ExitCode {
         }
     };
     ended.into()
+}
+
+/// `reconfig migrate`: one line per problem on stdout, the summary last; 0 when every
+/// template converted, 1 when any needs a person.
+fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
+    let out = args.out.as_deref().filter(|_| !args.in_place);
+    let report = reconfig::migrate(&args.cfgdir, out)?;
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    println!("{}", report.summary());
+    Ok(if report.is_clean() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 /// How a mode ended; a failure that ended it is logged, once.

@@ -44,6 +44,9 @@ pub enum Command {
     },
     /// Print reconfig's manual page (roff) to stdout.
     Man,
+    /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
+    /// the Ruby in each template's tags becomes Tera with the same output.
+    Migrate(MigrateArgs),
 }
 
 /// Flags of the main job (reconfig.rb-compatible).
@@ -160,6 +163,27 @@ pub struct RenderArgs {
     /// Where the entries are
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+/// Flags of `reconfig migrate`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "in_place"])))]
+pub struct MigrateArgs {
+    /// reconfig.rb's config directory, holding conf.d/ and templates/
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "cfg-dir",
+        default_value = "/etc/reconfig",
+        value_name = "DIR"
+    )]
+    pub cfgdir: PathBuf,
+    /// Write the converted configuration (conf.d/ and templates/) under this directory
+    #[arg(long, value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    /// Convert the templates where they are, keeping each original as NAME.orig
+    #[arg(long)]
+    pub in_place: bool,
 }
 
 /// `reconfig completions SHELL`: the completion script, generated from these definitions.
@@ -284,6 +308,28 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["reconfig", "man"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Man)));
+    }
+
+    #[test]
+    fn migrate_takes_out_or_in_place() {
+        let cli = Cli::try_parse_from(["reconfig", "migrate", "--cfgdir", "/rb", "--out", "/new"])
+            .unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(args.out, Some(PathBuf::from("/new")));
+        assert!(!args.in_place);
+        let cli = Cli::try_parse_from(["reconfig", "migrate", "--in-place"]).unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(args.cfgdir, PathBuf::from("/etc/reconfig"));
+        for argv in [
+            &["reconfig", "migrate"][..],
+            &["reconfig", "migrate", "--out", "o", "--in-place"],
+        ] {
+            assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+        }
     }
 
     #[test]

@@ -79,6 +79,21 @@ impl TemplateError {
         }
     }
 
+    /// The same syntax error, saying that the template looks like reconfig.rb's Ruby and
+    /// that `reconfig migrate` converts it.
+    pub(super) fn pointing_to_migrate(self) -> TemplateError {
+        match self {
+            TemplateError::Syntax { at, reason } => TemplateError::Syntax {
+                at,
+                reason: format!(
+                    "{reason} (this looks like reconfig.rb's Ruby: convert the configuration \
+                     with `reconfig migrate`)"
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// A render error from Tera, at the line the render had reached; `rendered` is the
     /// name Tera knew the template by, which its messages repeat.
     pub(super) fn render(

@@ -260,11 +260,13 @@ impl Writer {
         let parts = Body::split(body);
         let Body { lead, inner, trail } = parts;
         match parts.elif_condition() {
+            // No parentheses around the condition: Tera 1 drops the `not` of a lone
+            // `(not x)`; and `or` binds looser than anything in the condition anyway.
             Some(condition) => {
                 self.source
-                    .push_str(&format!("{{%{lead} elif ({condition}){trail}%}}"));
+                    .push_str(&format!("{{%{lead} elif{condition}{trail}%}}"));
                 self.marked.push_str(&format!(
-                    "{{%{lead} elif {LINE_IF_FN}(n={line}) or ({condition}){trail}%}}"
+                    "{{%{lead} elif {LINE_IF_FN}(n={line}) or{condition}{trail}%}}"
                 ));
             }
             None => {
@@ -348,12 +350,27 @@ mod tests {
         assert_eq!(
             tera("<% if a %>\n<% elif b %><% endif %>"),
             (
-                "{% if a %}{#\n#}{% elif ( b )%}{% endif %}".into(),
-                "{{ __line(n=1) }}{% if a %}{#\n#}{% elif __line_if(n=2) or ( b )%}\
+                "{% if a %}{#\n#}{% elif b %}{% endif %}".into(),
+                "{{ __line(n=1) }}{% if a %}{#\n#}{% elif __line_if(n=2) or b %}\
                  {{ __line(n=2) }}{% endif %}"
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn elif_not_keeps_its_negation() {
+        use crate::etcd::Snapshot;
+        let text = "<% if false %>a<% elif not false %>b<% endif %>";
+        let t = crate::template::compile("t", text, &Pattern::default()).unwrap();
+        let data = serde_json::json!({});
+        let input = crate::template::RenderInput {
+            data: &data,
+            altdata: &data,
+            watched: "/",
+            snapshot: &std::sync::Arc::new(Snapshot::default()),
+        };
+        assert_eq!(t.render(&input).unwrap(), "b");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
 //! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
 //! parsed by a Tera instance of its own, with autoescape off, reconfig's filters (`filters`:
-//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`) and the confd-style
-//! functions (`functions`, over Go path semantics in `gopath`). Each render fills a context
+//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`; `ruby_compat` and
+//! `ruby_blocks`: Ruby's methods with Ruby's meaning, `rb_*`, for templates converted from
+//! reconfig.rb) and the confd-style functions (`functions`, over Go path semantics in
+//! `gopath`). Each render fills a context
 //! with `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
 
 mod args;
@@ -15,8 +17,11 @@ mod filters;
 mod functions;
 mod gopath;
 mod json;
+pub mod migrate;
 pub mod model;
 mod psych;
+mod ruby_blocks;
+mod ruby_compat;
 mod ruby_float;
 mod scope;
 mod yaml;
@@ -103,13 +108,43 @@ impl Template {
     }
 }
 
-/// Compiles template text; `name` is the file name errors use.
-pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
+/// A Tera instance with autoescape off and reconfig's filters and functions, Ruby-compatible
+/// ones included; each template gets its own.
+fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     filters::register(&mut tera);
+    ruby_compat::register(&mut tera);
+    ruby_blocks::register(&mut tera, engine);
     functions::register(&mut tera);
     scope::register(&mut tera);
+    tera
+}
+
+/// Whether a template that Tera refused looks like reconfig.rb's Ruby: it reads
+/// `@reconfig[`, opens a block with `do |…|`, or has a tag holding only `end`.
+fn looks_like_ruby(text: &str, pattern: &Pattern) -> bool {
+    if text.contains("@reconfig[") {
+        return true;
+    }
+    let mut rest = text;
+    while let Some(start) = rest.find(&pattern.open) {
+        let body = &rest[start + pattern.open.len()..];
+        let Some(end) = body.find(&pattern.close) else {
+            break;
+        };
+        let code = body[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        if code == "end" || code.contains(" do |") || code.ends_with(" do") {
+            return true;
+        }
+        rest = &body[end + pattern.close.len()..];
+    }
+    false
+}
+
+/// Compiles template text; `name` is the file name errors use.
+pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
+    let mut tera = engine();
     let mut sources = vec![];
     let (marked, needs_reconfig) = if pattern.is_plain_tera() {
         sources.push((name.to_string(), text.to_string()));
@@ -122,8 +157,14 @@ pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, Te
         sources.push((marked.clone(), translation.marked));
         (Some(marked), translation.names_reconfig)
     };
-    tera.add_raw_templates(sources)
-        .map_err(|e| TemplateError::syntax(name, &e))?;
+    tera.add_raw_templates(sources).map_err(|e| {
+        let error = TemplateError::syntax(name, &e);
+        if looks_like_ruby(text, pattern) {
+            error.pointing_to_migrate()
+        } else {
+            error
+        }
+    })?;
     Ok(Template {
         name: name.to_string(),
         tera,

@@ -8,6 +8,7 @@ mod daemon;
 mod dispense;
 mod etcd_util;
 mod faults;
+mod migrate;
 mod nginx_e2e;
 mod onetime;
 mod ops;
