@@ -1,4 +1,4 @@
-//! The unified diff `--notreally` prints instead of writing (SPEC section 5, step 3).
+//! The unified diff `--notreally` prints instead of writing.
 
 use std::path::Path;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tracing::error;
 
-use super::{load_jobs, own_snapshot, render, LoadError};
+use super::step::{load_jobs, own_snapshot, render, LoadError};
 use crate::cli::{Exit, Fatal, RenderArgs};
 use crate::etcd::Snapshot;
 

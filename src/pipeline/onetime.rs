@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::error;
 
-use super::{load_jobs, log_failure, own_snapshot, remove_leftovers, step, Job, LoadError};
+use super::step::{load_jobs, log_failure, own_snapshot, remove_leftovers, step, Job, LoadError};
 use crate::apply::ApplyOptions;
 use crate::cli::{Exit, Fatal, RunArgs};
 use crate::etcd::{retry_within, Etcd, EtcdError};

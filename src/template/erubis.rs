@@ -1,5 +1,5 @@
 //! Erubis-style templates (`<%= expr %>`, `<% stmt %>`, `<%# comment %>`, `<%% literal %>`,
-//! any `OPEN CLOSE` pattern) translated to Tera source (SPEC section 4).
+//! any `OPEN CLOSE` pattern) translated to Tera source.
 //!
 //! Three properties make the translation safe to hand to Tera:
 //!

@@ -7,7 +7,8 @@ use serde_json::Value;
 use tera::Tera;
 
 use super::args::Args;
-use super::{gopath, json, yaml};
+use super::confd::gopath;
+use super::ruby::{json, yaml};
 
 type Filter = fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>;
 

@@ -2,29 +2,23 @@
 //! Erubis-style delimiters over Tera.
 //!
 //! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
-//! Tera (module `erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is
-//! parsed by a Tera instance of its own, with autoescape off, reconfig's filters (`filters`:
-//! Ruby-compatible `to_json`/`to_yaml` from `json`, `yaml`, `psych`; `ruby_compat` and
-//! `ruby_blocks`: Ruby's methods with Ruby's meaning, `rb_*`, for templates converted from
-//! reconfig.rb) and the confd-style functions (`functions`, over Go path semantics in
-//! `gopath`). Each render fills a context
-//! with `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
+//! Tera (`erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is parsed by
+//! a Tera instance of its own, with autoescape off, reconfig's filters (`filters`), Ruby's
+//! output and methods with Ruby's meaning (`ruby`: `to_json`/`to_yaml` byte for byte as
+//! reconfig.rb printed them, the `rb_*` filters of templates converted from reconfig.rb)
+//! and confd's functions (`confd`, over Go path semantics). Each render fills a context with
+//! `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
+//! `migrate` converts reconfig.rb's Ruby templates into this language.
 
 mod args;
+mod confd;
 mod error;
 mod erubis;
 mod filters;
-mod functions;
-mod gopath;
-mod json;
 pub mod migrate;
 pub mod model;
-mod psych;
-mod ruby_blocks;
-mod ruby_compat;
-mod ruby_float;
+mod ruby;
 mod scope;
-mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -114,9 +108,8 @@ fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     filters::register(&mut tera);
-    ruby_compat::register(&mut tera);
-    ruby_blocks::register(&mut tera, engine);
-    functions::register(&mut tera);
+    ruby::register(&mut tera, engine);
+    confd::register(&mut tera);
     scope::register(&mut tera);
     tera
 }

@@ -25,7 +25,7 @@ end
 
 HERE = File.expand_path(__dir__)
 ROOT = File.expand_path('../..', HERE)
-SAMPLES = ENV.fetch('RECONFIG_RB_SAMPLES', '/work/shared/reconfig-rb-samples')
+SAMPLES = ENV.fetch('RECONFIG_RB_SAMPLES') { abort 'set RECONFIG_RB_SAMPLES to the directory of the reconfig.rb samples (conf.d/, templates/)' }
 
 # Erubis puts literal text in single-quoted Ruby source, and Ruby's parser then drops the \r
 # of each \r\n in it. reconfig keeps literal text byte for byte (CRLF included), so literal
@@ -80,7 +80,7 @@ load_json(File.join(HERE, 'yaml/cases.json')).each do |name, value|
   write(File.join(HERE, 'yaml', "#{name}.yaml"), value.to_yaml)
 end
 
-# The reconfig.rb samples, with reconfig.rb's data model (SPEC section 3): `data` is the tree
+# The reconfig.rb samples, with reconfig.rb's data model: `data` is the tree
 # under the key when recursive, else {key => value}; `altdata` maps each altkey name to the
 # tree under its key.
 snapshot = JSON.parse(File.read(File.join(ROOT, 'cfgtest/snapshot.json')))

@@ -1,4 +1,4 @@
-//! Golden tests of the template layer (SPEC section 4).
+//! Golden tests of the template layer.
 //!
 //! Expected outputs under `tests/golden/` were produced by Ruby (Erubis, json < 2.8, Psych)
 //! with `tests/golden/generate.rb` and are committed; see `tests/golden/README.md`. Each

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Replica;
+use super::replica::Replica;
 use crate::etcd::client::Etcd;
 use crate::etcd::snapshot::Snapshot;
 

@@ -9,7 +9,9 @@ use etcd_client::proto::PbEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Range, Replica, SessionError, Sink, Wake, WatchLoop};
+use super::follow::Wake;
+use super::replica::Replica;
+use super::stream::{Range, SessionError, Sink, WatchLoop};
 use crate::etcd::client::Etcd;
 use crate::etcd::error::EtcdError;
 

@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
+use super::float::ruby_float;
 use super::psych::{string_scalar, StringScalar, Style};
-use super::ruby_float::ruby_float;
 
 /// libyaml's default preferred line width.
 const BEST_WIDTH: usize = 80;

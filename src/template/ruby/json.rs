@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::ruby_float::ruby_float;
+use super::float::ruby_float;
 
 /// Compact JSON, as Ruby's `obj.to_json` / `JSON.generate(obj)` prints it.
 pub fn generate(value: &Value) -> String {

@@ -2,15 +2,17 @@
 //! `gets`, `ls`, `lsdir`, `exists`) and confd's helpers (`base`, `dir`, `split`, `join`,
 //! `getenv`, `hostname`). Keys are full etcd keys, as they appear in `data`.
 
+pub mod gopath;
+
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 use tera::Tera;
 
 use super::args::Args;
-use super::gopath::{self, Glob};
 use super::scope;
 use crate::etcd::{dir_prefix, Snapshot};
+use gopath::Glob;
 
 type Call = fn(&HashMap<String, Value>) -> tera::Result<Value>;
 

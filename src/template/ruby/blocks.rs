@@ -9,8 +9,8 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 use tera::{Context, Tera};
 
-use super::args::Args;
-use super::ruby_compat::{each_items, param, sorted, truthy};
+use super::compat::{each_items, param, sorted, truthy};
+use crate::template::args::Args;
 
 /// The filters, by the name templates use.
 const BLOCK_FILTERS: &[(&str, BlockKind)] = &[

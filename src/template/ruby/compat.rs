@@ -17,8 +17,8 @@ use regex::Regex;
 use serde_json::{Number, Value};
 use tera::Tera;
 
-use super::args::Args;
-use super::ruby_float::ruby_float;
+use super::float::ruby_float;
+use crate::template::args::Args;
 
 type Filter = fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>;
 

@@ -1,0 +1,261 @@
+//! One entry's step along the data path — the keys read at one revision, the template
+//! rendered, the target applied — and the entries as jobs ready for it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{debug, error, info, warn};
+
+use crate::apply::{self, apply, ApplyError, ApplyOptions, Outcome};
+use crate::config::{self, ConfigError, Entry, Pattern};
+use crate::etcd::Snapshot;
+use crate::service::{FailureKind, Pass};
+use crate::template::model::{self, ModelError};
+use crate::template::{RenderInput, Template, TemplateError};
+
+/// An entry with its compiled template: what the pipeline works on.
+pub struct Job {
+    /// The validated conf.d entry.
+    pub entry: Entry,
+    /// Its template, compiled once (and shared by entries using the same file and pattern).
+    pub template: Arc<Template>,
+}
+
+/// Why one entry's pass failed. The entry id is added where it is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The data model could not be built (missing key, binary value).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The template failed.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// Writing, checking or reloading failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Valid jobs of a config directory, and how many entries were refused (already logged).
+pub struct Jobs {
+    /// Entries ready to run.
+    pub jobs: Vec<Job>,
+    /// Entries refused, each reported on one line.
+    pub refused: usize,
+}
+
+/// Why no entry can run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The config directory is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Every entry was refused (each already logged), or there is none.
+    #[error("no valid entry in {}; nothing to do", .0.display())]
+    NoEntry(PathBuf),
+}
+
+/// Loads `conf.d`, compiles every template, and logs one line per refused entry.
+/// Entries that use the same template file with the same pattern share one compiled
+/// template: 500 entries on one template cost one compilation and one copy in memory.
+pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
+    let loaded = config::load(cfgdir, prefix)?;
+    let mut refused = loaded.problems.len();
+    for problem in &loaded.problems {
+        error!("{problem}; entry skipped");
+    }
+    let mut compiled: HashMap<(PathBuf, Pattern), Result<Arc<Template>, Arc<TemplateError>>> =
+        HashMap::new();
+    let mut jobs = Vec::with_capacity(loaded.entries.len());
+    for entry in loaded.entries {
+        let template = compiled
+            .entry((entry.template.clone(), entry.pattern.clone()))
+            .or_insert_with(|| {
+                Template::load(&entry.template, &entry.pattern)
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            });
+        match template {
+            Ok(template) => jobs.push(Job {
+                template: template.clone(),
+                entry,
+            }),
+            Err(e) => {
+                refused += 1;
+                error!("{}: {e}; entry skipped", entry.file.display());
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return Err(LoadError::NoEntry(cfgdir.join("conf.d")));
+    }
+    Ok(Jobs { jobs, refused })
+}
+
+/// Renders one entry from its own snapshot (its key's and altkeys' trees, see
+/// [`own_snapshot`]).
+pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
+    let data = model::data(own, &job.entry.key, job.entry.recursive)?;
+    if data.as_object().is_some_and(|tree| tree.is_empty()) {
+        // An emptied tree is a state to show (every backend gone), but rarely the wish.
+        warn!(
+            entry = %job.entry.id,
+            "nothing under {} in etcd: rendering with empty data",
+            job.entry.key
+        );
+    }
+    let altdata = model::altdata(own, &job.entry.altkeys)?;
+    let input = RenderInput {
+        data: &data,
+        altdata: &altdata,
+        watched: &job.entry.key,
+        snapshot: own,
+    };
+    Ok(job.template.render(&input)?)
+}
+
+/// What one entry may see of a read shared by several entries: its own trees only, so a
+/// render never depends on what else happened to be read with it.
+pub fn own_snapshot(job: &Job, shared: &Snapshot) -> Arc<Snapshot> {
+    Arc::new(shared.subset(job.entry.read_keys()))
+}
+
+/// The step: renders and applies one entry from its own snapshot, logging what changed; a
+/// preview diff goes to stdout.
+pub async fn step(
+    job: &Job,
+    own: &Arc<Snapshot>,
+    options: &ApplyOptions,
+) -> Result<Outcome, StepError> {
+    let text = render(job, own)?;
+    let outcome = apply(&job.entry, text.as_bytes(), options).await?;
+    match &outcome {
+        Outcome::Unchanged => debug!(
+            entry = %job.entry.id,
+            "target unchanged (revision {})",
+            own.revision()
+        ),
+        Outcome::Changed => info!(
+            entry = %job.entry.id,
+            "updated {} (revision {})",
+            job.entry.target.display(),
+            own.revision()
+        ),
+        Outcome::Adjusted { change } => info!(
+            entry = %job.entry.id,
+            "{}: {change} (content unchanged, no reload; revision {})",
+            job.entry.target.display(),
+            own.revision()
+        ),
+        Outcome::Preview { diff } => print!("{diff}"),
+    }
+    Ok(outcome)
+}
+
+/// Removes the staged files a killed run left beside the targets of `jobs`, each logged;
+/// `--notreally` touches nothing.
+pub fn remove_leftovers(jobs: &[Job], options: &ApplyOptions) {
+    if options.notreally {
+        return;
+    }
+    for job in jobs {
+        apply::remove_leftovers(&job.entry);
+    }
+}
+
+/// Logs an entry's failure on one line; a missing key is a warning (reconfig.rb).
+pub fn log_failure(entry: &Entry, err: &StepError) {
+    match err {
+        StepError::Model(ModelError::Missing(_)) => {
+            warn!(entry = %entry.id, "{err}; {} left untouched", entry.target.display())
+        }
+        _ => error!(entry = %entry.id, "{err}"),
+    }
+}
+
+/// What a step's result counts as in the process's health registry.
+pub fn pass_of(entry: &Entry, result: &Result<Outcome, StepError>) -> Pass {
+    let error = match result {
+        Ok(Outcome::Changed) => {
+            let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
+            return Pass::Changed { reloaded };
+        }
+        Ok(Outcome::Adjusted { .. }) => return Pass::Changed { reloaded: false },
+        Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
+        Err(error) => error,
+    };
+    let kind = match error {
+        StepError::Model(_) | StepError::Template(_) => FailureKind::Render,
+        StepError::Apply(apply) => match apply {
+            ApplyError::Check { .. }
+            | ApplyError::CheckAfterSwap { .. }
+            | ApplyError::Rollback { .. } => FailureKind::Check,
+            ApplyError::Reload { .. } => FailureKind::Reload,
+            ApplyError::TargetDir { .. }
+            | ApplyError::Read { .. }
+            | ApplyError::UnsafeLink { .. }
+            | ApplyError::NotAFile { .. }
+            | ApplyError::Chown { .. }
+            | ApplyError::Chmod { .. }
+            | ApplyError::Id { .. }
+            | ApplyError::Stage { .. }
+            | ApplyError::Swap { .. } => FailureKind::Write,
+        },
+    };
+    Pass::Failed {
+        kind,
+        message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::apply::command::CommandError;
+
+    #[test]
+    fn results_are_classified_by_what_failed() {
+        let mut entry = Entry::for_test(Path::new("/etc/x.conf"));
+        let changed = Ok(Outcome::Changed);
+        assert_eq!(pass_of(&entry, &changed), Pass::Changed { reloaded: false });
+        entry.reloadcmd = Some("true".into());
+        assert_eq!(pass_of(&entry, &changed), Pass::Changed { reloaded: true });
+        let preview = Ok(Outcome::Preview {
+            diff: "-a\n+b\n".into(),
+        });
+        assert_eq!(pass_of(&entry, &preview), Pass::Unchanged);
+
+        let target = PathBuf::from("/etc/x.conf");
+        let timed_out = || CommandError::TimedOut {
+            command: "slow".into(),
+            after: Duration::from_secs(1),
+        };
+        let kind = |error: StepError| match pass_of(&entry, &Err(error)) {
+            Pass::Failed { kind, message } => {
+                assert!(!message.is_empty());
+                kind
+            }
+            other => panic!("{other:?}"),
+        };
+        let missing = ModelError::Missing("/k".into());
+        assert_eq!(kind(StepError::Model(missing)), FailureKind::Render);
+        let check = ApplyError::Check {
+            target: target.clone(),
+            source: timed_out(),
+        };
+        assert_eq!(kind(StepError::Apply(check)), FailureKind::Check);
+        let reload = ApplyError::Reload {
+            target: target.clone(),
+            source: timed_out(),
+        };
+        assert_eq!(kind(StepError::Apply(reload)), FailureKind::Reload);
+        let swap = ApplyError::Swap {
+            target,
+            source: std::io::Error::other("read-only file system"),
+        };
+        assert_eq!(kind(StepError::Apply(swap)), FailureKind::Write);
+    }
+}
