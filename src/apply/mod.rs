@@ -75,7 +75,8 @@ pub enum Outcome {
         /// The diff text, ready to print.
         diff: String,
     },
-    /// The target was replaced, checked and (if configured) the service reloaded.
+    /// The target was replaced and checked; the service is still to be reloaded
+    /// ([`reload`]).
     Changed,
     /// The content was right but the mode, owner or group was not: fixed in place, no reload.
     Adjusted {
@@ -84,8 +85,8 @@ pub enum Outcome {
     },
 }
 
-/// Brings `entry.target` up to date with `new`, running the entry's check and reload
-/// commands; see the module documentation for the steps.
+/// Brings `entry.target` up to date with `new`, running the entry's check command; see the
+/// module documentation for the steps. The reload is the caller's ([`reload`]).
 pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Outcome, ApplyError> {
     let target = &entry.target;
     let path = real_path(target)?;
@@ -179,20 +180,27 @@ pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Out
         }
     }
 
-    if let Some(cmd) = &entry.reloadcmd {
-        let delay = splay_delay(entry.splay);
-        if !delay.is_zero() {
-            tracing::debug!(entry = %entry.id, "waiting {delay:?} (splay) before reloading");
-            tokio::time::sleep(delay).await;
-        }
-        command::run(entry, cmd, entry.reload_timeout)
-            .await
-            .map_err(|source| ApplyError::Reload {
-                target: target.clone(),
-                source,
-            })?;
-    }
     Ok(Outcome::Changed)
+}
+
+/// Reloads the entry's service after its target changed: `reloadcmd`, after a random
+/// `splay`. Kept apart from [`apply`] so that files follow etcd at once while reloads are
+/// paced by whoever calls this.
+pub async fn reload(entry: &Entry) -> Result<(), ApplyError> {
+    let Some(cmd) = &entry.reloadcmd else {
+        return Ok(());
+    };
+    let delay = splay_delay(entry.splay);
+    if !delay.is_zero() {
+        tracing::debug!(entry = %entry.id, "waiting {delay:?} (splay) before reloading");
+        tokio::time::sleep(delay).await;
+    }
+    command::run(entry, cmd, entry.reload_timeout)
+        .await
+        .map_err(|source| ApplyError::Reload {
+            target: entry.target.clone(),
+            source,
+        })
 }
 
 /// Removes the staged files that a killed run left beside `entry`'s target (and beside the

@@ -60,8 +60,26 @@ impl Fixture {
     }
 }
 
+/// What `--onetime` does: apply, then reload when the target changed.
 async fn apply_for_real(entry: &Entry, new: &str) -> Result<Outcome, ApplyError> {
-    apply(entry, new.as_bytes(), &ApplyOptions::default()).await
+    let outcome = apply(entry, new.as_bytes(), &ApplyOptions::default()).await?;
+    if outcome == Outcome::Changed {
+        reload(entry).await?;
+    }
+    Ok(outcome)
+}
+
+#[tokio::test]
+async fn apply_swaps_and_checks_but_leaves_the_reload_to_the_caller() {
+    let fx = Fixture::new();
+    let mut e = Entry::for_test(&fx.target);
+    e.reloadcmd = Some(fx.touch_marker());
+    let outcome = apply(&e, b"new\n", &ApplyOptions::default()).await.unwrap();
+    assert_eq!(outcome, Outcome::Changed);
+    assert_eq!(fx.content(), "new\n");
+    assert!(!fx.marker.exists(), "apply reloaded");
+    reload(&e).await.unwrap();
+    assert!(fx.marker.exists(), "reload did not run");
 }
 
 /// Asserts the error's message is one line holding every part.

@@ -70,6 +70,11 @@ pub struct RunArgs {
     /// Quiet time to wait for after a change before rendering (all entries)
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub debounce: Option<Duration>,
+    /// Least time between two reloads of an entry's service (entries may set their own
+    /// reload_interval): the first reload after a quiet time runs at once, changes inside
+    /// the interval fold into one reload at its end; 0 turns this off
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub reload_interval: Duration,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,

@@ -56,6 +56,9 @@ pub struct Entry {
     pub splay: Duration,
     /// Quiet time to wait for after a change before rendering (daemon mode).
     pub debounce: Option<Duration>,
+    /// Least time between two reloads of this entry's service (the daemon's
+    /// `--reload-interval` when unset).
+    pub reload_interval: Option<Duration>,
     /// Time limit for `checkcmd`.
     pub check_timeout: Duration,
     /// Time limit for `reloadcmd`.
@@ -214,6 +217,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "group",
     "splay",
     "debounce",
+    "reload_interval",
     "check_timeout",
     "reload_timeout",
     "watchaltkeys",
@@ -299,6 +303,7 @@ pub fn parse_entry(
         group: fields.optional_str("group")?.map(str::to_string),
         splay: fields.duration("splay")?.unwrap_or(Duration::ZERO),
         debounce: fields.duration("debounce")?,
+        reload_interval: fields.duration("reload_interval")?,
         check_timeout: fields
             .duration("check_timeout")?
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
@@ -393,6 +398,7 @@ impl Entry {
             group: None,
             splay: Duration::ZERO,
             debounce: None,
+            reload_interval: None,
             check_timeout: DEFAULT_COMMAND_TIMEOUT,
             reload_timeout: DEFAULT_COMMAND_TIMEOUT,
             watchaltkeys: false,

@@ -11,9 +11,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use super::reload::{reload, Pending, ReloadTask};
 use super::worker::Worker;
 use crate::apply::ApplyOptions;
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
@@ -24,10 +26,15 @@ use crate::service::{Reloader, Status};
 /// What every generation shares.
 #[derive(Clone)]
 pub struct Settings {
+    /// The process's connection.
     pub etcd: Etcd,
+    /// Write or preview.
     pub options: ApplyOptions,
+    /// `--debounce`, for entries without their own.
     pub debounce: Option<Duration>,
-    /// Where workers send their entries' `reloadsignal`.
+    /// `--reload-interval`, for entries without their own.
+    pub reload_interval: Duration,
+    /// Where entries' `reloadsignal` goes.
     pub reloader: Reloader,
     /// Notified by each generation once its first sync of every entry is done.
     pub synced: Arc<Notify>,
@@ -65,6 +72,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         etcd,
         options,
         debounce,
+        reload_interval,
         reloader,
         synced,
         status,
@@ -80,8 +88,11 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     drop(keys);
     let mut watched: BTreeMap<String, Watched> = BTreeMap::new();
     let mut workers = Vec::with_capacity(jobs.len());
+    let mut reloads = JoinSet::new();
+    let flush = CancellationToken::new();
     let entries = jobs.len();
     for job in jobs {
+        let job = Arc::new(job);
         let wake = Arc::new(Wake::default());
         let watched_keys: Vec<&str> = if job.entry.watchaltkeys {
             job.entry.read_keys().collect()
@@ -104,25 +115,48 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
             .altkeys
             .is_empty()
             .then(|| watched[&job.entry.key].replica.clone());
+        let reload = (job.entry.reloadcmd.is_some() || job.entry.reloadsignal.is_some())
+            .then(|| Arc::new(Pending::default()));
         let worker = Worker {
             replica,
             debounce: job.entry.debounce.or(debounce),
-            job: Arc::new(job),
+            job,
             etcd: etcd.clone(),
             wake,
             options: options.clone(),
             cancel: cancel.clone(),
-            reloader: reloader.clone(),
+            reload,
             status: status.clone(),
         };
         workers.push(worker);
     }
-    join_all(
-        workers
-            .iter()
-            .map(|w| async { w.sync(&own_snapshot(&w.job, &snapshot)).await }),
-    )
-    .await;
+    // The first sync reloads what changed before anyone is told: a child started then
+    // finds the services it depends on reloaded, and gets none of these signals.
+    let first = workers.iter().map(|w| async {
+        if w.sync(&own_snapshot(&w.job, &snapshot)).await {
+            let at = Instant::now();
+            reload(&w.job, &reloader, &status).await;
+            Some(at)
+        } else {
+            None
+        }
+    });
+    let reloaded = join_all(first).await;
+    for (worker, last) in workers.iter().zip(reloaded) {
+        let Some(pending) = &worker.reload else {
+            continue;
+        };
+        let task = ReloadTask {
+            last,
+            job: worker.job.clone(),
+            pending: pending.clone(),
+            interval: worker.job.entry.reload_interval.unwrap_or(reload_interval),
+            child: reloader.clone(),
+            status: status.clone(),
+            flush: flush.clone(),
+        };
+        reloads.spawn(task.run());
+    }
     synced.notify_one();
     let revision = snapshot.revision();
     drop(snapshot);
@@ -140,4 +174,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     let watched = watched.into_values().collect();
     subscriptions(etcd, watched, revision + 1, cancel, health).await;
     while tasks.join_next().await.is_some() {}
+    // Every worker is done: no reload can be asked for any more; the waiting ones run now.
+    flush.cancel();
+    while reloads.join_next().await.is_some() {}
 }

@@ -3,7 +3,8 @@
 //! signals, configuration reloads and shutdown.
 //!
 //! The running configuration is a [`Generation`]: the entries' workers and the watch over
-//! their keys. SIGHUP, or a template file changing on disk, loads `conf.d` and the
+//! their keys, and the entries' reload tasks (reloads follow files, paced by the reload
+//! interval). SIGHUP, or a template file changing on disk, loads `conf.d` and the
 //! templates afresh and swaps generations. SIGTERM/SIGINT stop the generation (writes in
 //! flight finish) and exit 0. SIGUSR1 toggles debug logging.
 //!
@@ -15,6 +16,7 @@
 //! every entry, and stopping on the way out.
 
 mod generation;
+mod reload;
 mod templates;
 mod worker;
 
@@ -99,6 +101,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
         etcd,
         options: ApplyOptions::new(args.notreally),
         debounce: args.debounce,
+        reload_interval: args.reload_interval,
         reloader,
         synced: Arc::new(Notify::new()),
         status: service.status.clone(),

@@ -2,18 +2,19 @@
 //! coalesced by revision, debounce, reads retried while etcd is away) and takes the
 //! pipeline's step for each new snapshot. Renders and commands are not interrupted by
 //! shutdown: the worker stops only between steps. A step that changed its target asks the
-//! supervised child for the entry's `reloadsignal`.
+//! entry's reload task for a reload ([`super::reload`]) and goes on with the next change.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::reload::Pending;
 use crate::apply::{ApplyOptions, Outcome};
 use crate::etcd::watch::{Follow, Replica, Wake};
 use crate::etcd::{Etcd, Snapshot};
 use crate::pipeline::{log_failure, pass_of, step, Job};
-use crate::service::{Reloader, Status};
+use crate::service::Status;
 
 /// One entry's worker and everything it needs besides its job.
 pub struct Worker {
@@ -32,29 +33,27 @@ pub struct Worker {
     pub debounce: Option<Duration>,
     /// Stops the worker between steps (never during a write).
     pub cancel: CancellationToken,
-    /// Where the entry's `reloadsignal` goes after its target changed.
-    pub reloader: Reloader,
+    /// Where a reload is asked for after the target changed (None: the entry has no
+    /// `reloadcmd` and no `reloadsignal`).
+    pub reload: Option<Arc<Pending>>,
     /// Where the outcome of every step is recorded for monitoring.
     pub status: Arc<Status>,
 }
 
 impl Worker {
-    /// Takes the step from `snapshot`; a changed target asks the supervised child for
-    /// the entry's `reloadsignal`; the outcome goes to the status registry. The daemon
-    /// calls it with the start-up snapshot, [`Self::run`] with every later one.
-    pub async fn sync(&self, snapshot: &Arc<Snapshot>) {
+    /// Takes the step from `snapshot`, recording the outcome in the status registry;
+    /// whether the target changed and has a reload to follow.
+    pub async fn sync(&self, snapshot: &Arc<Snapshot>) -> bool {
         let result = step(&self.job, snapshot, &self.options).await;
-        let pass = pass_of(&self.job.entry, &result);
         self.status
-            .record(&self.job.entry.id, snapshot.revision(), pass);
+            .record(&self.job.entry.id, snapshot.revision(), pass_of(&result));
         match result {
-            Ok(Outcome::Changed) => {
-                if let Some(signal) = self.job.entry.reloadsignal {
-                    self.reloader.send(signal);
-                }
+            Ok(Outcome::Changed) => self.reload.is_some(),
+            Ok(Outcome::Unchanged | Outcome::Adjusted { .. } | Outcome::Preview { .. }) => false,
+            Err(e) => {
+                log_failure(&self.job.entry, &e);
+                false
             }
-            Ok(Outcome::Unchanged | Outcome::Adjusted { .. } | Outcome::Preview { .. }) => {}
-            Err(e) => log_failure(&self.job.entry, &e),
         }
     }
 
@@ -72,7 +71,11 @@ impl Worker {
             rendered = snapshot.revision();
             // Boxed: applying (commands, file I/O) needs a large future, which an idle
             // worker would otherwise carry all the time — 500 entries, megabytes.
-            Box::pin(self.sync(&snapshot)).await;
+            if Box::pin(self.sync(&snapshot)).await {
+                if let Some(reload) = &self.reload {
+                    reload.request();
+                }
+            }
         }
     }
 }

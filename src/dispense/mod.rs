@@ -100,7 +100,7 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     let mut mirror = Mirror::new(&prefix, Layout::new(args.target.clone(), perms));
     let (published, update) = publish(mirror, first.clone()).await;
     mirror = published;
-    status.record(&prefix, first.revision(), pass_of(&update, false));
+    status.record(&prefix, first.revision(), pass_of(&update));
     update?;
     let (mut supervisor, reloader) = Supervisor::new();
     supervisor.start(&args.command)?;
@@ -131,10 +131,11 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     ));
     let signal = args.signal;
     let updated = move |revision: i64, update: &Result<bool, LayoutError>| {
+        status.record(&prefix, revision, pass_of(update));
         if let (Ok(true), Some(signal)) = (update, signal) {
             reloader.send(signal);
+            status.record_reload(&prefix, Ok(()));
         }
-        status.record(&prefix, revision, pass_of(update, signal.is_some()));
     };
     let mirroring = tokio::spawn(follow(
         etcd,
@@ -210,11 +211,10 @@ async fn follow(
     }
 }
 
-/// A mirror update as the status registry counts it; `signals` when publishing signals
-/// the command.
-fn pass_of(update: &Result<bool, LayoutError>, signals: bool) -> Pass {
+/// A mirror update as the status registry counts it.
+fn pass_of(update: &Result<bool, LayoutError>) -> Pass {
     match update {
-        Ok(true) => Pass::Changed { reloaded: signals },
+        Ok(true) => Pass::Changed,
         Ok(false) => Pass::Unchanged,
         Err(e) => Pass::Failed {
             kind: FailureKind::Write,

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use tracing::error;
 
-use super::step::{load_jobs, log_failure, own_snapshot, remove_leftovers, step, Job, LoadError};
-use crate::apply::ApplyOptions;
+use super::step::{
+    load_jobs, log_failure, own_snapshot, remove_leftovers, step, Job, LoadError, StepError,
+};
+use crate::apply::{self, ApplyOptions, Outcome};
 use crate::cli::{Exit, Fatal, RunArgs};
+use crate::etcd::Snapshot;
 use crate::etcd::{retry_within, Etcd, EtcdError};
 
 /// Why `--onetime` could not run at all (entries that fail are counted, not errors).
@@ -44,6 +47,20 @@ pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
     })
 }
 
+/// The step, then the reload when the target changed: with one pass there is nothing to
+/// pace.
+async fn once(
+    job: &Job,
+    own: &Arc<Snapshot>,
+    options: &ApplyOptions,
+) -> Result<Outcome, StepError> {
+    let outcome = step(job, own, options).await?;
+    if outcome == Outcome::Changed {
+        apply::reload(&job.entry).await?;
+    }
+    Ok(outcome)
+}
+
 /// Reads every entry's keys at one revision and syncs each entry; returns the failures.
 /// When etcd's RBAC refuses some key, each entry reads on its own instead, so the
 /// entries the user may read still sync and the others fail naming their key.
@@ -61,7 +78,7 @@ async fn sync_all(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<u
             [_] => Arc::clone(&shared),
             _ => own_snapshot(job, &shared),
         };
-        if let Err(e) = step(job, &own, options).await {
+        if let Err(e) = once(job, &own, options).await {
             failed += 1;
             log_failure(&job.entry, &e);
         }
@@ -74,7 +91,7 @@ async fn sync_each(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<
     let mut failed = 0;
     for job in jobs {
         let synced = match etcd.snapshot(job.entry.read_keys()).await {
-            Ok(snapshot) => step(job, &Arc::new(snapshot), options)
+            Ok(snapshot) => once(job, &Arc::new(snapshot), options)
                 .await
                 .map_err(|e| log_failure(&job.entry, &e)),
             Err(e @ EtcdError::PermissionDenied { .. }) => {

@@ -174,13 +174,9 @@ pub fn log_failure(entry: &Entry, err: &StepError) {
 }
 
 /// What a step's result counts as in the process's health registry.
-pub fn pass_of(entry: &Entry, result: &Result<Outcome, StepError>) -> Pass {
+pub fn pass_of(result: &Result<Outcome, StepError>) -> Pass {
     let error = match result {
-        Ok(Outcome::Changed) => {
-            let reloaded = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
-            return Pass::Changed { reloaded };
-        }
-        Ok(Outcome::Adjusted { .. }) => return Pass::Changed { reloaded: false },
+        Ok(Outcome::Changed | Outcome::Adjusted { .. }) => return Pass::Changed,
         Ok(Outcome::Unchanged | Outcome::Preview { .. }) => return Pass::Unchanged,
         Err(error) => error,
     };
@@ -210,7 +206,6 @@ pub fn pass_of(entry: &Entry, result: &Result<Outcome, StepError>) -> Pass {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
@@ -218,22 +213,18 @@ mod tests {
 
     #[test]
     fn results_are_classified_by_what_failed() {
-        let mut entry = Entry::for_test(Path::new("/etc/x.conf"));
-        let changed = Ok(Outcome::Changed);
-        assert_eq!(pass_of(&entry, &changed), Pass::Changed { reloaded: false });
-        entry.reloadcmd = Some("true".into());
-        assert_eq!(pass_of(&entry, &changed), Pass::Changed { reloaded: true });
+        assert_eq!(pass_of(&Ok(Outcome::Changed)), Pass::Changed);
         let preview = Ok(Outcome::Preview {
             diff: "-a\n+b\n".into(),
         });
-        assert_eq!(pass_of(&entry, &preview), Pass::Unchanged);
+        assert_eq!(pass_of(&preview), Pass::Unchanged);
 
         let target = PathBuf::from("/etc/x.conf");
         let timed_out = || CommandError::TimedOut {
             command: "slow".into(),
             after: Duration::from_secs(1),
         };
-        let kind = |error: StepError| match pass_of(&entry, &Err(error)) {
+        let kind = |error: StepError| match pass_of(&Err(error)) {
             Pass::Failed { kind, message } => {
                 assert!(!message.is_empty());
                 kind

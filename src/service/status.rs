@@ -40,11 +40,8 @@ pub enum FailureKind {
 pub enum Pass {
     /// The target already held the rendered bytes (or `--notreally` previewed a change).
     Unchanged,
-    /// The target was replaced; `reloaded` when the service was asked to reload.
-    Changed {
-        /// Whether `reloadcmd` ran or `reloadsignal` was sent.
-        reloaded: bool,
-    },
+    /// The target was replaced (its reload is recorded on its own, [`Status::record_reload`]).
+    Changed,
     /// The pass failed; the target holds the last good content.
     Failed {
         /// What failed.
@@ -275,12 +272,7 @@ impl Status {
             .or_insert_with(EntryState::loaded);
         let (outcome, failure) = match pass {
             Pass::Unchanged => ("unchanged", None),
-            Pass::Changed { reloaded } => {
-                if reloaded {
-                    self.series.reloads.get_or_create(&label).inc();
-                }
-                ("changed", None)
-            }
+            Pass::Changed => ("changed", None),
             Pass::Failed { kind, message } => {
                 let failure = Failure {
                     when: now,
@@ -302,18 +294,49 @@ impl Status {
             return;
         };
         self.series.render_failures.get_or_create(&label).inc();
-        match failure.kind {
-            FailureKind::Check => {
-                self.series.check_failures.get_or_create(&label).inc();
-            }
-            FailureKind::Reload => {
-                self.series.reloads.get_or_create(&label).inc();
-                self.series.reload_failures.get_or_create(&label).inc();
-            }
-            FailureKind::Render | FailureKind::Write => {}
+        if failure.kind == FailureKind::Check {
+            self.series.check_failures.get_or_create(&label).inc();
         }
         entry.failing_since.get_or_insert(now);
         entry.last_error = Some(failure);
+    }
+
+    /// Records a reload of entry `id` (its `reloadcmd` run, its `reloadsignal` sent), or
+    /// why it failed: a failed reload makes the entry fail until a reload succeeds.
+    pub fn record_reload(&self, id: &str, result: Result<(), String>) {
+        let label = EntryLabel {
+            entry: id.to_string(),
+        };
+        self.series.reloads.get_or_create(&label).inc();
+        let now = Moment::now();
+        let mut state = self.state();
+        let entry = state
+            .entries
+            .entry(id.to_string())
+            .or_insert_with(EntryState::loaded);
+        match result {
+            Ok(()) => {
+                let by_reload = entry
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == FailureKind::Reload);
+                if by_reload && entry.failing_since.is_some() {
+                    entry.failing_since = None;
+                    self.series.entry_failing.get_or_create(&label).set(0);
+                }
+            }
+            Err(message) => {
+                self.series.reload_failures.get_or_create(&label).inc();
+                self.series.entry_failing.get_or_create(&label).set(1);
+                entry.last_outcome = Some("failed");
+                entry.failing_since.get_or_insert(now);
+                entry.last_error = Some(Failure {
+                    when: now,
+                    kind: FailureKind::Reload,
+                    message,
+                });
+            }
+        }
     }
 
     /// Records that etcd answers (connected at start-up).
@@ -481,10 +504,12 @@ mod tests {
     fn passes_are_counted_per_entry_and_kind() {
         let status = Status::new(Duration::from_secs(3600));
         status.set_entries(["a", "b"]);
-        status.record("a", 5, Pass::Changed { reloaded: true });
+        status.record("a", 5, Pass::Changed);
+        status.record_reload("a", Ok(()));
         status.record("a", 7, Pass::Unchanged);
         status.record("b", 6, failed(FailureKind::Check));
-        status.record("b", 6, failed(FailureKind::Reload));
+        status.record("b", 6, Pass::Changed);
+        status.record_reload("b", Err("reload command failed".into()));
         status.record("b", 6, failed(FailureKind::Render));
         let count = |name: &str, entry: &str| {
             sample(
@@ -498,7 +523,7 @@ mod tests {
         assert_eq!(count("render_failures", "a"), Some(0.0));
         assert_eq!(count("reload_failures", "a"), Some(0.0));
         assert_eq!(count("renders", "b"), Some(3.0));
-        assert_eq!(count("render_failures", "b"), Some(3.0));
+        assert_eq!(count("render_failures", "b"), Some(2.0));
         assert_eq!(count("check_failures", "b"), Some(1.0));
         assert_eq!(count("reloads", "b"), Some(1.0));
         assert_eq!(count("reload_failures", "b"), Some(1.0));

@@ -68,20 +68,33 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
+/// A command recording when it started and ended into `file`, lasting at least 50 ms.
+fn timed(file: &Path) -> String {
+    format!(
+        "s=$(date +%s%N); sleep 0.05; echo $s $(date +%s%N) >> {}",
+        file.display()
+    )
+}
+
 #[tokio::test]
-async fn a_burst_ends_in_the_final_state_after_few_renders() {
+async fn a_burst_ends_in_the_final_state_with_few_renders_and_reloads_paced_by_the_interval() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (json, target) = tree_entry(dir.path(), "b", "/b", "");
-    // Each reload records when it started and ended, and lasts at least RELOAD.
-    const RELOAD: Duration = Duration::from_millis(50);
+    // Renders take at least STEP (a check that waits); reloads are paced by INTERVAL.
+    const STEP: Duration = Duration::from_millis(50);
+    const INTERVAL: Duration = Duration::from_millis(300);
+    let checks = dir.path().join("b.checks");
+    let extra = format!(r#","checkcmd":"{}; : {{{{src}}}}""#, timed(&checks));
+    let (json, target) = tree_entry(dir.path(), "b", "/b", &extra);
     let json = json.replace(
         "echo x >>",
         "s=$(date +%s%N); sleep 0.05; echo $s $(date +%s%N) >>",
     );
     let cfg = cfgdir(dir.path(), &[("b", json)], &[("tree.tmpl", TREE_TMPL)]);
     etcd.put_all([("/b/k", "start")]).await;
-    let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
+    let mut args = daemon_args(&cfg, &etcd);
+    args.extend(["--reload-interval".into(), "300ms".into()]);
+    let daemon = Daemon::start(args, &dir.path().join("log"));
     wait_for_content(&target, "/b/k=start\n", LIMIT, || daemon.log()).await;
 
     let writes = 2000;
@@ -92,45 +105,141 @@ async fn a_burst_ends_in_the_final_state_after_few_renders() {
         client.put("/b/k", format!("v{i}"), None).await.unwrap();
     }
     let burst = started.elapsed();
-    let burst_end = now_ns();
     wait_for_content(&target, &format!("/b/k=v{writes}\n"), LIMIT, || {
         daemon.log()
     })
     .await;
     let landed = now_ns();
-    // The reload of the final render follows the file.
+    // The final file is reloaded: a reload starts after it landed.
     assert!(
-        eventually(LIMIT, || reload_spans(dir.path(), "b")
+        eventually(LIMIT, || spans(dir.path(), "b.reloads")
             .last()
-            .is_some_and(|&(start, _)| start > burst_end))
+            .is_some_and(|&(start, _)| start > landed))
         .await,
-        "no reload after the burst\n{}",
+        "the final file was never reloaded\n{}",
         daemon.log()
     );
-    let spans = reload_spans(dir.path(), "b");
-    for pair in spans.windows(2) {
+    for pair in spans(dir.path(), "b.reloads").windows(2) {
         assert!(pair[0].1 <= pair[1].0, "reloads overlap: {pair:?}");
     }
-    // Reloads are serial and each lasts at least RELOAD, so while the writes went on at most
-    // burst / RELOAD of them ran. Coalescing leaves no backlog: after the last write, the
-    // render in flight and a follow-up that sees the final state (one more if the watch was
-    // a reload behind), plus the start-up reload if it was still running.
-    let during = spans.iter().filter(|s| s.0 >= burst_start).count();
-    let bound = (burst.as_secs_f64() / RELOAD.as_secs_f64()) as usize + 4;
+    // As the daemon started them (its log has millisecond stamps).
+    let starts: Vec<u64> = daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("[b] reloading"))
+        .map(log_millis)
+        .collect();
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap + 1 >= INTERVAL.as_millis() as u64,
+            "two reloads {gap} ms apart, less than the interval\n{}",
+            daemon.log()
+        );
+    }
+    // Renders are serial and each lasts at least STEP, so while the writes went on at
+    // most burst / STEP of them ran. Coalescing leaves no backlog: after the last write,
+    // the render in flight and a follow-up that sees the final state (one more if the
+    // watch was a render behind), plus the start-up render if it was still checking.
+    let renders = spans(dir.path(), "b.checks");
+    let during = renders.iter().filter(|s| s.0 >= burst_start).count();
+    let bound = (burst.as_secs_f64() / STEP.as_secs_f64()) as usize + 4;
     assert!(
         during <= bound,
-        "{during} reloads for {writes} writes in {burst:?} (at most {bound}): not coalesced"
-    );
-    let after = spans.iter().filter(|s| s.0 > landed).count();
-    assert!(
-        after <= 1,
-        "{after} reloads started after the final file landed"
+        "{during} renders for {writes} writes in {burst:?} (at most {bound}): not coalesced"
     );
 }
 
-/// (start, end) of each reload, in nanoseconds, as recorded by the reload command.
-fn reload_spans(root: &Path, name: &str) -> Vec<(u128, u128)> {
-    std::fs::read_to_string(root.join(format!("{name}.reloads")))
+#[tokio::test]
+async fn a_file_does_not_wait_for_the_reload_of_the_change_before_it() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let (json, target) = tree_entry(dir.path(), "g", "/g", "");
+    // Each reload waits for the gate, then counts itself.
+    let json = json.replace(
+        "echo x >>",
+        &format!(
+            "while [ ! -e {} ]; do sleep 0.02; done; echo x >>",
+            gate.display()
+        ),
+    );
+    let cfg = cfgdir(dir.path(), &[("g", json)], &[("tree.tmpl", TREE_TMPL)]);
+    write(&target, "/g/k=0\n");
+    etcd.put_all([("/g/k", "0")]).await;
+    let mut args = daemon_args(&cfg, &etcd);
+    args.extend(["--reload-interval".into(), "0".into()]);
+    let daemon = Daemon::start(args, &dir.path().join("log"));
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("watching")).await,
+        "{}",
+        daemon.log()
+    );
+    etcd.put_all([("/g/k", "1")]).await;
+    wait_for_content(&target, "/g/k=1\n", LIMIT, || daemon.log()).await;
+    // The reload of 1 hangs at the gate; 2 reaches the file anyway.
+    etcd.put_all([("/g/k", "2")]).await;
+    wait_for_content(&target, "/g/k=2\n", LIMIT, || daemon.log()).await;
+    assert_eq!(reloads(dir.path(), "g"), 0);
+    // Opened, the gate lets the reload of 1 finish, and one more follows for 2.
+    write(&gate, "");
+    assert!(
+        eventually(LIMIT, || reloads(dir.path(), "g") == 2).await,
+        "{} reload(s)\n{}",
+        reloads(dir.path(), "g"),
+        daemon.log()
+    );
+}
+
+#[tokio::test]
+async fn a_change_after_a_quiet_interval_reloads_at_once_and_a_stop_runs_the_waiting_reload() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, target) = tree_entry(dir.path(), "q", "/q", "");
+    let cfg = cfgdir(dir.path(), &[("q", json)], &[("tree.tmpl", TREE_TMPL)]);
+    write(&target, "/q/k=0\n");
+    etcd.put_all([("/q/k", "0")]).await;
+    // An interval far longer than the test: a change it held back would never be seen.
+    let mut args = daemon_args(&cfg, &etcd);
+    args.extend(["--reload-interval".into(), "1h".into()]);
+    let mut daemon = Daemon::start(args, &dir.path().join("log"));
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("watching")).await,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(reloads(dir.path(), "q"), 0, "nothing changed at start-up");
+    etcd.put_all([("/q/k", "1")]).await;
+    wait_for_content(&target, "/q/k=1\n", LIMIT, || daemon.log()).await;
+    assert!(
+        eventually(LIMIT, || reloads(dir.path(), "q") == 1).await,
+        "the first change waited for the interval\n{}",
+        daemon.log()
+    );
+    etcd.put_all([("/q/k", "2")]).await;
+    wait_for_content(&target, "/q/k=2\n", LIMIT, || daemon.log()).await;
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+    assert_eq!(
+        reloads(dir.path(), "q"),
+        2,
+        "the reload waiting for the interval ran before the exit\n{}",
+        daemon.log()
+    );
+}
+
+/// The log line's time stamp (`2026-12-02T01:18:00.428Z`), in milliseconds.
+fn log_millis(line: &str) -> u64 {
+    let stamp = line.split_whitespace().next().unwrap();
+    let at = humantime::parse_rfc3339(stamp).unwrap();
+    at.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// (start, end) of each run of a [`timed`] command, in nanoseconds.
+fn spans(root: &Path, file: &str) -> Vec<(u128, u128)> {
+    std::fs::read_to_string(root.join(file))
         .unwrap_or_default()
         .lines()
         .map(|l| {

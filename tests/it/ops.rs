@@ -90,8 +90,10 @@ async fn metrics_and_healthz_follow_renders_failures_and_etcd() {
     })
     .await;
 
+    // Reloads run beside the renders: wait for good's too.
     let (_, metrics) = poll_get(&addr, "/metrics", &daemon, |_, body| {
         body.contains(r#"reconfig_check_failures_total{entry="picky"} 1"#)
+            && body.contains(r#"reconfig_reloads_total{entry="good"} 1"#)
     })
     .await;
     let revision = etcd.client().await.get("/", None).await.unwrap();

@@ -32,7 +32,6 @@ use crate::etcd::error::EtcdError;
 use crate::etcd::retry::Backoff;
 use crate::etcd::snapshot::{escape_key, tree_range};
 
-
 /// Longest wait between two attempts to re-open the watch.
 const RETRY_CAP: Duration = Duration::from_secs(5);
 
