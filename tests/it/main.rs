@@ -6,6 +6,7 @@ mod common;
 
 mod daemon;
 mod dispense;
+mod docs;
 mod etcd_util;
 mod faults;
 mod migrate;
