@@ -17,7 +17,11 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
 #[derive(Debug, Parser)]
-#[command(name = "etcd-util", disable_version_flag = true)]
+#[command(
+    name = "etcd-util",
+    disable_version_flag = true,
+    about = "Ad-hoc etcd key editing with reconfig.rb's flags and output: GET, SET, DEL, WATCH"
+)]
 #[command(mut_arg("ssl", |a| a.short('s')))]
 pub struct Args {
     /// The key to operate on

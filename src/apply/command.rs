@@ -25,10 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
 use crate::config::Entry;
+use crate::etcd::SECRET_ENV;
 
-/// Environment variables holding reconfig's own secrets, which no process it starts gets.
-/// (The key passphrase is only ever a flag, never in the environment.)
-const SECRET_VARS: [&str; 1] = ["ETCD_PASSWORD"];
 /// How many trailing output lines a [`CommandError::Failed`] carries.
 const TAIL_LINES: usize = 5;
 /// Longest output line kept in the error's tail, in characters.
@@ -53,7 +51,7 @@ const GUARD: &str = r#"trap 'kill -KILL 0' TERM; /bin/sh -c "$1" & wait $!"#;
 /// every process reconfig starts (check and reload commands, the supervised child) gets.
 pub fn scrubbed(program: impl AsRef<OsStr>) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
-    for var in SECRET_VARS {
+    for var in SECRET_ENV {
         command.env_remove(var);
     }
     command

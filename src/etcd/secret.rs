@@ -3,6 +3,10 @@
 use std::convert::Infallible;
 use std::fmt;
 
+/// Environment variables holding reconfig's own secrets: no process reconfig starts gets
+/// them, and no template can read them. (The key passphrase is only ever a flag.)
+pub const SECRET_ENV: [&str; 1] = ["ETCD_PASSWORD"];
+
 /// A password or passphrase that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);

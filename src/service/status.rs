@@ -120,7 +120,7 @@ impl Series {
         );
         registry.register(
             "etcd_up",
-            "1 while the etcd watch is established, else 0",
+            "1 while etcd answers (connected; after a break, once the watch is re-established and stable), else 0",
             self.etcd_up.clone(),
         );
         registry

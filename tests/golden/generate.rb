@@ -3,7 +3,7 @@
 #
 # Regenerates the expected outputs of the template golden tests from Ruby, the reference
 # reconfig.rb ran on: Erubis (Debian's ruby-erubis), the json gem before 2.8 and Psych.
-# CI has no Ruby: the tests compare against the files this script writes, which are committed.
+# The tests compare against the files this script writes, which are committed.
 #
 #   ruby tests/golden/generate.rb        (from the crate root)
 #

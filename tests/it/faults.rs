@@ -8,7 +8,7 @@
 //! half-written. Variants: etcd with auth and tokens that expire after 2 s, and trees
 //! holding 1 MB values.
 //!
-//! `RECONFIG_FAULT_SEED` replays a run; `cargo test --test faults -- --ignored` runs the
+//! `RECONFIG_FAULT_SEED` replays a run; `cargo test --test it faults:: -- --ignored` runs the
 //! longer soaks (`RECONFIG_SOAK_ROUNDS`, default 10).
 
 use std::collections::BTreeMap;

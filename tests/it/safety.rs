@@ -303,6 +303,37 @@ async fn a_command_printing_without_end_keeps_memory_and_log_bounded() {
 }
 
 #[tokio::test]
+async fn templates_cannot_read_the_etcd_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("leak.conf");
+    let json = format!(
+        r#"{{"id":"leak","key":"/k","source":"leak.tmpl","target":"{}"}}"#,
+        target.display()
+    );
+    let template = r#"<%= getenv(name="ETCD_PASSWORD", default="unset") %>"#;
+    let cfg = cfgdir(dir.path(), &[("leak", json)], &[("leak.tmpl", template)]);
+    let data = dir.path().join("data.json");
+    std::fs::write(&data, r#"{"/k": "v"}"#).unwrap();
+    let mut cmd = reconfig();
+    cmd.env("ETCD_PASSWORD", "hunter2");
+    let run = run_command(
+        cmd,
+        [
+            "render",
+            "--data",
+            data.to_str().unwrap(),
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(run.stderr.contains("ETCD_PASSWORD"), "{}", run.stderr);
+}
+
+#[tokio::test]
 async fn secrets_reach_no_command_and_no_child() {
     let etcd = EtcdServer::start().await;
     etcd.put_all([("/app/x", "v")]).await;

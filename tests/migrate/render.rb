@@ -2,7 +2,7 @@
 # frozen_string_literal: true
 #
 # Renders reconfig.rb entries the way reconfig.rb did, for the differential tests of
-# `reconfig migrate` (tests/migrate.rs): Debian's Erubis (Erubis::Eruby with the entry's
+# `reconfig migrate` (tests/it/migrate.rs): Debian's Erubis (Erubis::Eruby with the entry's
 # pattern), the json gem before 2.8, Psych, and reconfig.rb's data model built from a flat
 # snapshot of keys.
 #

@@ -11,7 +11,7 @@ use tera::Tera;
 
 use super::args::Args;
 use super::scope;
-use crate::etcd::{dir_prefix, Snapshot};
+use crate::etcd::{dir_prefix, Snapshot, SECRET_ENV};
 use gopath::Glob;
 
 type Call = fn(&HashMap<String, Value>) -> tera::Result<Value>;
@@ -200,6 +200,11 @@ fn join(args: &HashMap<String, Value>) -> tera::Result<Value> {
 fn getenv(args: &HashMap<String, Value>) -> tera::Result<Value> {
     let a = Args::new("getenv", args, &["name", "default"])?;
     let name = a.string("name")?;
+    if SECRET_ENV.contains(&name) {
+        return Err(a.error(format!(
+            "{name} is reconfig's secret: templates cannot read it"
+        )));
+    }
     match (std::env::var(name), a.opt_string("default")?) {
         (Ok(value), _) => Ok(Value::String(value)),
         (Err(std::env::VarError::NotPresent), Some(default)) => {
