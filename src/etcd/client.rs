@@ -11,8 +11,8 @@ use super::error::{classify, setup, EtcdError};
 use super::options::{ConnectArgs, ConnectOptions};
 use super::retry::{retry_until, retry_within};
 
-/// Longest wait between two connection attempts of the daemon at start-up.
-const RETRY_CAP: Duration = Duration::from_secs(5);
+/// How long a keepalive ping may go unanswered before the connection counts as dead.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest message taken from etcd. A value may be 1.5 MiB and a page or a watch
 /// response holds many: gRPC's default of 4 MiB would fail reads and break watches for
@@ -40,7 +40,8 @@ impl Etcd {
     /// that is down), anything else fails at once.
     pub async fn connect(args: &ConnectArgs) -> Result<Etcd, EtcdError> {
         let options = args.resolve().await?;
-        retry_within(options.connect_timeout, EtcdError::is_transient, || {
+        // Every attempt opens a fresh connection: no stale error to go through.
+        retry_within(options.connect_timeout, 0, EtcdError::is_transient, || {
             Etcd::open(&options)
         })
         .await
@@ -51,12 +52,9 @@ impl Etcd {
     /// outlive an etcd outage. Wrong credentials, files or records come back at once:
     /// waiting cannot fix them.
     pub async fn connect_when_up(args: &ConnectArgs) -> Result<Etcd, EtcdError> {
-        retry_until(
-            "connecting to etcd",
-            RETRY_CAP,
-            EtcdError::is_transient,
-            || Etcd::connect(args),
-        )
+        retry_until("connecting to etcd", 0, EtcdError::is_transient, || {
+            Etcd::connect(args)
+        })
         .await
     }
 
@@ -77,9 +75,12 @@ impl Etcd {
         let endpoints = options.endpoints.join(",");
         let mut client_options = ClientOptions::new()
             .with_connect_timeout(options.connect_timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(false)
             .with_require_leader(true);
+        if !options.keepalive.is_zero() {
+            client_options = client_options
+                .with_keep_alive(options.keepalive, KEEPALIVE_TIMEOUT)
+                .with_keep_alive_while_idle(false);
+        }
         if let Some((name, password)) = &options.user {
             client_options = client_options
                 .with_user(name.clone(), password.expose())
@@ -126,6 +127,11 @@ impl Etcd {
     /// The endpoints, comma-separated, for messages.
     pub fn endpoints(&self) -> &str {
         &self.shared.endpoints
+    }
+
+    /// How many endpoints the connection spreads over.
+    pub fn endpoint_count(&self) -> usize {
+        self.shared.endpoints.split(',').count()
     }
 
     /// The user logged in as, if any (never the password).

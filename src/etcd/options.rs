@@ -55,6 +55,11 @@ pub struct ConnectArgs {
     /// Give up connecting after this long (seconds or 500ms/5s/1m)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// Ping etcd this often while a watch is open, to notice a connection that died
+    /// silently; etcd grpc-proxy closes connections pinged more often than every 5 minutes,
+    /// etcd itself allows every 5 s; 0: never
+    #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = parse_duration)]
+    pub keepalive: Duration,
     /// Talk to etcd over TLS (host:port endpoints become https://)
     #[arg(long)]
     pub ssl: bool,
@@ -111,6 +116,8 @@ pub struct ConnectOptions {
     pub endpoints: Vec<String>,
     /// Limit for establishing the connection (and the first request of `--onetime`).
     pub connect_timeout: Duration,
+    /// HTTP/2 ping interval while a stream is open (zero: no pings).
+    pub keepalive: Duration,
     /// etcd user and password when auth is on.
     pub user: Option<(String, Secret)>,
     /// The TLS configuration when the endpoints are `https://`.
@@ -193,6 +200,7 @@ impl ConnectArgs {
         Ok(ConnectOptions {
             endpoints,
             connect_timeout: self.connect_timeout,
+            keepalive: self.keepalive,
             user,
             tls,
         })

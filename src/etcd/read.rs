@@ -2,8 +2,6 @@
 //! size, so that a render never mixes values from before and after a transaction and a
 //! tree of any size can be read.
 
-use std::time::Duration;
-
 use etcd_client::{GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
 
 use super::client::Etcd;
@@ -17,9 +15,6 @@ const MAX_TXN_OPS: usize = 128;
 /// Keys per page of a tree read: a tree of any size is read in requests of bounded size,
 /// every page at the revision of the first.
 const PAGE_KEYS: i64 = 500;
-
-/// Longest wait between two attempts of a retried read.
-const RETRY_CAP: Duration = Duration::from_secs(5);
 
 impl Etcd {
     /// Reads the trees of `keys` (each key and everything below it) at one revision, in
@@ -151,7 +146,8 @@ impl Etcd {
     /// waits for etcd.
     pub async fn snapshot_retrying(&self, keys: &[&str]) -> Snapshot {
         let read = || self.snapshot(keys.iter().copied());
-        let retried = retry_until("reading etcd", RETRY_CAP, |_| true, read).await;
+        let quick = self.endpoint_count();
+        let retried = retry_until("reading etcd", quick, |_| true, read).await;
         let Ok(snapshot) = retried else {
             unreachable!("every failed read is retried")
         };

@@ -11,25 +11,47 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-/// Delays of 50 ms doubling up to a cap, each randomly shortened by up to half.
+/// Delays of 50 ms doubling up to [`CAP`], each randomly shortened by up to half, with a
+/// few attempts at once before each: a connection to an endpoint answers the first request
+/// after an outage with the error of its last attempt during the outage, so with `quick`
+/// endpoints that many stale errors must be gone through before an attempt can tell.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
-    cap: Duration,
+    /// Attempts at once before each delay.
+    quick: usize,
+    /// Attempts at once left before the next delay.
+    left: usize,
 }
 
 const FIRST: Duration = Duration::from_millis(50);
 
+/// The longest wait between two attempts. A second: once etcd is back, every daemon of a
+/// fleet is back within about a second, arriving spread over that second (the jitter),
+/// while a cluster that is down sees about one attempt a second from each.
+pub const CAP: Duration = Duration::from_secs(1);
+
 impl Backoff {
-    /// Starts at 50 ms and never waits longer than `cap`.
-    pub fn new(cap: Duration) -> Self {
-        Backoff { next: FIRST, cap }
+    /// Starts at 50 ms, with `quick` attempts at once before each delay (the number of
+    /// endpoints of a connection that outlives its failures; 0 for a fresh connection at
+    /// every attempt).
+    pub fn new(quick: usize) -> Self {
+        Backoff {
+            next: FIRST,
+            quick,
+            left: quick,
+        }
     }
 
     /// The delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
+        if self.left > 0 {
+            self.left -= 1;
+            return Duration::ZERO;
+        }
+        self.left = self.quick;
         let full = self.next;
-        self.next = (self.next * 2).min(self.cap);
+        self.next = (self.next * 2).min(CAP);
         let jitter = rand::rng().random_range(0.5..=1.0);
         full.mul_f64(jitter)
     }
@@ -37,14 +59,16 @@ impl Backoff {
     /// Back to the shortest delay, after a success.
     pub fn reset(&mut self) {
         self.next = FIRST;
+        self.left = self.quick;
     }
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the next try would start after
-/// `limit` from now. For one-shot commands against a cluster: a request that happened to
+/// `limit` from now, pacing attempts with a [`Backoff`] of `quick` attempts at once. For one-shot commands against a cluster: a request that happened to
 /// go to a member that is down is tried again instead of failing the whole run.
 pub async fn retry_within<T, E, Fut>(
     limit: Duration,
+    quick: usize,
     is_transient: impl Fn(&E) -> bool,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, E>
@@ -52,7 +76,7 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let deadline = Instant::now() + limit;
-    let mut backoff = Backoff::new(Duration::from_millis(500));
+    let mut backoff = Backoff::new(quick);
     loop {
         match attempt().await {
             Err(e) if is_transient(&e) => {
@@ -67,12 +91,12 @@ where
     }
 }
 
-/// Runs `attempt` until it succeeds or fails in a way waiting cannot fix, waiting with
-/// backoff (at most `cap`) in between. Logs the first failure (`{what}: ...; retrying until
+/// Runs `attempt` until it succeeds or fails in a way waiting cannot fix, waiting with a
+/// [`Backoff`] of `quick` attempts at once in between. Logs the first failure (`{what}: ...; retrying until
 /// it answers`) and the recovery, not every attempt: an outage is two lines in the log.
 pub async fn retry_until<T, E, Fut>(
     what: &str,
-    cap: Duration,
+    quick: usize,
     is_transient: impl Fn(&E) -> bool,
     mut attempt: impl FnMut() -> Fut,
 ) -> Result<T, E>
@@ -80,7 +104,7 @@ where
     E: Display,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut backoff = Backoff::new(cap);
+    let mut backoff = Backoff::new(quick);
     let mut failing = false;
     loop {
         match attempt().await {
@@ -107,14 +131,20 @@ mod tests {
 
     #[test]
     fn grows_to_the_cap_with_jitter_and_resets() {
-        let cap = Duration::from_secs(1);
-        let mut b = Backoff::new(cap);
+        let mut b = Backoff::new(0);
         let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
         assert!(delays[0] <= FIRST && delays[0] >= FIRST / 2);
-        assert!(delays.iter().all(|d| *d <= cap));
-        assert!(delays[9] >= cap / 2);
+        assert!(delays.iter().all(|d| *d <= CAP));
+        assert!(delays[9] >= CAP / 2);
         b.reset();
         assert!(b.next_delay() <= FIRST);
+    }
+
+    #[test]
+    fn quick_attempts_come_before_every_delay() {
+        let mut b = Backoff::new(2);
+        let delays: Vec<bool> = (0..7).map(|_| b.next_delay().is_zero()).collect();
+        assert_eq!(delays, [true, true, false, true, true, false, true]);
     }
 
     #[tokio::test]
@@ -122,6 +152,7 @@ mod tests {
         let mut tries = 0;
         let ok: Result<u32, &str> = retry_within(
             Duration::from_secs(5),
+            0,
             |e| *e == "down",
             || {
                 tries += 1;
@@ -135,6 +166,7 @@ mod tests {
         let mut tries = 0;
         let denied: Result<(), &str> = retry_within(
             Duration::from_secs(5),
+            0,
             |e| *e == "down",
             || {
                 tries += 1;
@@ -153,6 +185,7 @@ mod tests {
         let mut tries = 0;
         let result: Result<(), &str> = retry_within(
             limit,
+            0,
             |_| true,
             || {
                 tries += 1;

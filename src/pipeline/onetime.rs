@@ -67,7 +67,8 @@ async fn once(
 async fn sync_all(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<usize, EtcdError> {
     let keys: Vec<&str> = jobs.iter().flat_map(|j| j.entry.read_keys()).collect();
     let read = || etcd.snapshot(keys.iter().copied());
-    let shared = match retry_within(etcd.timeout(), EtcdError::is_transient, read).await {
+    let quick = etcd.endpoint_count();
+    let shared = match retry_within(etcd.timeout(), quick, EtcdError::is_transient, read).await {
         Err(EtcdError::PermissionDenied { .. }) => return sync_each(etcd, jobs, options).await,
         other => Arc::new(other?),
     };

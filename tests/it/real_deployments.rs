@@ -442,3 +442,87 @@ async fn a_stream_that_breaks_right_after_it_is_made_is_down() {
     assert_eq!(log.matches("watch lost").count(), 1, "{log}");
     assert_eq!(log.matches("re-established").count(), 1, "{log}");
 }
+
+#[tokio::test]
+async fn behind_a_grpc_proxy_every_change_arrives() {
+    let etcd = EtcdServer::start().await;
+    let proxy = GrpcProxy::start(&etcd).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Several watches on one stream: the proxy numbers them itself.
+    let trees = ["a", "b", "c"];
+    let entries: Vec<(String, PathBuf)> = trees
+        .iter()
+        .map(|t| entry(dir.path(), t, &format!("/p/{t}"), ""))
+        .collect();
+    let named: Vec<(&str, String)> = trees
+        .iter()
+        .zip(&entries)
+        .map(|(t, (json, _))| (*t, json.clone()))
+        .collect();
+    let cfg = cfgdir(dir.path(), &named, &[("tree.tmpl", TREE_TMPL)]);
+    for t in trees {
+        etcd.put_all([(format!("/p/{t}/k"), "0")]).await;
+    }
+    etcd.put_all([("/p/d/k", "0")]).await;
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir(&mirror).unwrap();
+    let endpoint = proxy.endpoint.as_str();
+    let daemon = Daemon::start(args(&cfg, endpoint), &dir.path().join("daemon.log"));
+    let dispense = Daemon::start(
+        [
+            "dispense",
+            "-p",
+            "/p/d",
+            "-t",
+            mirror.to_str().unwrap(),
+            "--endpoints",
+            endpoint,
+        ],
+        &dir.path().join("dispense.log"),
+    );
+    let util = Daemon::spawn(
+        binary(&etcd_util()),
+        ["--endpoints", endpoint, "-o", "watch", "-r", "-k", "/p"],
+        &dir.path().join("util.log"),
+    );
+    let log = || {
+        format!(
+            "daemon:\n{}\ndispense:\n{}\netcd-util:\n{}",
+            daemon.log(),
+            dispense.log(),
+            util.log()
+        )
+    };
+    for (_, target) in &entries {
+        let t = target.file_stem().unwrap().to_str().unwrap();
+        wait_for_content(target, &format!("/p/{t}/k=0\n"), LIMIT, log).await;
+    }
+    wait_for_content(&mirror.join("k"), "0", LIMIT, log).await;
+    // etcd-util watches from the revision current when its watch is created.
+    let mut round = 0;
+    while !util.log().contains(r#""key":"/p/ready""#) {
+        round += 1;
+        assert!(round < 100, "etcd-util never watched\n{}", log());
+        etcd.put_all([("/p/ready", format!("{round}"))]).await;
+        eventually(Duration::from_millis(200), || {
+            util.log().contains(r#""key":"/p/ready""#)
+        })
+        .await;
+    }
+    // Every change to every tree arrives, each under its own watch.
+    for value in 1..=3 {
+        for t in ["c", "a", "d", "b"] {
+            etcd.put_all([(format!("/p/{t}/k"), value.to_string())])
+                .await;
+        }
+        for (_, target) in &entries {
+            let t = target.file_stem().unwrap().to_str().unwrap();
+            wait_for_content(target, &format!("/p/{t}/k={value}\n"), LIMIT, log).await;
+        }
+        wait_for_content(&mirror.join("k"), &value.to_string(), LIMIT, log).await;
+        let printed = r#""key":"/p/b/k","revision""#;
+        let seen = eventually(LIMIT, || util.log().matches(&printed).count() >= value).await;
+        assert!(seen, "{}", log());
+    }
+    assert!(!daemon.log().contains("watch lost"), "{}", log());
+}

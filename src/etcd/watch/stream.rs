@@ -32,9 +32,6 @@ use crate::etcd::error::EtcdError;
 use crate::etcd::retry::Backoff;
 use crate::etcd::snapshot::{escape_key, tree_range};
 
-/// Longest wait between two attempts to re-open the watch.
-const RETRY_CAP: Duration = Duration::from_secs(5);
-
 /// How long a re-created stream must stay open before it counts as up again.
 pub const STABLE: Duration = Duration::from_secs(1);
 
@@ -164,7 +161,7 @@ impl<'a, S: Sink> WatchLoop<'a, S> {
             etcd,
             ranges,
             sink,
-            backoff: Backoff::new(RETRY_CAP),
+            backoff: Backoff::new(etcd.endpoint_count()),
             up: true,
         }
     }

@@ -696,3 +696,47 @@ impl Drop for Forwarder {
         self.sever();
     }
 }
+
+/// `etcd grpc-proxy` in front of a cluster, as fleets deploy it (one proxy coalescing the
+/// watches of many clients); killed on drop.
+pub struct GrpcProxy {
+    /// `http://127.0.0.1:PORT`, to give reconfig instead of the members' endpoints.
+    pub endpoint: String,
+    child: Child,
+}
+
+impl GrpcProxy {
+    /// Starts a proxy for `etcd`'s members and waits until it serves requests.
+    pub async fn start(etcd: &EtcdServer) -> GrpcProxy {
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = Command::new("etcd")
+            .args(["grpc-proxy", "start", "--endpoints", &etcd.endpoint])
+            .args(["--listen-addr", &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd must be installed (apt-get install etcd-server)");
+        let proxy = GrpcProxy {
+            endpoint: format!("http://{address}"),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(1));
+            if let Ok(mut client) = Client::connect([&proxy.endpoint], Some(options)).await {
+                if client.get("/", None).await.is_ok() {
+                    return proxy;
+                }
+            }
+            assert!(Instant::now() < deadline, "the grpc-proxy never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for GrpcProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
