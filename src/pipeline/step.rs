@@ -106,12 +106,12 @@ pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
     }
     let altdata = model::altdata(own, &job.entry.altkeys)?;
     let input = RenderInput {
-        data: &data,
-        altdata: &altdata,
+        data,
+        altdata,
         watched: &job.entry.key,
         snapshot: own,
     };
-    Ok(job.template.render(&input)?)
+    Ok(job.template.render(input)?)
 }
 
 /// What one entry may see of a read shared by several entries: its own trees only, so a

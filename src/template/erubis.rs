@@ -365,12 +365,12 @@ mod tests {
         let t = crate::template::compile("t", text, &Pattern::default()).unwrap();
         let data = serde_json::json!({});
         let input = crate::template::RenderInput {
-            data: &data,
-            altdata: &data,
+            data: data.clone(),
+            altdata: data,
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
         };
-        assert_eq!(t.render(&input).unwrap(), "b");
+        assert_eq!(t.render(input).unwrap(), "b");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod ruby;
 mod scope;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -31,12 +32,13 @@ use crate::etcd::Snapshot;
 
 pub use error::TemplateError;
 
-/// What one render sees: the data model of one entry and the snapshot it came from.
+/// What one render sees: the data model of one entry and the snapshot it came from. The
+/// model is moved into the render, not copied: a large tree is held once.
 pub struct RenderInput<'a> {
     /// `data`: the watched key's value, tree or directory listing.
-    pub data: &'a Value,
+    pub data: Value,
     /// `altdata`: name → tree object of each altkey.
-    pub altdata: &'a Value,
+    pub altdata: Value,
     /// `watched`: the watched key, prefix applied.
     pub watched: &'a str,
     /// The keys the confd-style functions (`getv`, `ls`, ...) look up.
@@ -53,6 +55,9 @@ pub struct Template {
     /// Whether the template can name the `reconfig` object; if not, it is left out of the
     /// context rather than cloning `data` and `altdata` a second time per render.
     needs_reconfig: bool,
+    /// The size of the last output: the next render's buffer starts that large, instead of
+    /// growing (and copying) its way up to a large file.
+    last_len: AtomicUsize,
 }
 
 impl Template {
@@ -67,10 +72,18 @@ impl Template {
     }
 
     /// Renders to text; the same input always gives the same bytes.
-    pub fn render(&self, input: &RenderInput<'_>) -> Result<String, TemplateError> {
-        let context = self.context(input);
+    pub fn render(&self, input: RenderInput<'_>) -> Result<String, TemplateError> {
         let scope = scope::Scope::enter(Arc::clone(input.snapshot));
-        self.tera.render(&self.name, &context).map_err(|error| {
+        let context = self.context(input);
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let mut output = Vec::with_capacity(hint + hint / 16);
+        let rendered = self.tera.render_to(&self.name, &context, &mut output);
+        let rendered = rendered.map(|()| {
+            self.last_len.store(output.len(), Ordering::Relaxed);
+            // Tera writes only text: what it was given and what its filters return.
+            String::from_utf8(output).expect("Tera renders valid UTF-8")
+        });
+        rendered.map_err(|error| {
             // Tera gives no line: the marked twin fails at the same place, recording it.
             let located = self.marked.as_ref().and_then(|marked| {
                 let error = self.tera.render(marked, &context).err()?;
@@ -86,7 +99,7 @@ impl Template {
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
-    fn context(&self, input: &RenderInput<'_>) -> Context {
+    fn context(&self, input: RenderInput<'_>) -> Context {
         let mut top = Map::new();
         if self.needs_reconfig {
             let mut reconfig = Map::new();
@@ -95,8 +108,8 @@ impl Template {
             reconfig.insert("watched".into(), Value::String(input.watched.to_string()));
             top.insert("reconfig".into(), Value::Object(reconfig));
         }
-        top.insert("data".into(), input.data.clone());
-        top.insert("altdata".into(), input.altdata.clone());
+        top.insert("data".into(), input.data);
+        top.insert("altdata".into(), input.altdata);
         top.insert("watched".into(), Value::String(input.watched.to_string()));
         Context::from_value(Value::Object(top)).expect("an object is a valid context")
     }
@@ -163,5 +176,6 @@ pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, Te
         tera,
         marked,
         needs_reconfig,
+        last_len: AtomicUsize::new(0),
     })
 }

@@ -180,12 +180,12 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
     };
     let altdata = altdata_model(&snapshot, &job.entry.altkeys).unwrap();
     let input = RenderInput {
-        data: &data,
-        altdata: &altdata,
+        data,
+        altdata,
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
     };
-    match template.render(&input) {
+    match template.render(input) {
         Ok(text) => Rendered::Output(text),
         Err(e) => Rendered::Failed(e.to_string()),
     }
@@ -466,12 +466,12 @@ fn string_filters_match_ruby_on_every_character() {
         <%= v | rb_inspect | to_json %>]<% if not loop.last %>,<% endif %><% endfor %>]";
     let template = compile("chars", template, &Pattern::default()).unwrap();
     let input = RenderInput {
-        data: &ruby["data"],
-        altdata: &json!({}),
+        data: ruby["data"].clone(),
+        altdata: json!({}),
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
     };
-    let ours: Value = serde_json::from_str(&template.render(&input).unwrap()).unwrap();
+    let ours: Value = serde_json::from_str(&template.render(input).unwrap()).unwrap();
     let (ours, expected) = (
         ours.as_array().unwrap(),
         ruby["expected"].as_array().unwrap(),

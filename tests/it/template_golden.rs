@@ -87,9 +87,9 @@ impl Input {
     }
 
     fn render(&self, template: &Template) -> Result<String, TemplateError> {
-        template.render(&RenderInput {
-            data: &self.data,
-            altdata: &self.altdata,
+        template.render(RenderInput {
+            data: self.data.clone(),
+            altdata: self.altdata.clone(),
             watched: &self.watched,
             snapshot: &self.snapshot,
         })

@@ -151,12 +151,12 @@ mod tests {
     fn render(text: &str, data: serde_json::Value) -> String {
         let t = compile("t", text, &Pattern::default()).unwrap();
         let input = RenderInput {
-            data: &data,
-            altdata: &json!({}),
+            data,
+            altdata: json!({}),
             watched: "/w",
             snapshot: &Arc::new(Snapshot::default()),
         };
-        t.render(&input).unwrap()
+        t.render(input).unwrap()
     }
 
     #[test]
