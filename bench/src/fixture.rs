@@ -1,10 +1,10 @@
 //! What the benchmarks set up: one template that lists a tree's keys, its expected
-//! render, conf.d entries using it, and loading keys into etcd.
+//! render, conf.d entries using it, and loading keys into etcd and reading them back.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use etcd_client::{Client, Txn, TxnOp};
+use etcd_client::{Client, GetOptions, Txn, TxnOp};
 
 use crate::common::cfgdir;
 
@@ -50,4 +50,21 @@ pub async fn load(client: &mut Client, pairs: &BTreeMap<String, String>) {
             .collect();
         client.txn(Txn::new().and_then(ops)).await.unwrap();
     }
+}
+
+/// The tree under `prefix` as etcd holds it now.
+pub async fn tree_in_etcd(client: &mut Client, prefix: &str) -> BTreeMap<String, String> {
+    let all = client
+        .get(format!("{prefix}/"), Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    all.kvs()
+        .iter()
+        .map(|kv| {
+            (
+                kv.key_str().unwrap().to_string(),
+                kv.value_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

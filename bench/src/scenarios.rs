@@ -5,33 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use etcd_client::{EventType, WatchOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::common::{binary, Daemon, EtcdServer};
-use crate::fixture::{config, entry, load, read, render};
+use crate::fixture::{config, entry, load, read, render, tree_in_etcd};
 use crate::measure::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// The tree under `prefix` as etcd holds it now.
-async fn tree_in_etcd(client: &mut Client, prefix: &str) -> BTreeMap<String, String> {
-    let all = client
-        .get(format!("{prefix}/"), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    all.kvs()
-        .iter()
-        .map(|kv| {
-            (
-                kv.key_str().unwrap().to_string(),
-                kv.value_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 fn start_daemon(bin: &str, cfg: &Path, etcd: &EtcdServer, root: &Path) -> Daemon {
     Daemon::spawn(

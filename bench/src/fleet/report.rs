@@ -65,6 +65,12 @@ pub fn table(results: &Value) {
         "",
     );
     line(
+        "idle: Range / Txn / Watch RPCs at etcd",
+        &["idle.rpcs.range", "idle.rpcs.txn", "idle.rpcs.watch"],
+        0,
+        "0",
+    );
+    line(
         "idle: watch streams / watchers at etcd",
         &["idle.watch_streams", "idle.watchers"],
         0,
