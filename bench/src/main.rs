@@ -8,6 +8,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/it/common/mod.rs"]
 mod common;
+mod fixture;
+// Shared with the fleet benchmark (src/fleet/), which uses parts these scenarios do not.
+#[allow(dead_code)]
 mod measure;
 mod scenarios;
 

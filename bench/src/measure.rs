@@ -7,8 +7,22 @@ use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-/// CPU seconds (user + system) a process has used so far.
+/// CPU seconds (user + system) a process has used so far: its CPU-time clock (to the
+/// nanosecond, every thread it ever had), else `/proc/PID/stat` (in clock ticks, which
+/// truncates a light process's few milliseconds to nothing).
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: writes the clock id into the local above.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } == 0 {
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes the time into the local above.
+        if unsafe { libc::clock_gettime(clock, &mut time) } == 0 {
+            return time.tv_sec as f64 + time.tv_nsec as f64 / 1e9;
+        }
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -30,6 +44,35 @@ pub fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// A process's share of memory from `/proc/PID/smaps_rollup`, in MiB.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// Resident pages, each divided by the number of processes mapping it.
+    pub pss: f64,
+    /// Resident pages no other process maps (Private_Clean + Private_Dirty).
+    pub private: f64,
+    /// Resident pages, shared ones counted in full.
+    pub rss: f64,
+}
+
+/// The memory of a process (zeros once it is gone).
+pub fn memory(pid: u32) -> Memory {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            / 1024.0
+    };
+    Memory {
+        pss: field("Pss"),
+        private: field("Private_Clean") + field("Private_Dirty"),
+        rss: field("Rss"),
+    }
 }
 
 /// Established TCP connections of a process to `port`.
@@ -84,6 +127,15 @@ pub struct DirWatch {
 impl DirWatch {
     /// Watches `dir` (not recursively).
     pub fn new(dir: &Path) -> DirWatch {
+        Self::with_mode(dir, RecursiveMode::NonRecursive)
+    }
+
+    /// Watches `dir` and every directory below it, with one inotify instance.
+    pub fn recursive(dir: &Path) -> DirWatch {
+        Self::with_mode(dir, RecursiveMode::Recursive)
+    }
+
+    fn with_mode(dir: &Path, mode: RecursiveMode) -> DirWatch {
         let (tx, events) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
             if let Ok(event) = e {
@@ -91,9 +143,7 @@ impl DirWatch {
             }
         })
         .expect("inotify");
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .expect("watch dir");
+        watcher.watch(dir, mode).expect("watch dir");
         DirWatch {
             _watcher: watcher,
             events,

@@ -5,72 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, EventType, GetOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{EventType, WatchOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::common::{binary, cfgdir, Daemon, EtcdServer};
+use crate::common::{binary, Daemon, EtcdServer};
+use crate::fixture::{config, entry, load, read, render, tree_in_etcd};
 use crate::measure::*;
 
-const TEMPLATE: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// What the template renders for a tree.
-fn render(tree: &BTreeMap<String, String>) -> String {
-    tree.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// A conf.d entry rendering `key`'s tree into `out/NAME.conf`.
-fn entry(out: &Path, name: &str, key: &str, extra: &str) -> (String, String) {
-    let target = out.join(format!("{name}.conf"));
-    let json = format!(
-        r#"{{"id":"{name}","key":"{key}","recursive":true,"source":"t.tmpl","target":"{}"{extra}}}"#,
-        target.display()
-    );
-    (name.to_string(), json)
-}
-
-fn config(root: &Path, entries: &[(String, String)]) -> PathBuf {
-    let refs: Vec<(&str, String)> = entries
-        .iter()
-        .map(|(n, j)| (n.as_str(), j.clone()))
-        .collect();
-    cfgdir(root, &refs, &[("t.tmpl", TEMPLATE)])
-}
-
-/// Loads pairs with transactions of 128 puts (etcd's default limit).
-async fn load(client: &mut Client, pairs: &BTreeMap<String, String>) {
-    let pairs: Vec<_> = pairs.iter().collect();
-    for chunk in pairs.chunks(128) {
-        let ops: Vec<TxnOp> = chunk
-            .iter()
-            .map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None))
-            .collect();
-        client.txn(Txn::new().and_then(ops)).await.unwrap();
-    }
-}
-
-/// The tree under `prefix` as etcd holds it now.
-async fn tree_in_etcd(client: &mut Client, prefix: &str) -> BTreeMap<String, String> {
-    let all = client
-        .get(format!("{prefix}/"), Some(GetOptions::new().with_prefix()))
-        .await
-        .unwrap();
-    all.kvs()
-        .iter()
-        .map(|kv| {
-            (
-                kv.key_str().unwrap().to_string(),
-                kv.value_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 fn start_daemon(bin: &str, cfg: &Path, etcd: &EtcdServer, root: &Path) -> Daemon {
     Daemon::spawn(

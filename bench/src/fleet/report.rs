@@ -1,0 +1,251 @@
+//! The table: one line a figure, the direct and the proxied fleet side by side, the target.
+
+use serde_json::Value;
+
+/// A number at `path` ("a.b.c"), None when missing or null.
+fn get(v: &Value, path: &str) -> Option<f64> {
+    path.split('.').try_fold(v, |v, p| v.get(p))?.as_f64()
+}
+
+/// `paths` formatted with `decimals`, joined by " / "; "-" for what is missing.
+fn cell(v: Option<&Value>, paths: &[&str], decimals: usize) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    paths
+        .iter()
+        .map(|p| get(v, p).map_or("-".to_string(), |x| format!("{x:.decimals$}")))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Prints the table of both runs (a run not made leaves its column empty).
+pub fn table(results: &Value) {
+    let n = results["n"].as_u64().unwrap_or(0);
+    let (direct, proxied) = (results.get("direct"), results.get("proxied"));
+    let idle_s = [direct, proxied]
+        .iter()
+        .find_map(|r| get((*r)?, "idle.seconds"))
+        .unwrap_or(0.0);
+    let line = |what: &str, paths: &[&str], decimals: usize, target: &str| {
+        println!(
+            "{what:<46} {:>17} {:>17}   {target}",
+            cell(direct, paths, decimals),
+            cell(proxied, paths, decimals),
+        );
+    };
+    println!(
+        "{:<46} {:>17} {:>17}   target",
+        format!("figure ({n} daemons)"),
+        "direct",
+        "proxied"
+    );
+    let two_n = format!("{}", 2 * n);
+    line(
+        &format!("start-up: all {two_n} files right (ms)"),
+        &["startup.all_right_ms"],
+        0,
+        "",
+    );
+    line(
+        "start-up: files right / files",
+        &["startup.files_right", "startup.files"],
+        0,
+        "",
+    );
+    line("start-up: fleet CPU (s)", &["startup.cpu_s"], 2, "");
+    line(
+        "start-up: Range / Txn / Watch RPCs at etcd",
+        &[
+            "startup.rpcs.range",
+            "startup.rpcs.txn",
+            "startup.rpcs.watch",
+        ],
+        0,
+        "",
+    );
+    line(
+        "idle: Range / Txn / Watch RPCs at etcd",
+        &["idle.rpcs.range", "idle.rpcs.txn", "idle.rpcs.watch"],
+        0,
+        "0",
+    );
+    line(
+        "idle: watch streams / watchers at etcd",
+        &["idle.watch_streams", "idle.watchers"],
+        0,
+        "proxied: 1 stream",
+    );
+    line(
+        "idle: TCP connections per daemon, median / max",
+        &["idle.tcp_connections.median", "idle.tcp_connections.max"],
+        0,
+        "",
+    );
+    line(
+        "idle: Pss per daemon, median / max (MiB)",
+        &["idle.pss_mib.median", "idle.pss_mib.max"],
+        2,
+        "<= 2",
+    );
+    line(
+        "idle: private per daemon, median / max (MiB)",
+        &["idle.private_mib.median", "idle.private_mib.max"],
+        2,
+        "",
+    );
+    line(
+        &format!("idle: fleet CPU over {idle_s:.0} s (s)"),
+        &["idle.cpu_s"],
+        2,
+        "",
+    );
+    line(
+        &format!("put -> all {n} shared right, p50 (ms)"),
+        &["shared_puts.all_right.p50_ms"],
+        1,
+        "",
+    );
+    line(
+        &format!("put -> all {n} shared right, p99 (ms)"),
+        &["shared_puts.all_right.p99_ms"],
+        1,
+        "<= 50",
+    );
+    line(
+        "put -> one shared target right, p50 / p99 (ms)",
+        &[
+            "shared_puts.per_target.p50_ms",
+            "shared_puts.per_target.p99_ms",
+        ],
+        1,
+        "",
+    );
+    line(
+        "puts timed out / made",
+        &["shared_puts.timed_out", "shared_puts.puts"],
+        0,
+        "0",
+    );
+    line(
+        "etcd put p50 / p99, no daemons (ms)",
+        &["etcd_put.idle.p50_ms", "etcd_put.idle.p99_ms"],
+        2,
+        "",
+    );
+    line(
+        "etcd put p50 / p99, fleet watching (ms)",
+        &["etcd_put.watching.p50_ms", "etcd_put.watching.p99_ms"],
+        2,
+        "",
+    );
+    println!(
+        "{:<46} {:>17} {:>17}   <= 1.5",
+        "etcd put p99, watching / no daemons",
+        ratio(direct),
+        ratio(proxied)
+    );
+    line(
+        "etcd put p50 / p99, fleet busy (ms)",
+        &["etcd_put.busy.p50_ms", "etcd_put.busy.p99_ms"],
+        2,
+        "",
+    );
+    line(
+        "busy: shared writes/s, fleet CPU (cores)",
+        &["busy.writes_per_s", "busy.cpu_cores"],
+        2,
+        "",
+    );
+    line(
+        "busy: all right after the last write (ms)",
+        &["busy.converged_after_last_write_ms"],
+        1,
+        "",
+    );
+    line(
+        "outage: restart -> healthy (ms)",
+        &["outage.restart_to_healthy_ms"],
+        0,
+        "",
+    );
+    line(
+        "outage: daemons converged / daemons",
+        &["outage.daemons_converged", "outage.daemons"],
+        0,
+        "all",
+    );
+    line(
+        "outage: converged p50 / max after healthy (ms)",
+        &["outage.per_daemon.p50_ms", "outage.per_daemon.max_ms"],
+        0,
+        "max <= 2000",
+    );
+    line(
+        "outage: Range / Txn / Watch in 10 s after",
+        &[
+            "outage.rpcs_10s.range",
+            "outage.rpcs_10s.txn",
+            "outage.rpcs_10s.watch",
+        ],
+        0,
+        &format!("reads <= {two_n}"),
+    );
+    line(
+        "outage: reads per entry",
+        &["outage.reads_per_entry"],
+        2,
+        "<= 1",
+    );
+    line(
+        "daemons alive at the end",
+        &["daemons_alive_at_end"],
+        0,
+        "all",
+    );
+    line(
+        "closed for too many pings: by etcd / by proxy",
+        &[
+            "too_many_pings_closures.etcd",
+            "too_many_pings_closures.proxy",
+        ],
+        0,
+        "0",
+    );
+    line(
+        "watches lost before the outage / daemons",
+        &[
+            "logs_before_outage.watch_lost_lines",
+            "logs_before_outage.daemons_with_watch_lost",
+        ],
+        0,
+        "0",
+    );
+    line(
+        "log lines WARN / ERROR",
+        &["logs.lines_per_level.WARN", "logs.lines_per_level.ERROR"],
+        0,
+        "",
+    );
+    let machine = &results["machine"];
+    println!(
+        "machine: {} CPUs, load average {} before, {} after",
+        machine["cpus"],
+        machine["loadavg_before"].as_str().unwrap_or("?"),
+        machine["loadavg_after"].as_str().unwrap_or("?"),
+    );
+}
+
+/// etcd's put p99 with the fleet watching over its p99 without daemons.
+fn ratio(run: Option<&Value>) -> String {
+    let Some(run) = run else {
+        return String::new();
+    };
+    match (
+        get(run, "etcd_put.watching.p99_ms"),
+        get(run, "etcd_put.idle.p99_ms"),
+    ) {
+        (Some(w), Some(i)) if i > 0.0 => format!("{:.2}", w / i),
+        _ => "-".to_string(),
+    }
+}
