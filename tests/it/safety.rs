@@ -311,7 +311,17 @@ async fn templates_cannot_read_the_etcd_password() {
         target.display()
     );
     let template = r#"<%= getenv(name="ETCD_PASSWORD", default="unset") %>"#;
-    let cfg = cfgdir(dir.path(), &[("leak", json)], &[("leak.tmpl", template)]);
+    // Tera's own spelling of the function too.
+    let tera_spelling = r#"<%= get_env(name="ETCD_PASSWORD", default="unset") %>"#;
+    let json2 = json
+        .replace("leak.tmpl", "leak2.tmpl")
+        .replace(r#""id":"leak""#, r#""id":"leak2""#)
+        .replace("leak.conf", "leak2.conf");
+    let cfg = cfgdir(
+        dir.path(),
+        &[("leak", json), ("leak2", json2)],
+        &[("leak.tmpl", template), ("leak2.tmpl", tera_spelling)],
+    );
     let data = dir.path().join("data.json");
     std::fs::write(&data, r#"{"/k": "v"}"#).unwrap();
     let mut cmd = reconfig();
@@ -330,7 +340,12 @@ async fn templates_cannot_read_the_etcd_password() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
-    assert!(run.stderr.contains("ETCD_PASSWORD"), "{}", run.stderr);
+    let refusals = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ETCD_PASSWORD") && l.contains("cannot read it"))
+        .count();
+    assert_eq!(refusals, 2, "{}", run.stderr);
 }
 
 #[tokio::test]

@@ -29,6 +29,8 @@ const FUNCTIONS: &[(&str, Call)] = &[
     ("split", split),
     ("join", join),
     ("getenv", getenv),
+    // Tera's own `get_env` would read reconfig's secrets: this one takes its place.
+    ("get_env", getenv),
     ("hostname", hostname),
 ];
 
