@@ -77,12 +77,48 @@ impl Entry {
 }
 
 /// A `conf.d` file that was skipped, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Problem {
     /// The entry file.
     pub file: PathBuf,
     /// What is wrong with it.
-    pub reason: String,
+    pub reason: EntryError,
+}
+
+/// Why an entry file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    /// The file is not JSON.
+    #[error("malformed JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A field is missing or wrong; the message names it.
+    #[error("{0}")]
+    Field(String),
+    /// Another entry writes the same target.
+    #[error("target {} is already claimed by {}", .target.display(), .other.display())]
+    TargetTaken {
+        /// The target.
+        target: PathBuf,
+        /// The entry file that claimed it first.
+        other: PathBuf,
+    },
+    /// Another entry has the same id.
+    #[error("id {id:?} is already used by {}", .other.display())]
+    IdTaken {
+        /// The id.
+        id: String,
+        /// The entry file that used it first.
+        other: PathBuf,
+    },
+}
+
+impl From<String> for EntryError {
+    fn from(message: String) -> EntryError {
+        EntryError::Field(message)
+    }
 }
 
 impl fmt::Display for Problem {
@@ -104,12 +140,15 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// `cfgdir` must hold `conf.d/` and `templates/`.
-    #[error("{path}: {reason}")]
-    Dir {
-        /// The directory that is missing or unreadable.
+    #[error("{}: not a directory (the config dir needs conf.d/ and templates/)", .0.display())]
+    NotADir(PathBuf),
+    /// `conf.d/` cannot be listed.
+    #[error("{}: {source}", .path.display())]
+    List {
+        /// The directory.
         path: PathBuf,
-        /// What went wrong.
-        reason: String,
+        /// The operating system's reason.
+        source: std::io::Error,
     },
     /// `--prefix` must be an absolute etcd key.
     #[error("invalid prefix {0:?}: it must begin with '/'")]
@@ -150,16 +189,13 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
     let templates = cfgdir.join("templates");
     for dir in [&confd, &templates] {
         if !dir.is_dir() {
-            return Err(ConfigError::Dir {
-                path: dir.clone(),
-                reason: "not a directory (the config dir needs conf.d/ and templates/)".into(),
-            });
+            return Err(ConfigError::NotADir(dir.clone()));
         }
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&confd)
-        .map_err(|e| ConfigError::Dir {
+        .map_err(|source| ConfigError::List {
             path: confd.clone(),
-            reason: e.to_string(),
+            source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -171,22 +207,20 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
         let parsed = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read: {e}"))
+            .map_err(EntryError::Read)
             .and_then(|text| parse_entry(&file, &text, &templates, prefix));
         let checked = parsed.and_then(|entry| {
             if let Some(other) = targets.get(&entry.target) {
-                return Err(format!(
-                    "target {} is already claimed by {}",
-                    entry.target.display(),
-                    other.display()
-                ));
+                return Err(EntryError::TargetTaken {
+                    target: entry.target.clone(),
+                    other: other.clone(),
+                });
             }
             if let Some(other) = ids.get(&entry.id) {
-                return Err(format!(
-                    "id {:?} is already used by {}",
-                    entry.id,
-                    other.display()
-                ));
+                return Err(EntryError::IdTaken {
+                    id: entry.id.clone(),
+                    other: other.clone(),
+                });
             }
             Ok(entry)
         });
@@ -230,10 +264,12 @@ pub fn parse_entry(
     text: &str,
     templates: &Path,
     prefix: &str,
-) -> Result<Entry, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+) -> Result<Entry, EntryError> {
+    let value: Value = serde_json::from_str(text).map_err(EntryError::Json)?;
     let Value::Object(obj) = value else {
-        return Err("malformed entry: the file must hold one JSON object".into());
+        return Err(EntryError::Field(
+            "malformed entry: the file must hold one JSON object".into(),
+        ));
     };
     let fields = Fields(&obj);
     if let Some(unknown) = obj.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str())) {
@@ -242,16 +278,16 @@ pub fn parse_entry(
 
     let raw_key = fields.required_str("key")?;
     if !raw_key.starts_with('/') {
-        return Err(format!("key {raw_key:?} must begin with '/'"));
+        return Err(format!("key {raw_key:?} must begin with '/'").into());
     }
     let source = fields.required_str("source")?;
     let template = templates.join(source);
     if !template.is_file() {
-        return Err(format!("template {} not found", template.display()));
+        return Err(format!("template {} not found", template.display()).into());
     }
     let target = PathBuf::from(fields.required_str("target")?);
     if target.as_os_str().is_empty() || target.file_name().is_none() {
-        return Err(format!("target {:?} is not a file path", target.display()));
+        return Err(format!("target {:?} is not a file path", target.display()).into());
     }
     let altkeys = match obj.get("altkeys") {
         None | Some(Value::Null) => BTreeMap::new(),
@@ -264,7 +300,7 @@ pub fn parse_entry(
                 )),
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err("altkeys must be an object of name → key".into()),
+        Some(_) => return Err("altkeys must be an object of name → key".to_string().into()),
     };
     let pattern = match fields.optional_str("pattern")? {
         Some(p) => Pattern::parse(p).map_err(|e| e.to_string())?,
@@ -521,7 +557,7 @@ mod tests {
     #[test]
     fn bad_prefix_and_missing_dirs_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(load(dir.path(), ""), Err(ConfigError::Dir { .. })));
+        assert!(matches!(load(dir.path(), ""), Err(ConfigError::NotADir(_))));
         assert!(matches!(load(dir.path(), "x"), Err(ConfigError::Prefix(_))));
     }
 }
