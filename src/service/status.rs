@@ -192,6 +192,24 @@ struct State {
     entries: BTreeMap<String, EntryState>,
 }
 
+impl State {
+    /// The state of entry `id`, made when it was not loaded.
+    fn entry(&mut self, id: &str) -> &mut EntryState {
+        self.entries
+            .entry(id.to_string())
+            .or_insert_with(EntryState::loaded)
+    }
+}
+
+/// The label of entry `id`, its `counter` counted once more.
+fn count(id: &str, counter: &Family<EntryLabel, Counter>) -> EntryLabel {
+    let label = EntryLabel {
+        entry: id.to_string(),
+    };
+    counter.get_or_create(&label).inc();
+    label
+}
+
 /// The process's health registry; share it with `Arc`.
 pub struct Status {
     unhealthy_after: Duration,
@@ -260,16 +278,10 @@ impl Status {
 
     /// Records one pass over entry `id` that read etcd at `revision`.
     pub fn record(&self, id: &str, revision: i64, pass: Pass) {
-        let label = EntryLabel {
-            entry: id.to_string(),
-        };
-        self.series.renders.get_or_create(&label).inc();
+        let label = count(id, &self.series.renders);
         let now = Moment::now();
         let mut state = self.state();
-        let entry = state
-            .entries
-            .entry(id.to_string())
-            .or_insert_with(EntryState::loaded);
+        let entry = state.entry(id);
         let (outcome, failure) = match pass {
             Pass::Unchanged => ("unchanged", None),
             Pass::Changed => ("changed", None),
@@ -304,16 +316,10 @@ impl Status {
     /// Records a reload of entry `id` (its `reloadcmd` run, its `reloadsignal` sent), or
     /// why it failed: a failed reload makes the entry fail until a reload succeeds.
     pub fn record_reload(&self, id: &str, result: Result<(), String>) {
-        let label = EntryLabel {
-            entry: id.to_string(),
-        };
-        self.series.reloads.get_or_create(&label).inc();
+        let label = count(id, &self.series.reloads);
         let now = Moment::now();
         let mut state = self.state();
-        let entry = state
-            .entries
-            .entry(id.to_string())
-            .or_insert_with(EntryState::loaded);
+        let entry = state.entry(id);
         match result {
             Ok(()) => {
                 let by_reload = entry

@@ -3,7 +3,7 @@
 //! notify socket; JSON logs; shell completions and the manual page.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use nix::sys::signal::Signal;
@@ -22,31 +22,6 @@ fn entry(root: &Path, name: &str, key: &str, extra: &str) -> String {
 }
 
 const TREE_TMPL: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
-
-/// Polls `GET path` until `accept` takes the answer; panics with the last answer and the
-/// daemon's log when it does not within `LIMIT`.
-async fn poll_get(
-    addr: &str,
-    path: &str,
-    daemon: &Daemon,
-    accept: impl Fn(u16, &str) -> bool,
-) -> (u16, String) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let answer = http_get(addr, path).await;
-        if let Some((code, body)) = &answer {
-            if accept(*code, body) {
-                return (*code, body.clone());
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "GET {path} never gave what was expected; last answer {answer:?}\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The value of a series (`name{labels}`) in a metrics text.
 fn sample(metrics: &str, series: &str) -> Option<f64> {

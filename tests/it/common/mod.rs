@@ -595,6 +595,31 @@ pub async fn metrics_addr(daemon: &Daemon) -> String {
     log[start..end].to_string()
 }
 
+/// Polls `GET path` until `accept` takes the answer; panics with the last answer and the
+/// daemon's log when it does not within 20 s.
+pub async fn poll_get(
+    addr: &str,
+    path: &str,
+    daemon: &Daemon,
+    accept: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = http_get(addr, path).await;
+        if let Some((code, body)) = &answer {
+            if accept(*code, body) {
+                return (*code, body.clone());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path} never gave what was expected; last answer {answer:?}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A plain HTTP/1.0 `GET path` to `addr` (`host:port`): the status code and the body;
 /// None when nothing answers within 5 s.
 pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
