@@ -2,7 +2,7 @@
 //! a table of figures next to the targets (and the incumbent's figures), writing JSON too.
 //!
 //! Usage: `reconfig-bench --bin target/release/reconfig [--out bench/results.json]
-//! [--only A,B,C,D]` — `bench/run` builds the release binary and calls this.
+//! [--only A,B,C,D,E]` — `bench/run` builds the release binary and calls this.
 
 // The integration tests' harness (real etcd servers, daemons); the bench uses part of it.
 #[allow(dead_code)]
@@ -23,7 +23,7 @@ fn options() -> Options {
     let mut o = Options {
         bin: "target/release/reconfig".into(),
         out: "bench/results.json".into(),
-        only: "A,B,C,D".into(),
+        only: "A,B,C,D,E".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -34,7 +34,7 @@ fn options() -> Options {
             "--bin" => o.bin = value,
             "--out" => o.out = value,
             "--only" => o.only = value,
-            _ => panic!("unknown flag {flag}; use --bin PATH --out FILE --only A,B,C,D"),
+            _ => panic!("unknown flag {flag}; use --bin PATH --out FILE --only A,B,C,D,E"),
         }
     }
     o
@@ -192,6 +192,43 @@ fn report(results: &Value) {
             "500 reads",
         );
     }
+    if let Some(e) = results.get("E") {
+        line(
+            "E",
+            "first publish, 10,000 files (ms)",
+            format!("{:.1}", f(e, &["first_publish_ms"])),
+            "",
+            "",
+        );
+        line(
+            "E",
+            "one put → published, p50 (ms)",
+            format!("{:.2}", f(e, &["p50_ms"])),
+            "<= 50",
+            "",
+        );
+        line(
+            "E",
+            "one put → published, p99 (ms)",
+            format!("{:.2}", f(e, &["p99_ms"])),
+            "<= 50",
+            "",
+        );
+        line(
+            "E",
+            "one put → published, max (ms)",
+            format!("{:.2}", f(e, &["max_ms"])),
+            "",
+            "",
+        );
+        line(
+            "E",
+            "dispense CPU per put (ms)",
+            format!("{:.2}", f(e, &["cpu_s_per_update"]) * 1000.0),
+            "",
+            "",
+        );
+    }
 }
 
 #[tokio::main]
@@ -210,6 +247,9 @@ async fn main() {
     }
     if only.contains(&"D") {
         results["D"] = scenarios::many(&o.bin).await;
+    }
+    if only.contains(&"E") {
+        results["E"] = scenarios::dispense(&o.bin).await;
     }
     report(&results);
     std::fs::write(
