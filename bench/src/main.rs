@@ -2,7 +2,7 @@
 //! a table of figures next to the targets (and the incumbent's figures), writing JSON too.
 //!
 //! Usage: `reconfig-bench --bin target/release/reconfig [--out bench/results.json]
-//! [--only A,B,C,D]` — `bench/run` builds the release binary and calls this.
+//! [--only A,B,C,D,E]` — `bench/run` builds the release binary and calls this.
 
 // The integration tests' harness (real etcd servers, daemons); the bench uses part of it.
 #[allow(dead_code)]
@@ -26,7 +26,7 @@ fn options() -> Options {
     let mut o = Options {
         bin: "target/release/reconfig".into(),
         out: "bench/results.json".into(),
-        only: "A,B,C,D".into(),
+        only: "A,B,C,D,E".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -37,7 +37,7 @@ fn options() -> Options {
             "--bin" => o.bin = value,
             "--out" => o.out = value,
             "--only" => o.only = value,
-            _ => panic!("unknown flag {flag}; use --bin PATH --out FILE --only A,B,C,D"),
+            _ => panic!("unknown flag {flag}; use --bin PATH --out FILE --only A,B,C,D,E"),
         }
     }
     o
@@ -146,6 +146,15 @@ fn report(results: &Value) {
         let reads = format!("{} + {}", e["range_rpcs"], e["txn_rpcs"]);
         line("D", "start-up Range + Txn RPCs", reads, "");
     }
+    if let Some(e) = results.get("E") {
+        let first = format!("{:.1}", f(e, &["first_publish_ms"]));
+        line("E", "first publish, 10,000 files (ms)", first, "");
+        let one = pair(e, &["p50_ms"], &["p99_ms"], 2);
+        line("E", "one put -> published, p50 / p99 (ms)", one, "<= 50");
+        line("E", "max (ms)", format!("{:.2}", f(e, &["max_ms"])), "");
+        let cpu = format!("{:.2}", f(e, &["cpu_s_per_update"]) * 1000.0);
+        line("E", "dispense CPU per put (ms)", cpu, "");
+    }
 }
 
 #[tokio::main]
@@ -164,6 +173,9 @@ async fn main() {
     }
     if only.contains(&"D") {
         results["D"] = scenarios::many(&o.bin).await;
+    }
+    if only.contains(&"E") {
+        results["E"] = scenarios::dispense(&o.bin).await;
     }
     report(&results);
     std::fs::write(

@@ -1,4 +1,4 @@
-//! The four scenarios. Each starts from a fresh etcd, checks that every file it times is
+//! The scenarios. Each starts from a fresh etcd, checks that every file it times is
 //! byte-for-byte the correct render (a fast wrong file is a failure), and returns figures.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -349,5 +349,114 @@ pub async fn many(bin: &str) -> Value {
             "txn_rpcs": delta("grpc_server_started_total{grpc_method=\"Txn\""),
             "watch_rpcs": delta("grpc_server_started_total{grpc_method=\"Watch\""),
         },
+    })
+}
+
+/// E: `reconfig dispense` mirroring a prefix of 10,000 keys (~50-byte values): time from
+/// start to every file correct, then 50 sequential single-key puts, each timed from the
+/// put's response to the file under the target resolving to the new value; at the end
+/// every file is checked byte for byte and no other name is in the target.
+pub async fn dispense(bin: &str) -> Value {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let mut client = etcd.client().await;
+    let n = 10_000;
+    let name = |i: usize| format!("k{i:05}");
+    let mut files: BTreeMap<String, String> = (0..n)
+        .map(|i| (name(i), format!("{i:05}-{}", "x".repeat(44))))
+        .collect();
+    let keys = files.iter().map(|(f, v)| (format!("/e/{f}"), v.clone()));
+    load(&mut client, &keys.collect()).await;
+    let watch = DirWatch::new(&target);
+    let started = Instant::now();
+    let daemon = Daemon::spawn(
+        binary(bin),
+        [
+            "dispense",
+            "--prefix",
+            "/e",
+            "--target",
+            target.to_str().unwrap(),
+            "--endpoints",
+            &etcd.endpoint,
+        ],
+        &dir.path().join("dispense.log"),
+    );
+    // Stable names appear one by one; a new `..data` may change any of them.
+    let mut remaining: BTreeSet<String> = files.keys().cloned().collect();
+    let first = watch
+        .wait_until(LIMIT, |changed| {
+            let all = changed.is_empty() || changed.iter().any(|p| p.ends_with("..data"));
+            let candidates: Vec<String> = if all {
+                remaining.iter().cloned().collect()
+            } else {
+                changed
+                    .iter()
+                    .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+                    .collect()
+            };
+            for f in candidates {
+                if files.get(&f).is_some_and(|v| read(&target.join(&f)) == *v) {
+                    remaining.remove(&f);
+                }
+            }
+            remaining.is_empty()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{} files never published:\n{}",
+                remaining.len(),
+                daemon.log()
+            )
+        });
+    let first_publish = first - started;
+
+    let pid = daemon.pid().as_raw() as u32;
+    let cpu_before = cpu_seconds(pid);
+    let (warmup, updates) = (5, 50);
+    let mut latencies = Vec::new();
+    for i in 0..warmup + updates {
+        let f = name(i * 197 % n);
+        let value = format!("{f}-update-{i:03}-{}", "y".repeat(30));
+        files.insert(f.clone(), value.clone());
+        let path = target.join(&f);
+        client
+            .put(format!("/e/{f}"), value.clone(), None)
+            .await
+            .unwrap();
+        let put_done = Instant::now();
+        let published = watch
+            .wait_until(LIMIT, |_| read(&path) == value)
+            .unwrap_or_else(|| panic!("update {i} never published:\n{}", daemon.log()));
+        if i >= warmup {
+            latencies.push(published - put_done);
+        }
+    }
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let visible: BTreeSet<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| !f.starts_with(".."))
+        .collect();
+    assert!(
+        visible.iter().eq(files.keys()),
+        "the target's names are not the keys'"
+    );
+    let wrong = files
+        .iter()
+        .filter(|(f, v)| read(&target.join(f)) != **v)
+        .count();
+    assert_eq!(wrong, 0, "files with the wrong content at the end");
+    latencies.sort();
+    json!({
+        "keys": n,
+        "first_publish_ms": ms(first_publish),
+        "updates": updates,
+        "p50_ms": ms(quantile(&latencies, 0.5)),
+        "p99_ms": ms(quantile(&latencies, 0.99)),
+        "max_ms": ms(*latencies.last().unwrap()),
+        "cpu_s_per_update": cpu / (warmup + updates) as f64,
     })
 }

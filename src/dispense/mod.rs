@@ -234,17 +234,12 @@ fn normalize_prefix(prefix: &str) -> String {
 /// The target directory and what is published in it.
 struct Mirror {
     prefix: String,
+    /// The directory, which knows the files it published.
     layout: Layout,
-    published: Option<Published>,
+    /// The newest revision known to have the published files; none before the first publish.
+    revision: Option<i64>,
     /// Keys refused at the last build, so each refusal is logged once, not at every change.
     refused: BTreeSet<String>,
-}
-
-/// The version in the target directory.
-struct Published {
-    /// The newest revision known to have these files.
-    revision: i64,
-    payload: Payload,
 }
 
 impl Mirror {
@@ -252,7 +247,7 @@ impl Mirror {
         Mirror {
             prefix: prefix.to_string(),
             layout,
-            published: None,
+            revision: None,
             refused: BTreeSet::new(),
         }
     }
@@ -262,17 +257,13 @@ impl Mirror {
     /// true when a new version went live.
     fn update(&mut self, snapshot: &Snapshot) -> Result<bool, LayoutError> {
         let revision = snapshot.revision();
-        if self
-            .published
-            .as_ref()
-            .is_some_and(|p| revision <= p.revision)
-        {
+        if self.revision.is_some_and(|seen| revision <= seen) {
             return Ok(false);
         }
         let (payload, refused) = Payload::build(&self.prefix, snapshot);
         self.report(refused);
-        if let Some(published) = self.published.as_mut().filter(|p| p.payload == payload) {
-            published.revision = revision;
+        if self.layout.published() == Some(&payload) {
+            self.revision = Some(revision);
             return Ok(false);
         }
         if payload.is_empty() {
@@ -281,12 +272,13 @@ impl Mirror {
                 self.prefix.trim_end_matches('/')
             );
         }
-        let version = self.layout.publish(&payload, revision)?;
+        let files = payload.len();
+        let version = self.layout.publish(payload, revision)?;
         info!(
-            "revision {revision}: published {} file(s) as {version}",
-            payload.len()
+            "revision {revision}: published {files} file(s) as {} ({} unchanged, linked)",
+            version.name, version.linked
         );
-        self.published = Some(Published { revision, payload });
+        self.revision = Some(revision);
         Ok(true)
     }
 

@@ -103,6 +103,11 @@ impl Payload {
         self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
     }
 
+    /// The bytes of the file at `path`, if there is one.
+    pub fn get(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(Vec::as_slice)
+    }
+
     /// The names directly in the target: files, and the first directory of deeper paths.
     pub fn top_names(&self) -> BTreeSet<&str> {
         self.files

@@ -1,13 +1,18 @@
 //! `reconfig dispense` and child supervision against a real etcd and a real child: a shell
 //! script that logs, at start and at every signal, the signal and the files it sees.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
 use etcd_client::{DeleteOptions, Txn, TxnOp};
 use nix::sys::signal::Signal;
+use notify::event::{ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -266,6 +271,207 @@ async fn restart_removes_files_of_keys_deleted_while_down() {
     assert!(synced, "{:?}\n{}", entries(&target), second.log());
     assert_eq!(std::fs::read_to_string(target.join("new")).unwrap(), "n");
     assert_eq!(std::fs::read_to_string(target.join("keep")).unwrap(), "k");
+}
+
+/// The published version's directory, resolved once.
+fn live_version(target: &Path) -> PathBuf {
+    target.join(std::fs::read_link(target.join("..data")).unwrap())
+}
+
+/// Every file below `dir`: path relative to it → inode.
+fn inodes(dir: &Path) -> BTreeMap<String, u64> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_str().unwrap();
+                found.insert(relative.to_string(), meta.ino());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_change_among_many_files_carries_the_others_over() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    let mut files: BTreeMap<String, String> = (0..200)
+        .map(|i| (format!("f{i:03}"), format!("v{i}")))
+        .collect();
+    files.insert("sub/deep/x".into(), "x".into());
+    files.insert("pair/left".into(), "0".into());
+    files.insert("pair/right".into(), "0".into());
+    etcd.put_all(files.iter().map(|(f, v)| (format!("/m/{f}"), v.clone())))
+        .await;
+    let daemon = Daemon::start(dispense(&etcd, "/m", &target, &[]), &dir.path().join("log"));
+    wait_for_content(&target.join("f199"), "v199", LIMIT, || daemon.log()).await;
+    wait_for_content(&target.join("pair/right"), "0", LIMIT, || daemon.log()).await;
+
+    // Every name the target holds, as inotify sees it created, removed or renamed to.
+    let (tx, events) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        let _ = tx.send(e.unwrap());
+    })
+    .unwrap();
+    watcher.watch(&target, RecursiveMode::NonRecursive).unwrap();
+    // A reader resolving `..data` once sees both halves of the pair from one transaction.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, target) = (stop.clone(), target.clone());
+        std::thread::spawn(move || {
+            let (mut whole, mut torn) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(version) = std::fs::read_link(target.join("..data")) else {
+                    continue;
+                };
+                let version = target.join(version);
+                let read = |f: &str| std::fs::read_to_string(version.join(f));
+                // A version removed under the reader is gone, not torn.
+                if let (Ok(left), Ok(right)) = (read("pair/left"), read("pair/right")) {
+                    if left == right {
+                        whole += 1;
+                    } else {
+                        torn.push((left, right));
+                    }
+                }
+            }
+            (whole, torn)
+        })
+    };
+
+    let mut client = etcd.client().await;
+    let mut before = inodes(&live_version(&target));
+    let rounds = 8;
+    for round in 1..=rounds {
+        let changed = [
+            "pair/left".to_string(),
+            "pair/right".to_string(),
+            format!("f{:03}", round * 20),
+            format!("new{round}"),
+        ];
+        let mut ops: Vec<TxnOp> = changed
+            .iter()
+            .map(|f| TxnOp::put(format!("/m/{f}"), format!("r{round}"), None))
+            .collect();
+        ops.push(TxnOp::delete(format!("/m/new{}", round - 1), None));
+        client.txn(Txn::new().and_then(ops)).await.unwrap();
+        for f in &changed {
+            files.insert(f.clone(), format!("r{round}"));
+        }
+        files.remove(&format!("new{}", round - 1));
+        let new = target.join(&changed[3]);
+        wait_for_content(&new, &format!("r{round}"), LIMIT, || daemon.log()).await;
+
+        let after = inodes(&live_version(&target));
+        assert!(after.keys().eq(files.keys()), "round {round}: {after:?}");
+        for (file, inode) in &after {
+            if changed.contains(file) {
+                assert!(
+                    !before.values().any(|i| i == inode),
+                    "round {round}: {file} changed, so it is a new file"
+                );
+            } else {
+                assert_eq!(
+                    Some(inode),
+                    before.get(file),
+                    "round {round}: {file} is unchanged, so it is the previous version's file"
+                );
+            }
+        }
+        before = after;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (whole, torn) = reader.join().unwrap();
+    assert!(
+        torn.is_empty(),
+        "a version mixed two transactions: {torn:?}"
+    );
+    assert!(whole > 0, "the reader never read the pair");
+    for (file, content) in &files {
+        let read = std::fs::read_to_string(target.join(file)).unwrap();
+        assert_eq!(&read, content, "{file}");
+    }
+
+    drop(watcher);
+    let events: Vec<notify::Event> = events.try_iter().collect();
+    let data = target.join("..data");
+    let flips = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Modify(ModifyKind::Name(RenameMode::To)))
+        .filter(|e| e.paths == [data.clone()])
+        .count();
+    assert_eq!(flips, rounds, "one rename over ..data per transaction");
+    let touched: Vec<&PathBuf> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Create(_)
+                    | EventKind::Remove(_)
+                    | EventKind::Modify(ModifyKind::Name(_))
+            )
+        })
+        .flat_map(|e| &e.paths)
+        .collect();
+    let stable: BTreeSet<&str> = files
+        .keys()
+        .filter_map(|f| f.split('/').next())
+        .filter(|name| !name.starts_with("new"))
+        .collect();
+    let rewritten: Vec<&&PathBuf> = touched
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| stable.contains(n))
+        })
+        .collect();
+    assert!(
+        rewritten.is_empty(),
+        "the links of unchanged names were replaced: {rewritten:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_writes_every_file_anew_in_the_new_mode() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    etcd.put_all([("/w/a", "a"), ("/w/sub/b", "b")]).await;
+    let log = dir.path().join("log");
+    let mut first = Daemon::start(dispense(&etcd, "/w", &target, &["-m", "0640"]), &log);
+    wait_for_content(&target.join("sub/b"), "b", LIMIT, || first.log()).await;
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.wait_exit(LIMIT).await, Some(0), "{}", first.log());
+    let old_version = live_version(&target);
+    let old = inodes(&old_version);
+    // Changed by hand while dispense was down: the keys did not change, the file did.
+    std::fs::write(target.join("a"), "edited").unwrap();
+
+    let second = Daemon::start(dispense(&etcd, "/w", &target, &["-m", "0600"]), &log);
+    let republished = eventually(LIMIT, || {
+        std::fs::read_link(target.join("..data")).is_ok_and(|v| target.join(v) != old_version)
+    })
+    .await;
+    assert!(republished, "{}", second.log());
+    let new = inodes(&live_version(&target));
+    assert!(new.keys().eq(old.keys()), "{new:?}");
+    for (file, inode) in &new {
+        assert!(
+            !old.values().any(|i| i == inode),
+            "{file} was not written anew"
+        );
+        let meta = std::fs::metadata(target.join(file)).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{file}");
+    }
+    assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "a");
 }
 
 #[tokio::test]

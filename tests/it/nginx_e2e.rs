@@ -7,7 +7,7 @@
 //! configuration when `nginx -t` rejects a broken registration.
 //!
 //! Needs nginx (`scripts/deps` installs it; the test skips, saying so, when there is none)
-//! and the `etcd-util` binary of this workspace (`cargo test --workspace --all-targets` builds it).
+//! and the `etcd-util` binary of this workspace (`cargo build -p etcd-util` builds it; `scripts/test` does).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

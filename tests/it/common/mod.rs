@@ -338,8 +338,8 @@ pub fn reconfig() -> tokio::process::Command {
 
 /// `etcd-util` is a binary of the workspace's other package, so Cargo gives the reconfig
 /// package's tests no `CARGO_BIN_EXE_etcd-util`: it is expected next to the `reconfig`
-/// binary under test (`target/<profile>/etcd-util`), which `cargo test --workspace --all-targets` in the
-/// workspace builds.
+/// binary under test (`target/<profile>/etcd-util`): `cargo build -p etcd-util` (as
+/// `scripts/test` does) puts it there.
 pub fn etcd_util() -> String {
     let Some(reconfig) = option_env!("CARGO_BIN_EXE_reconfig") else {
         panic!("only the reconfig package's tests find etcd-util next to reconfig");
@@ -347,7 +347,7 @@ pub fn etcd_util() -> String {
     let path = Path::new(reconfig).with_file_name("etcd-util");
     assert!(
         path.is_file(),
-        "{} is missing: build it first (cargo build -p etcd-util, or cargo test --workspace --all-targets)",
+        "{} is missing: build it first (cargo build -p etcd-util; scripts/test does)",
         path.display()
     );
     path.display().to_string()
