@@ -2,32 +2,38 @@
 //! of a transaction or none of it:
 //!
 //! ```text
-//! TARGET/..rev42.Xk3u9a/tls.key      the files of one version, written once, never changed
+//! TARGET/..rev42.Xk3u9a/tls.key      the files of one version, never changed under its name
 //! TARGET/..rev42.Xk3u9a/sub/ca.pem
 //! TARGET/..data -> ..rev42.Xk3u9a    the published version: one symlink, swapped atomically
 //! TARGET/tls.key -> ..data/tls.key   stable names, one per top-level name
 //! TARGET/sub -> ..data/sub
 //! ```
 //!
-//! A new version is a fresh directory holding every file, synced, and published by renaming
-//! a new `..data_tmp` symlink over `..data`: every stable name then resolves into the new
-//! version at once. Links for new names are added after the swap, everything else in the
-//! target (the previous versions, names that are gone, stray files) is removed.
+//! A new version is a directory holding every file, synced, under a name never used before,
+//! and published by renaming a new `..data_tmp` symlink over `..data`: every stable name
+//! then resolves into the new version at once. Links for new names are added after the
+//! swap; everything else in the target (older versions, names that are gone, stray files)
+//! is removed, except the version published before, which is kept for the next publish.
 //!
-//! A publish costs what changed: a file whose bytes are those of the version this layout
-//! published last is a hard link to that version's file, not a copy. That is safe because
-//! no file of a version is ever written again (a version's files are only ever created,
-//! then removed with it), and because those files were written by this process with the
-//! same mode and owner. A version found on disk at start is not trusted (other perms, edits
-//! by hand): the first publish writes every file. Changed and new files are created with
-//! their final mode and owner before the first byte is written, so a secret is never
-//! readable by anyone else, not even for a moment.
+//! A publish costs what changed, not the size of the prefix. The version kept from two
+//! publishes ago is renamed to the new version's name (a name nothing resolves to yet)
+//! and brought up to date: only files whose bytes changed are removed or written; the rest
+//! stay as they are. Without such a version (the first publishes, or after it was changed
+//! on disk), the new version is a fresh directory where a file whose bytes are those of
+//! the live version is a hard link to that version's file, not a copy. Both are safe
+//! because no file of a version is ever written in place (a changed file is removed and
+//! created anew), and because those files were written by this process with the same
+//! mode and owner; a kept version whose directories were changed since (by hand) is not
+//! reused, and a version found on disk at start is not trusted: the first publish writes
+//! every file. Changed and new files are created with their final mode and owner before
+//! the first byte is written, so a secret is never readable by anyone else, not even for
+//! a moment.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, Permissions};
 use std::io;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, info, warn};
@@ -79,27 +85,42 @@ pub struct Layout {
     dir: PathBuf,
     perms: Perms,
     /// The version this layout published last, the only one whose files are linked into
-    /// the next.
+    /// a fresh version.
     live: Option<Live>,
+    /// The version published before the live one, kept to be recycled into the next.
+    kept: Option<Written>,
 }
 
 /// The published version as this layout wrote it.
 #[derive(Debug)]
 struct Live {
-    /// The version directory's name.
-    name: String,
-    payload: Payload,
+    version: Written,
     /// Top-level names whose stable link could not be made; made at the next publish.
     unlinked: BTreeSet<String>,
 }
+
+/// A version directory this layout wrote, with what it holds.
+#[derive(Debug)]
+struct Written {
+    /// The version directory's name.
+    name: String,
+    payload: Payload,
+    /// Each of its directories as it was once written: a change to its entries (a file
+    /// removed or added by hand) changes the stamp, and the version is then not reused.
+    stamps: Vec<(PathBuf, Stamp)>,
+}
+
+/// A directory's identity and the time its entries last changed.
+type Stamp = (u64, i64, i64);
 
 /// A version that went live.
 #[derive(Debug)]
 pub struct Version {
     /// The version directory's name.
     pub name: String,
-    /// How many of its files are the previous version's, linked rather than written.
-    pub linked: usize,
+    /// How many of its files were not written: linked from the live version, or kept in
+    /// the recycled one.
+    pub reused: usize,
 }
 
 impl Layout {
@@ -109,18 +130,20 @@ impl Layout {
             dir,
             perms,
             live: None,
+            kept: None,
         }
     }
 
     /// The files of the version this layout published last.
     pub fn published(&self) -> Option<&Payload> {
-        self.live.as_ref().map(|live| &live.payload)
+        self.live.as_ref().map(|live| &live.version.payload)
     }
 
     /// Writes `payload` as a new version named after `revision`, publishes it, and removes
-    /// everything that is not part of it. On error nothing was published: the previous
-    /// version stays and the new one is removed. Once published, a link or clean-up that
-    /// fails is a warning (and retried at the next publish).
+    /// everything that is not part of it (but the version it replaces). On error nothing
+    /// was published: the previous version stays and the new one is removed. Once
+    /// published, a link or clean-up that fails is a warning (and retried at the next
+    /// publish).
     pub fn publish(&mut self, payload: Payload, revision: i64) -> Result<Version, LayoutError> {
         DirBuilder::new()
             .recursive(true)
@@ -129,23 +152,41 @@ impl Layout {
             .context(&self.dir, "create the target directory")?;
         let name = self.create_version(revision)?;
         let version_dir = self.dir.join(&name);
-        let written = self
-            .write_version(&version_dir, &payload)
-            .and_then(|linked| self.swap_data(&name).map(|()| linked));
-        let linked = match written {
-            Ok(linked) => linked,
+        let kept = self.kept.take().filter(|kept| {
+            let untouched = kept.untouched(&self.dir);
+            if !untouched {
+                info!("{}: changed on disk, not reused", kept.name);
+            }
+            untouched
+        });
+        let written = match kept {
+            Some(kept) => self.recycle(kept, &version_dir, &payload),
+            None => self.write_version(&version_dir, &payload),
+        }
+        .and_then(|reused| {
+            let stamps = stamp_dirs(&version_dir, &payload)?;
+            self.swap_data(&name)?;
+            Ok((reused, stamps))
+        });
+        let (reused, stamps) = match written {
+            Ok(written) => written,
             Err(e) => {
                 remove_or_warn(&version_dir);
                 return Err(e);
             }
         };
-        let unlinked = self.tidy(&name, &payload);
+        let previous = self.live.as_ref().map(|live| live.version.name.as_str());
+        let unlinked = self.tidy(&name, previous, &payload);
+        self.kept = self.live.take().map(|live| live.version);
         self.live = Some(Live {
-            name: name.clone(),
-            payload,
+            version: Written {
+                name: name.clone(),
+                payload,
+                stamps,
+            },
             unlinked,
         });
-        Ok(Version { name, linked })
+        Ok(Version { name, reused })
     }
 
     /// Creates an empty, uniquely named version directory.
@@ -164,7 +205,7 @@ impl Layout {
         let live = self
             .live
             .as_ref()
-            .map(|live| (self.dir.join(&live.name), &live.payload));
+            .map(|live| (self.dir.join(&live.version.name), &live.version.payload));
         let mut dirs = BTreeSet::new();
         let mut linked = 0;
         for (path, bytes) in payload.files() {
@@ -201,6 +242,65 @@ impl Layout {
         Ok(linked)
     }
 
+    /// Turns the kept version into `version_dir` (an empty directory, replaced by the
+    /// rename) and brings it from its files to those of `payload`: a file whose bytes
+    /// changed or that is gone is removed, with the directories it leaves empty; a changed
+    /// or new file is written anew. Syncs what changed; returns how many files were kept.
+    fn recycle(
+        &self,
+        kept: Written,
+        version_dir: &Path,
+        payload: &Payload,
+    ) -> Result<usize, LayoutError> {
+        let old_dir = self.dir.join(&kept.name);
+        fs::rename(&old_dir, version_dir).context(&old_dir, "reuse the version directory")?;
+        let mut touched = BTreeSet::from([version_dir.to_path_buf()]);
+        let stale = kept
+            .payload
+            .files()
+            .filter(|(path, bytes)| payload.get(path) != Some(*bytes));
+        for (path, _) in stale {
+            let file = version_dir.join(path);
+            fs::remove_file(&file).context(&file, "remove file")?;
+            let mut dir = fsx::parent_dir(&file);
+            while dir != version_dir {
+                match fs::remove_dir(dir) {
+                    Ok(()) => {
+                        touched.remove(dir);
+                    }
+                    Err(e) if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) => break,
+                    Err(e) => return Err(e).context(dir, "remove directory"),
+                }
+                dir = fsx::parent_dir(dir);
+            }
+            touched.insert(dir.to_path_buf());
+        }
+        let mut reused = 0;
+        for (path, bytes) in payload.files() {
+            if kept.payload.get(path) == Some(bytes) {
+                reused += 1;
+                continue;
+            }
+            let file = version_dir.join(path);
+            let mut parent = version_dir.to_path_buf();
+            for segment in path.split('/').take(path.split('/').count() - 1) {
+                parent.push(segment);
+                match make_dir(&parent) {
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    made => made.context(&parent, "create directory")?,
+                }
+            }
+            fsx::write_new(&file, bytes, &self.perms)
+                .map_err(io::Error::from)
+                .context(&file, "write file")?;
+            touched.insert(fsx::parent_dir(&file).to_path_buf());
+        }
+        for dir in touched.iter().rev() {
+            sync_dir(dir)?;
+        }
+        Ok(reused)
+    }
+
     /// Points `..data` at `version` in one rename.
     fn swap_data(&self, version: &str) -> Result<(), LayoutError> {
         let tmp = self.dir.join(DATA_TMP);
@@ -232,15 +332,16 @@ impl Layout {
     }
 
     /// Gives every top-level name of `payload` its stable link and removes from the target
-    /// everything but `..data`, `version` and those links: previous versions, links of names
-    /// that are gone, leftovers of an interrupted run, and files of an older tool. A link
+    /// everything but `..data`, `version`, the `previous` one and those links: older
+    /// versions, links of names that are gone, leftovers of an interrupted run, and files of an older tool. A link
     /// this layout made at the previous publish is left alone while it is there; any other
     /// name is checked (on the first publish, all of them). Failures only leave clutter or
     /// a missing name, so they are warnings; returns the names left without their link.
-    fn tidy(&self, version: &str, payload: &Payload) -> BTreeSet<String> {
+    fn tidy(&self, version: &str, previous: Option<&str>, payload: &Payload) -> BTreeSet<String> {
         let names = payload.top_names();
         let made: BTreeSet<&str> = match &self.live {
             Some(live) => live
+                .version
                 .payload
                 .top_names()
                 .into_iter()
@@ -260,7 +361,7 @@ impl Layout {
                         }
                         continue;
                     }
-                    if name.is_some_and(|n| n == DATA || n == version) {
+                    if name.is_some_and(|n| n == DATA || n == version || Some(n) == previous) {
                         continue;
                     }
                     let path = entry.path();
@@ -287,6 +388,52 @@ impl Layout {
         }
         unlinked
     }
+}
+
+impl Written {
+    /// Whether every directory of this version, in `target`, is as it was written.
+    fn untouched(&self, target: &Path) -> bool {
+        let root = target.join(&self.name);
+        self.stamps.iter().all(|(dir, stamp)| {
+            let path = if dir.as_os_str().is_empty() {
+                root.clone()
+            } else {
+                root.join(dir)
+            };
+            stamp_of(&path).ok().as_ref() == Some(stamp)
+        })
+    }
+}
+
+/// The stamps of `version_dir` and of every directory below it that holds `payload`'s
+/// files, by path relative to `version_dir`.
+fn stamp_dirs(version_dir: &Path, payload: &Payload) -> Result<Vec<(PathBuf, Stamp)>, LayoutError> {
+    let mut dirs = BTreeSet::from([PathBuf::new()]);
+    for (path, _) in payload.files() {
+        let mut dir = Path::new(path).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if !dirs.insert(d.to_path_buf()) {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let path = version_dir.join(&dir);
+            let stamp = stamp_of(&path).context(&path, "read directory")?;
+            Ok((dir, stamp))
+        })
+        .collect()
+}
+
+/// The inode and change time of the directory at `path` (not followed if a link).
+fn stamp_of(path: &Path) -> io::Result<Stamp> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Err(io::Error::other("not a directory"));
+    }
+    Ok((meta.ino(), meta.ctime(), meta.ctime_nsec()))
 }
 
 /// Creates a directory with exactly [`DIR_MODE`], whatever the umask.
@@ -382,7 +529,8 @@ mod tests {
             .publish(payload(&[("tls.key", "k2"), ("new", "n")]), 6)
             .unwrap()
             .name;
-        assert_eq!(entries(&target), ["..data", &v2, "new", "tls.key"]);
+        // The version it replaced is kept, to be reused by the next publish.
+        assert_eq!(entries(&target), ["..data", &v1, &v2, "new", "tls.key"]);
         assert_eq!(fs::read_to_string(target.join("tls.key")).unwrap(), "k2");
     }
 
@@ -415,9 +563,9 @@ mod tests {
     fn an_empty_payload_empties_the_target() {
         let tmp = tempfile::tempdir().unwrap();
         let mut layout = Layout::new(tmp.path().to_path_buf(), perms(0o600));
-        layout.publish(payload(&[("a", "1")]), 1).unwrap();
+        let v1 = layout.publish(payload(&[("a", "1")]), 1).unwrap().name;
         let v = layout.publish(payload(&[]), 2).unwrap().name;
-        assert_eq!(entries(tmp.path()), ["..data", &v]);
+        assert_eq!(entries(tmp.path()), ["..data", &v1, &v]);
         assert!(entries(&tmp.path().join(&v)).is_empty());
     }
 
@@ -457,7 +605,7 @@ mod tests {
         let target = tmp.path().to_path_buf();
         let mut layout = Layout::new(target.clone(), perms(0o640));
         let first = [("a", "1"), ("sub/b", "2"), ("sub/deep/c", "3"), ("d", "4")];
-        layout.publish(payload(&first), 1).unwrap();
+        let v1 = layout.publish(payload(&first), 1).unwrap().name;
         let before: Vec<u64> = ["a", "sub/b", "sub/deep/c"]
             .iter()
             .map(|f| inode(&target, f))
@@ -470,18 +618,19 @@ mod tests {
             ("e", "5"),
         ];
         let v = layout.publish(payload(&second), 2).unwrap();
-        assert_eq!(v.linked, 2);
+        assert_eq!(v.reused, 2);
         assert_eq!(inode(&target, "a"), before[0]);
         assert_eq!(inode(&target, "sub/deep/c"), before[2]);
         let written = [inode(&target, "sub/b"), inode(&target, "e")];
         assert!(written.iter().all(|i| !before.contains(i)), "{written:?}");
-        assert_eq!(entries(&target), ["..data", &v.name, "a", "e", "sub"]);
+        assert_eq!(entries(&target), ["..data", &v1, &v.name, "a", "e", "sub"]);
         for (file, content) in second {
             assert_eq!(fs::read_to_string(target.join(file)).unwrap(), content);
             let meta = fs::metadata(target.join(file)).unwrap();
             assert_eq!(meta.mode() & 0o7777, 0o640, "{file}");
-            // The previous version is gone: each file has the one name, in the live version.
-            assert_eq!(meta.nlink(), 1, "{file}");
+            // An unchanged file has a name in each version, a written one only its own.
+            let shared = matches!(file, "a" | "sub/deep/c");
+            assert_eq!(meta.nlink(), if shared { 2 } else { 1 }, "{file}");
         }
     }
 
@@ -498,7 +647,7 @@ mod tests {
         // Another run, with another mode: the files on disk are not its own.
         let mut layout = Layout::new(target.clone(), perms(0o600));
         let v = layout.publish(payload(&files), 2).unwrap();
-        assert_eq!(v.linked, 0);
+        assert_eq!(v.reused, 0);
         for file in ["a", "sub/b"] {
             assert!(!before.contains(&inode(&target, file)), "{file}");
             let meta = fs::metadata(target.join(file)).unwrap();
@@ -518,7 +667,7 @@ mod tests {
         let v = layout
             .publish(payload(&[("a", "1"), ("b", "2")]), 3)
             .unwrap();
-        assert_eq!(v.linked, 1);
+        assert_eq!(v.reused, 1);
         assert_eq!(inode(&target, "a"), before);
         assert_eq!(fs::read_to_string(target.join("b")).unwrap(), "2");
     }
@@ -528,9 +677,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().to_path_buf();
         let mut layout = Layout::new(target.clone(), perms(0o600));
-        layout
+        let v1 = layout
             .publish(payload(&[("a", "1"), ("b", "2"), ("c", "3")]), 1)
-            .unwrap();
+            .unwrap()
+            .name;
         fs::remove_file(target.join(DATA).join("a")).unwrap();
         fs::remove_file(target.join("b")).unwrap();
         fs::remove_file(target.join("c")).unwrap();
@@ -541,10 +691,113 @@ mod tests {
                 2,
             )
             .unwrap();
-        assert_eq!(v.linked, 2);
-        assert_eq!(entries(&target), ["..data", &v.name, "a", "b", "c", "d"]);
+        assert_eq!(v.reused, 2);
+        assert_eq!(
+            entries(&target),
+            ["..data", &v1, &v.name, "a", "b", "c", "d"]
+        );
         for (file, content) in [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")] {
             assert_eq!(fs::read_to_string(target.join(file)).unwrap(), content);
         }
+    }
+
+    /// Inode of the directory `name` in `target`.
+    fn dir_inode(target: &Path, name: &str) -> u64 {
+        fs::symlink_metadata(target.join(name)).unwrap().ino()
+    }
+
+    #[test]
+    fn the_version_before_the_live_one_is_renamed_and_brought_up_to_date() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().to_path_buf();
+        let mut layout = Layout::new(target.clone(), perms(0o640));
+        let first = [
+            ("a", "1"),
+            ("b/x", "2"),
+            ("c", "3"),
+            ("d/e/f", "4"),
+            ("g", "5"),
+            ("h/1", "6"),
+            ("h/2", "7"),
+        ];
+        let v1 = layout.publish(payload(&first), 1).unwrap().name;
+        let v1_dir = dir_inode(&target, &v1);
+        let unchanged = fs::metadata(target.join(&v1).join("g")).unwrap().ino();
+        let v2 = layout.publish(payload(&[("a", "one")]), 2).unwrap().name;
+
+        // From the first version: "a" changed, "b/x" is gone, "b" becomes a file, "c"
+        // becomes a directory, "d/e/f" moves deeper, "g" stays, "h" and its files go.
+        let third = [
+            ("a", "uno"),
+            ("b", "file"),
+            ("c/y", "dir"),
+            ("d/e/f/z", "deeper"),
+            ("g", "5"),
+        ];
+        let v3 = layout.publish(payload(&third), 3).unwrap();
+        assert_eq!(v3.reused, 1);
+        assert!(v3.name.starts_with("..rev3."), "{}", v3.name);
+        assert_eq!(
+            dir_inode(&target, &v3.name),
+            v1_dir,
+            "not the first version's"
+        );
+        assert_eq!(
+            entries(&target),
+            ["..data", &v2, &v3.name, "a", "b", "c", "d", "g"]
+        );
+        assert_eq!(inode(&target, "g"), unchanged);
+        for (file, content) in third {
+            assert_eq!(fs::read_to_string(target.join(file)).unwrap(), content);
+            let meta = fs::metadata(target.join(file)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, 0o640, "{file}");
+        }
+        assert_eq!(entries(&target.join(DATA)), ["a", "b", "c", "d", "g"]);
+        assert_eq!(entries(&target.join("d/e/f")), ["z"]);
+        // The second version, kept in turn, is untouched.
+        assert_eq!(entries(&target.join(&v2)), ["a"]);
+        assert_eq!(
+            fs::read_to_string(target.join(&v2).join("a")).unwrap(),
+            "one"
+        );
+    }
+
+    #[test]
+    fn a_kept_version_changed_by_hand_is_not_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().to_path_buf();
+        let mut layout = Layout::new(target.clone(), perms(0o600));
+        let files = [("a", "1"), ("sub/b", "2")];
+        let v1 = layout.publish(payload(&files), 1).unwrap().name;
+        layout.publish(payload(&[("a", "2")]), 2).unwrap();
+        fs::remove_file(target.join(&v1).join("sub/b")).unwrap();
+        let v1_dir = dir_inode(&target, &v1);
+
+        let third = [("a", "2"), ("sub/b", "2")];
+        let v3 = layout.publish(payload(&third), 3).unwrap();
+        assert_eq!(v3.reused, 1, "only the live version's \"a\" is linked");
+        assert_ne!(dir_inode(&target, &v3.name), v1_dir);
+        assert!(!target.join(&v1).exists());
+        for (file, content) in third {
+            assert_eq!(fs::read_to_string(target.join(file)).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn a_failed_recycle_keeps_the_published_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().to_path_buf();
+        let mut layout = Layout::new(target.clone(), perms(0o600));
+        layout.publish(payload(&[("a", "1")]), 1).unwrap();
+        let v2 = layout.publish(payload(&[("a", "2")]), 2).unwrap().name;
+        let unwritable = Payload::from_files([("a", "3"), ("b\0", "x")]);
+        let err = layout.publish(unwritable, 3).unwrap_err();
+        assert!(err.to_string().contains("cannot write file"), "{err}");
+        assert_eq!(entries(&target), ["..data", &v2, "a"]);
+        assert_eq!(fs::read_to_string(target.join("a")).unwrap(), "2");
+
+        let v4 = layout.publish(payload(&[("a", "4")]), 4).unwrap().name;
+        assert_eq!(entries(&target), ["..data", &v2, &v4, "a"]);
+        assert_eq!(fs::read_to_string(target.join("a")).unwrap(), "4");
     }
 }

@@ -275,8 +275,8 @@ impl Mirror {
         let files = payload.len();
         let version = self.layout.publish(payload, revision)?;
         info!(
-            "revision {revision}: published {files} file(s) as {} ({} unchanged, linked)",
-            version.name, version.linked
+            "revision {revision}: published {files} file(s) as {} ({} unchanged, not rewritten)",
+            version.name, version.reused
         );
         self.revision = Some(revision);
         Ok(true)
