@@ -81,6 +81,22 @@ pub enum EtcdError {
 }
 
 impl EtcdError {
+    /// A response larger than a gRPC message may be (refused by etcd or by the client):
+    /// the same request asking for less can succeed.
+    pub fn is_too_large(&self) -> bool {
+        let EtcdError::Request {
+            source: etcd_client::Error::GRpcStatus(status),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        matches!(
+            status.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        )
+    }
+
     /// Whether waiting may help: etcd (or the DNS server) was unreachable. Credentials,
     /// files, records and permissions stay wrong until someone fixes them.
     pub fn is_transient(&self) -> bool {
@@ -276,6 +292,20 @@ mod tests {
             None,
         );
         assert!(matches!(other, EtcdError::Request { .. }), "{other}");
+    }
+
+    #[test]
+    fn a_response_too_large_for_one_message_is_told_apart() {
+        let decoded = "Error, decoded message length too large: found 3 bytes, the limit is: 2";
+        assert!(from_etcd(Code::OutOfRange, decoded, None).is_too_large());
+        let sent = "grpc: trying to send message larger than max (3 vs. 2)";
+        assert!(from_etcd(Code::ResourceExhausted, sent, None).is_too_large());
+        let other = from_etcd(
+            Code::InvalidArgument,
+            "etcdserver: too many operations",
+            None,
+        );
+        assert!(!other.is_too_large());
     }
 
     #[test]

@@ -12,9 +12,17 @@ use super::snapshot::{in_tree_bytes, tree_range, Snapshot};
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`, default 128).
 const MAX_TXN_OPS: usize = 128;
 
-/// Keys per page of a tree read: a tree of any size is read in requests of bounded size,
-/// every page at the revision of the first.
-const PAGE_KEYS: i64 = 500;
+/// Keys in the first page of a tree: few enough that the page fits in one gRPC message
+/// (2 GiB) even if every value is as large as etcd allows (1.5 MiB by default).
+const FIRST_PAGE_KEYS: i64 = 500;
+
+/// Bytes aimed at by each later page, sized from the pairs read so far. Few, large pages
+/// matter: etcd 3.4 counts the whole rest of the range at every page, so a 20,000-key
+/// tree read 500 keys at a time takes twice as long as in one request.
+const PAGE_BYTES: usize = 64 << 20;
+
+/// The most keys in one page, whatever their size.
+const MAX_PAGE_KEYS: i64 = 100_000;
 
 impl Etcd {
     /// Reads the trees of `keys` (each key and everything below it) at one revision, in
@@ -41,8 +49,10 @@ impl Etcd {
                 revision = read_at;
             }
             for (key, mut page) in chunk.iter().zip(pages) {
+                let mut size = PageSize::default();
                 loop {
                     let next = page.next_start();
+                    size.saw(page.kvs.iter().map(|kv| kv.key().len() + kv.value().len()));
                     pairs.extend(
                         page.kvs
                             .into_iter()
@@ -50,7 +60,8 @@ impl Etcd {
                             .filter(|(name, _)| in_tree_bytes(key, name)),
                     );
                     let Some(start) = next else { break };
-                    page = self.page(start, tree_range(key).1, revision).await?;
+                    let end = tree_range(key).1;
+                    page = self.page(start, end, revision, size.next()).await?;
                 }
             }
         }
@@ -98,7 +109,7 @@ impl Etcd {
         if let [key] = keys {
             let (start, end) = tree_range(key);
             let mut response = self
-                .bounded(kv.get(start, Some(page_options(end, revision))))
+                .bounded(kv.get(start, Some(page_options(end, revision, FIRST_PAGE_KEYS))))
                 .await?;
             let read_at = response.header().map_or(0, |h| h.revision());
             let page = Page {
@@ -111,7 +122,7 @@ impl Etcd {
             .iter()
             .map(|key| {
                 let (start, end) = tree_range(key);
-                TxnOp::get(start, Some(page_options(end, revision)))
+                TxnOp::get(start, Some(page_options(end, revision, FIRST_PAGE_KEYS)))
             })
             .collect();
         let response = self.bounded(kv.txn(Txn::new().and_then(ops))).await?;
@@ -130,11 +141,24 @@ impl Etcd {
         Ok((read_at, pages))
     }
 
-    /// The page of `[start, end)` at `revision`.
-    async fn page(&self, start: Vec<u8>, end: Vec<u8>, revision: i64) -> Result<Page, EtcdError> {
-        let mut response = self
-            .bounded(self.kv().get(start, Some(page_options(end, revision))))
-            .await?;
+    /// The page of `[start, end)` at `revision`, of at most `limit` keys; of
+    /// [`FIRST_PAGE_KEYS`] when the larger one is too large for one message.
+    async fn page(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        revision: i64,
+        limit: i64,
+    ) -> Result<Page, EtcdError> {
+        let read = |limit| {
+            let (mut kv, start) = (self.kv(), start.clone());
+            let options = page_options(end.clone(), revision, limit);
+            async move { self.bounded(kv.get(start, Some(options))).await }
+        };
+        let mut response = match read(limit).await {
+            Err(e) if e.is_too_large() && limit > FIRST_PAGE_KEYS => read(FIRST_PAGE_KEYS).await?,
+            read => read?,
+        };
         Ok(Page {
             more: response.more(),
             kvs: response.take_kvs(),
@@ -163,6 +187,30 @@ struct Page {
     more: bool,
 }
 
+/// The size of a tree's next page, from the pairs of its pages so far.
+#[derive(Default)]
+struct PageSize {
+    keys: usize,
+    bytes: usize,
+}
+
+impl PageSize {
+    /// Counts the pairs of a page, by their sizes (key and value).
+    fn saw(&mut self, sizes: impl Iterator<Item = usize>) {
+        for size in sizes {
+            self.keys += 1;
+            self.bytes += size;
+        }
+    }
+
+    /// Keys for about [`PAGE_BYTES`] at the average size so far.
+    fn next(&self) -> i64 {
+        let average = (self.bytes / self.keys.max(1)).max(1);
+        let keys = i64::try_from(PAGE_BYTES / average).unwrap_or(MAX_PAGE_KEYS);
+        keys.clamp(FIRST_PAGE_KEYS, MAX_PAGE_KEYS)
+    }
+}
+
 impl Page {
     /// Where the next page starts (right after the last key), when there is one.
     fn next_start(&self) -> Option<Vec<u8>> {
@@ -173,12 +221,38 @@ impl Page {
     }
 }
 
-/// A page of at most [`PAGE_KEYS`] pairs up to `end`, at `revision` (0: the current one).
-fn page_options(end: Vec<u8>, revision: i64) -> GetOptions {
-    let options = GetOptions::new().with_range(end).with_limit(PAGE_KEYS);
+/// A page of at most `limit` pairs up to `end`, at `revision` (0: the current one).
+fn page_options(end: Vec<u8>, revision: i64, limit: i64) -> GetOptions {
+    let options = GetOptions::new().with_range(end).with_limit(limit);
     if revision > 0 {
         options.with_revision(revision)
     } else {
         options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(n: usize, bytes: usize) -> impl Iterator<Item = usize> {
+        std::iter::repeat_n(bytes, n)
+    }
+
+    #[test]
+    fn later_pages_hold_about_page_bytes_within_bounds() {
+        let mut small = PageSize::default();
+        small.saw(pairs(500, 50));
+        assert_eq!(small.next(), MAX_PAGE_KEYS);
+
+        let mut medium = PageSize::default();
+        medium.saw(pairs(500, 64 * 1024));
+        assert_eq!(medium.next(), 1024);
+
+        let mut large = PageSize::default();
+        large.saw(pairs(10, 1536 * 1024));
+        assert_eq!(large.next(), FIRST_PAGE_KEYS);
+
+        assert_eq!(PageSize::default().next(), MAX_PAGE_KEYS);
     }
 }
