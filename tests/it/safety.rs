@@ -37,9 +37,13 @@ fn as_nobody(program: &str) -> tokio::process::Command {
     cmd
 }
 
-/// The reconfig binary run as `nobody`.
-fn reconfig_as_nobody() -> tokio::process::Command {
-    as_nobody(env!("CARGO_BIN_EXE_reconfig"))
+/// The reconfig binary run as `nobody`, from a copy in `dir` (a [`shared_tempdir`]):
+/// the checkout's own `target/` may sit below a directory only root can enter.
+fn reconfig_as_nobody(dir: &Path) -> tokio::process::Command {
+    let copy = dir.join("reconfig");
+    std::fs::copy(env!("CARGO_BIN_EXE_reconfig"), &copy).unwrap();
+    chmod(&copy, 0o755);
+    as_nobody(copy.to_str().unwrap())
 }
 
 /// A conf.d entry `id` reading `key` through the template `t` into `target`, plus the
@@ -153,7 +157,11 @@ async fn a_service_user_replaces_files_it_cannot_chown() {
         "/app",
     );
 
-    let run = run_command(reconfig_as_nobody(), onetime_args(&cfg, &etcd, &[])).await;
+    let run = run_command(
+        reconfig_as_nobody(dir.path()),
+        onetime_args(&cfg, &etcd, &[]),
+    )
+    .await;
     assert_eq!(run.code, 1, "{}", run.stderr);
     let meta = std::fs::metadata(&open).unwrap();
     assert_eq!(
