@@ -31,7 +31,7 @@ use crate::apply::ApplyOptions;
 use crate::cli::{Exit, Fatal, LogControl, RunArgs};
 use crate::etcd::{Etcd, EtcdError};
 use crate::pipeline::{load_jobs, LoadError};
-use crate::service::{systemd, Service, StartError, SuperviseError, Supervisor};
+use crate::service::{memory, systemd, Service, StartError, SuperviseError, Supervisor};
 use generation::{Generation, Settings};
 use templates::watch_templates;
 
@@ -128,6 +128,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
                     break Err(e.into());
                 }
                 systemd::ready();
+                memory::release_unused();
             }
             code = supervisor.exited() => break Ok(Exit::Child(code)),
             Some(()) = template_rx.recv() => {

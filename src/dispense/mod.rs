@@ -29,7 +29,9 @@ use crate::cli::{DispenseArgs, Exit, Fatal};
 use crate::etcd::watch::{subscriptions, Follow, Replica, Wake, Watched};
 use crate::etcd::{Etcd, EtcdError, Snapshot};
 use crate::fsx::{group_id, user_id, IdError, Perms};
-use crate::service::{systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor};
+use crate::service::{
+    memory, systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor,
+};
 use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
 
@@ -105,6 +107,7 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     let (mut supervisor, reloader) = Supervisor::new();
     supervisor.start(&args.command)?;
     systemd::ready();
+    memory::release_unused();
     let wake = Arc::new(Wake::default());
     let replica = Arc::new(Replica::new(first.subset([prefix.as_str()])));
     let watched = vec![Watched {

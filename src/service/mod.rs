@@ -1,8 +1,10 @@
 //! What the long-running modes (the daemon and dispense) share around the data path: the
 //! signals they handle, the child they may supervise, their health registry served on
-//! `--metrics-addr`, and systemd's notifications — and the one way both start.
+//! `--metrics-addr`, systemd's notifications, memory handed back after start-up — and the
+//! one way both start.
 
 mod child;
+pub mod memory;
 mod metrics;
 mod signals;
 mod status;
