@@ -299,13 +299,7 @@ mod tests {
     use super::*;
 
     fn snapshot(revision: i64, pairs: &[(&str, &str)]) -> Snapshot {
-        Snapshot::new(
-            revision,
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-        )
+        Snapshot::of(revision, pairs)
     }
 
     #[test]

@@ -178,13 +178,7 @@ mod tests {
     use super::*;
 
     fn snapshot(pairs: &[(&str, &[u8])]) -> Snapshot {
-        Snapshot::new(
-            3,
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_vec()))
-                .collect(),
-        )
+        Snapshot::of(3, pairs)
     }
 
     #[test]

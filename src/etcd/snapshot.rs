@@ -26,6 +26,16 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot of `pairs` at `revision`, for tests.
+    #[cfg(test)]
+    pub fn of<V: AsRef<[u8]>>(revision: i64, pairs: &[(&str, V)]) -> Self {
+        let kvs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_ref().to_vec()))
+            .collect();
+        Snapshot::new(revision, kvs)
+    }
+
     /// An empty snapshot of `revision`, to fill with [`Self::insert_raw`].
     pub fn at(revision: i64) -> Self {
         Snapshot::new(revision, BTreeMap::new())
@@ -173,13 +183,7 @@ mod tests {
     use super::*;
 
     fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-        Snapshot::new(
-            7,
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-        )
+        Snapshot::of(7, pairs)
     }
 
     #[test]

@@ -84,13 +84,7 @@ mod tests {
     use serde_json::json;
 
     fn snap(pairs: &[(&str, &str)]) -> Snapshot {
-        Snapshot::new(
-            7,
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-                .collect(),
-        )
+        Snapshot::of(7, pairs)
     }
 
     #[test]

@@ -69,21 +69,9 @@ fn dispense(etcd: &EtcdServer, prefix: &str, target: &Path, extra: &[&str]) -> V
     args
 }
 
-/// Names in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 /// The stable names of the target: everything but `..data` and the versions.
 fn visible(dir: &Path) -> Vec<String> {
-    entries(dir)
+    names(dir)
         .into_iter()
         .filter(|n| !n.starts_with(".."))
         .collect()
@@ -123,11 +111,11 @@ async fn a_transaction_is_seen_whole_at_the_signal() {
         "one signal per transaction, each seeing all of it"
     );
     // One version is live and the one before it is kept, to be reused; older ones are gone.
-    let versions = entries(&target)
+    let versions = names(&target)
         .into_iter()
         .filter(|n| n.starts_with("..rev"))
         .count();
-    assert_eq!(versions, 2, "{:?}", entries(&target));
+    assert_eq!(versions, 2, "{:?}", names(&target));
 
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
@@ -212,12 +200,12 @@ async fn unsafe_keys_are_refused_and_never_written() {
     );
 
     assert_eq!(visible(&target), ["file", "ok"]);
-    assert_eq!(entries(&target).len(), 4, "{:?}", entries(&target));
-    assert_eq!(entries(&dir.path().join("a")), ["target"]);
-    assert_eq!(entries(dir.path()), ["a", "log"]);
+    assert_eq!(names(&target).len(), 4, "{:?}", names(&target));
+    assert_eq!(names(&dir.path().join("a")), ["target"]);
+    assert_eq!(names(dir.path()), ["a", "log"]);
     assert!(!Path::new("/reconfig-dispense-test-absolute").exists());
     let data = target.join("..data");
-    assert_eq!(entries(&data), ["file", "ok"]);
+    assert_eq!(names(&data), ["file", "ok"]);
 }
 
 #[tokio::test]
@@ -234,7 +222,7 @@ async fn deleted_keys_remove_their_files() {
     let mut client = etcd.client().await;
     client.delete("/d/a", None).await.unwrap();
     let gone = eventually(LIMIT, || visible(&target) == ["sub"]).await;
-    assert!(gone, "{:?}\n{}", entries(&target), daemon.log());
+    assert!(gone, "{:?}\n{}", names(&target), daemon.log());
     assert!(std::fs::symlink_metadata(target.join("a")).is_err());
 
     client
@@ -242,7 +230,7 @@ async fn deleted_keys_remove_their_files() {
         .await
         .unwrap();
     let empty = eventually(LIMIT, || visible(&target).is_empty()).await;
-    assert!(empty, "{:?}\n{}", entries(&target), daemon.log());
+    assert!(empty, "{:?}\n{}", names(&target), daemon.log());
 }
 
 #[tokio::test]
@@ -268,7 +256,7 @@ async fn restart_removes_files_of_keys_deleted_while_down() {
 
     let second = Daemon::start(dispense(&etcd, "/r", &target, &[]), &log);
     let synced = eventually(LIMIT, || visible(&target) == ["keep", "new"]).await;
-    assert!(synced, "{:?}\n{}", entries(&target), second.log());
+    assert!(synced, "{:?}\n{}", names(&target), second.log());
     assert_eq!(std::fs::read_to_string(target.join("new")).unwrap(), "n");
     assert_eq!(std::fs::read_to_string(target.join("keep")).unwrap(), "k");
 }
