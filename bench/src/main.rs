@@ -93,6 +93,12 @@ fn report(results: &Value) {
             format!("{:.3}", f(b, &["cpu_s"])),
             "<= 0.7",
         );
+        line(
+            "B",
+            "floor: the same file writes alone, CPU (s)",
+            format!("{:.3}", f(b, &["floor_file_writes_cpu_s"])),
+            "",
+        );
         let reloads = format!("{} / {}", b["reloads"], b["reloads_allowed"]);
         line("B", "reloads / one per interval + 1", reloads, "<=");
         line(
@@ -110,6 +116,12 @@ fn report(results: &Value) {
             "peak RSS (MiB)",
             format!("{:.1}", f(c, &["peak_rss_mib"])),
             "<= 12",
+        );
+        line(
+            "C",
+            "floor: one bare range of the tree (ms)",
+            format!("{:.1}", f(c, &["floor_one_range_ms_best"])),
+            "",
         );
     }
     if let Some(d) = results.get("D") {

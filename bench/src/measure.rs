@@ -218,3 +218,39 @@ pub fn run_measured(cmd: &mut std::process::Command) -> (std::process::ExitStatu
         usage.ru_maxrss as f64 / 1024.0,
     )
 }
+
+/// The durability floor of a target update: CPU seconds (user + system, this thread) that
+/// the file work alone costs when `bytes` replace a file `count` times the way reconfig
+/// replaces a target — a new file created exclusively, written, synced, renamed over the
+/// old one, the directory synced — in a tight loop, with nothing received or rendered.
+pub fn durable_writes_cpu(dir: &Path, bytes: &[u8], count: usize) -> f64 {
+    use std::io::Write;
+    let target = dir.join("floor.conf");
+    let staged = dir.join(".floor.conf.staged");
+    let started = thread_cpu_seconds();
+    for _ in 0..count {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged)
+            .unwrap();
+        file.write_all(bytes).unwrap();
+        file.sync_all().unwrap();
+        drop(file);
+        std::fs::rename(&staged, &target).unwrap();
+        std::fs::File::open(dir).unwrap().sync_all().unwrap();
+    }
+    thread_cpu_seconds() - started
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu_seconds() -> f64 {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the time into the local above.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    assert_eq!(read, 0, "no thread CPU clock");
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use etcd_client::{EventType, WatchOptions};
+use etcd_client::{EventType, GetOptions, WatchOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -185,10 +185,19 @@ pub async fn burst(bin: &str) -> Value {
     let reload_count = read(&reloads).lines().count() - 1;
     let interval = Duration::from_secs(1);
     let allowed = (burst.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
+    // What the same number of durable replacements of a file this size cost by themselves.
+    let floor_dir = dir.path().join("floor");
+    std::fs::create_dir(&floor_dir).unwrap();
+    let final_text = read(&target);
+    let floor_cpu = tokio::task::spawn_blocking(move || {
+        durable_writes_cpu(&floor_dir, final_text.as_bytes(), renders)
+    })
+    .await
+    .unwrap();
     json!({
         "puts": puts, "keys": 500, "burst_s": burst.as_secs_f64(),
         "convergence_ms": ms(convergence), "renders": renders, "reloads": reload_count,
-        "reloads_allowed": allowed, "cpu_s": cpu,
+        "reloads_allowed": allowed, "cpu_s": cpu, "floor_file_writes_cpu_s": floor_cpu,
     })
 }
 
@@ -226,9 +235,22 @@ pub async fn cold(bin: &str) -> Value {
     }
     runs.sort_by_key(|r| r.0);
     let peak = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    // etcd's own part: the whole tree in one bare range request from a connected client.
+    let mut reads = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let got = client
+            .get("/c/", Some(GetOptions::new().with_prefix()))
+            .await
+            .unwrap();
+        reads.push(started.elapsed());
+        assert_eq!(got.kvs().len(), tree.len());
+    }
+    reads.sort();
     json!({
         "keys": tree.len(), "bytes": expected.len(),
         "wall_ms_best": ms(runs[0].0), "wall_ms_median": ms(runs[1].0), "peak_rss_mib": peak,
+        "floor_one_range_ms_best": ms(reads[0]),
     })
 }
 

@@ -65,11 +65,7 @@ impl Etcd {
                 }
             }
         }
-        let mut snapshot = Snapshot::at(revision);
-        for (key, value) in pairs {
-            snapshot.insert_raw(key, value);
-        }
-        Ok(snapshot)
+        Ok(Snapshot::from_raw(revision, pairs))
     }
 
     /// Finds which of `keys` the user may not read, so the message can name it.

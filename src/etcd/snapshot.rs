@@ -36,20 +36,25 @@ impl Snapshot {
         Snapshot::new(revision, kvs)
     }
 
-    /// An empty snapshot of `revision`, to fill with [`Self::insert_raw`].
-    pub fn at(revision: i64) -> Self {
-        Snapshot::new(revision, BTreeMap::new())
-    }
-
-    /// Adds a pair whose key may not be text (as etcd delivers it).
-    pub fn insert_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        match String::from_utf8(key) {
-            Ok(key) => {
-                self.kvs.insert(key, value);
-            }
-            Err(e) => {
-                self.not_utf8.insert(e.into_bytes());
-            }
+    /// A snapshot of pairs as etcd delivers them, keys that are not text kept apart. Built
+    /// in one go rather than key by key: the pairs arrive sorted, and 20,000 keys then cost
+    /// no search each.
+    pub fn from_raw(revision: i64, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+        let mut not_utf8 = BTreeSet::new();
+        let kvs = pairs
+            .into_iter()
+            .filter_map(|(key, value)| match String::from_utf8(key) {
+                Ok(key) => Some((key, value)),
+                Err(e) => {
+                    not_utf8.insert(e.into_bytes());
+                    None
+                }
+            })
+            .collect();
+        Snapshot {
+            revision,
+            kvs,
+            not_utf8,
         }
     }
 
@@ -198,6 +203,25 @@ mod tests {
         assert!(in_tree_bytes("/a", b"/a/b") && in_tree_bytes("/a", b"/a"));
         assert!(!in_tree_bytes("/a", b"/a-b"));
         assert!(in_tree_bytes("/", b"/x"));
+    }
+
+    #[test]
+    fn pairs_read_twice_or_out_of_order_give_one_key_each() {
+        // Nested trees (`/a` and `/a/b`) read in one snapshot deliver their shared keys twice.
+        let raw = |k: &[u8], v: &str| (k.to_vec(), v.as_bytes().to_vec());
+        let s = Snapshot::from_raw(
+            3,
+            vec![
+                raw(b"/a/b/1", "x"),
+                raw(b"/a/0", "y"),
+                raw(b"/a/b/1", "x"),
+                raw(b"/a/\xff", "z"),
+            ],
+        );
+        let pairs: Vec<(&str, &[u8])> = s.iter().collect();
+        assert_eq!(pairs, [("/a/0", &b"y"[..]), ("/a/b/1", &b"x"[..])]);
+        assert_eq!(s.not_utf8_keys().collect::<Vec<_>>(), [r"/a/\xff"]);
+        assert_eq!(s.revision(), 3);
     }
 
     #[test]

@@ -128,9 +128,16 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_utf8_fails_only_the_trees_holding_it() {
-        let mut s = snap(&[("/small/a", "1"), ("/big/b", "2")]);
-        s.insert_raw(b"/small.\xff".to_vec(), b"beside".to_vec());
-        s.insert_raw(b"/big/\xfe".to_vec(), b"inside".to_vec());
+        let raw = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
+        let s = Snapshot::from_raw(
+            1,
+            vec![
+                raw(b"/big/\xfe", b"inside"),
+                raw(b"/big/b", b"2"),
+                raw(b"/small.\xff", b"beside"),
+                raw(b"/small/a", b"1"),
+            ],
+        );
         assert_eq!(data(&s, "/small", true), Ok(json!({"/small/a": "1"})));
         assert_eq!(
             data(&s, "/big", true),
