@@ -126,6 +126,13 @@ impl Fleet {
         self.out.join(format!("{i:03}/own.conf"))
     }
 
+    /// A new directory `name` beside the nodes, on the targets' file system.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.root.join(name);
+        std::fs::create_dir(&dir).expect("scratch directory");
+        dir
+    }
+
     /// Every `shared` target with the render of `trees.shared`.
     pub fn expect_shared(&self, trees: &Trees) -> BTreeMap<PathBuf, String> {
         let text = render(&trees.shared);

@@ -14,8 +14,8 @@ use crate::cluster::{
     Counters, Proxy,
 };
 use crate::common::EtcdServer;
-use crate::fixture::{load, tree_in_etcd};
-use crate::measure::ms;
+use crate::fixture::{load, render, tree_in_etcd};
+use crate::measure::{durable_writes_cpu, ms};
 use crate::nodes::{own_key, shared_key, Converged, Fleet, Trees, SHARED};
 use crate::Options;
 
@@ -198,13 +198,23 @@ async fn shared_puts(
         }
     }
     let after = Counters::scrape(urls).await;
+    let cpu = fleet.cpu() - cpu;
+    // What the file work alone costs: one durable replacement per daemon and put.
+    let (dir, text, writes) = (fleet.scratch("floor"), render(&trees.shared), o.n * done);
+    let floor =
+        tokio::task::spawn_blocking(move || durable_writes_cpu(&dir, text.as_bytes(), writes))
+            .await
+            .expect("floor writes");
+    let per_put = |cpu: f64| 1000.0 * cpu / done.max(1) as f64;
     json!({
         "puts": done,
         "timed_out": timed_out,
         "limit_ms": ms(PUT_LIMIT),
         "all_right": latency_json(all),
         "per_target": latency_json(each),
-        "cpu_s": fleet.cpu() - cpu,
+        "cpu_s": cpu,
+        "cpu_ms_per_put": per_put(cpu),
+        "floor_file_writes_cpu_ms_per_put": per_put(floor),
         "rpcs": after.since(&before),
     })
 }

@@ -113,6 +113,18 @@ pub fn table(results: &Value) {
         "<= 50",
     );
     line(
+        "fleet CPU per shared put (ms)",
+        &["shared_puts.cpu_ms_per_put"],
+        1,
+        "",
+    );
+    line(
+        &format!("floor: {n} durable file writes alone, CPU (ms)"),
+        &["shared_puts.floor_file_writes_cpu_ms_per_put"],
+        1,
+        "",
+    );
+    line(
         "put -> one shared target right, p50 / p99 (ms)",
         &[
             "shared_puts.per_target.p50_ms",
