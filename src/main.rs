@@ -21,14 +21,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
-            report(runtime(false).block_on(reconfig::run_dispense(args)))
+            report(runtime().block_on(reconfig::run_dispense(args)))
         }
         None => {
             let log = reconfig::init_logging(cli.run.debug, cli.run.log_format);
             if cli.run.onetime {
-                report(runtime(true).block_on(reconfig::onetime(&cli.run)))
+                report(runtime().block_on(reconfig::onetime(&cli.run)))
             } else {
-                report(runtime(false).block_on(reconfig::run_daemon(&cli.run, log)))
+                report(runtime().block_on(reconfig::run_daemon(&cli.run, log)))
             }
         }
     };
@@ -59,19 +59,13 @@ fn report(result: Result<Exit, impl Fatal>) -> Exit {
     })
 }
 
-/// The async runtime: one thread for a one-shot run; for the long-running modes two
-/// workers (the work is waiting on etcd and the disk, and every thread costs memory). At
-/// most eight threads sync files to disk at once — enough for their syncs to share the
-/// filesystem's journal commits.
-fn runtime(one_shot: bool) -> tokio::runtime::Runtime {
-    let mut builder = if one_shot {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(2);
-        builder
-    };
-    builder
+/// The async runtime, one thread for every mode: the work is waiting on etcd and the
+/// disk, and a change is cheapest handled on the thread that received it (every hand-over
+/// between threads is a wake-up, which on a fleet's shared CPUs costs more than the
+/// render). At most eight more threads sync files to disk at once when many are written
+/// together — enough for their syncs to share the filesystem's journal commits.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
         .enable_all()
         .build()

@@ -52,6 +52,22 @@ pub struct ApplyOptions {
     pub notreally: bool,
     /// Colour the diff with ANSI escapes.
     pub color: bool,
+    /// Where the new file is written and synced.
+    pub syncs: Syncs,
+}
+
+/// Where a write's file work (create, write, sync, rename, sync the directory) runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Syncs {
+    /// On the calling thread: nothing handed between threads, the cheapest way to write one
+    /// file (a daemon's usual change; 200 daemons on 2 CPUs spend a third less CPU per
+    /// change than with the blocking pool). It holds the thread for the file's syncs.
+    #[default]
+    InPlace,
+    /// On tokio's blocking pool, so that many files written at once share the file
+    /// system's journal commits instead of syncing one after another (a daemon's first
+    /// sync of every entry).
+    Shared,
 }
 
 impl ApplyOptions {
@@ -61,6 +77,7 @@ impl ApplyOptions {
         ApplyOptions {
             notreally,
             color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            syncs: Syncs::default(),
         }
     }
 }
@@ -124,12 +141,7 @@ pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Out
     }
 
     let perms = wanted_perms(entry, &asked, current.as_ref());
-    let staged = blocking({
-        let (path, new) = (path.clone(), new.to_vec());
-        move || Staged::write(&path, &new, &perms)
-    })
-    .await
-    .map_err(|e| match e {
+    let stage_error = |e| match e {
         WriteError::Chown(source) => ApplyError::Chown {
             target: target.clone(),
             ids: describe_ids(entry, &perms),
@@ -140,32 +152,46 @@ pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Out
             dir: dir.to_path_buf(),
             source,
         },
-    })?;
+    };
+    let swap_error = |source| ApplyError::Swap {
+        target: target.clone(),
+        source,
+    };
+    let write = {
+        let (path, new) = (path.clone(), new.to_vec());
+        move || Staged::write(&path, &new, &perms)
+    };
     let (staged_check, target_check) = match entry.checkcmd.as_deref() {
         Some(cmd) if cmd.contains(SRC_PLACEHOLDER) => (Some(cmd), None),
         other => (None, other),
     };
-    if let Some(cmd) = staged_check {
-        let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
-        // On failure `staged` is dropped here, which removes it.
-        command::run(entry, &cmd, entry.check_timeout)
+    match staged_check {
+        // Nothing runs between the write and the swap: one piece of file work.
+        None => file_work(opts.syncs, move || write().map(Staged::commit))
             .await
-            .map_err(|source| ApplyError::Check {
-                target: target.clone(),
-                source,
-            })?;
+            .map_err(stage_error)?
+            .map_err(swap_error)?,
+        Some(cmd) => {
+            let staged = file_work(opts.syncs, write).await.map_err(stage_error)?;
+            let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
+            // On failure `staged` is dropped here, which removes it.
+            command::run(entry, &cmd, entry.check_timeout)
+                .await
+                .map_err(|source| ApplyError::Check {
+                    target: target.clone(),
+                    source,
+                })?;
+            file_work(opts.syncs, move || staged.commit())
+                .await
+                .map_err(swap_error)?;
+        }
     }
-    blocking(move || staged.commit())
-        .await
-        .map_err(|source| ApplyError::Swap {
-            target: target.clone(),
-            source,
-        })?;
 
     if let Some(cmd) = target_check {
         if let Err(check) = command::run(entry, cmd, entry.check_timeout).await {
             let restore = path.clone();
-            return Err(match blocking(move || roll_back(&restore, current)).await {
+            let restored = file_work(opts.syncs, move || roll_back(&restore, current)).await;
+            return Err(match restored {
                 Ok(restored) => ApplyError::CheckAfterSwap {
                     target: target.clone(),
                     source: check,
@@ -229,15 +255,17 @@ pub fn remove_leftovers(entry: &Entry) {
     }
 }
 
-/// Runs file I/O that syncs to disk on tokio's blocking pool: many entries syncing at
-/// once then share the filesystem's journal commits instead of queueing behind the two
-/// runtime threads (500 new files: ~300 ms → a fraction of it on ext4).
-async fn blocking<T: Send + 'static, E: From<io::Error> + Send + 'static>(
+/// Runs file work that syncs to disk where `syncs` says.
+async fn file_work<T: Send + 'static, E: From<io::Error> + Send + 'static>(
+    syncs: Syncs,
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, E> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e).into()))
+    match syncs {
+        Syncs::InPlace => work(),
+        Syncs::Shared => tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e).into())),
+    }
 }
 
 /// Puts back the state from before the swap: the previous file with its mode and owner

@@ -82,6 +82,42 @@ async fn apply_swaps_and_checks_but_leaves_the_reload_to_the_caller() {
     assert!(fx.marker.exists(), "reload did not run");
 }
 
+#[tokio::test]
+async fn syncs_in_place_and_shared_write_check_and_roll_back_alike() {
+    for syncs in [Syncs::InPlace, Syncs::Shared] {
+        let opts = ApplyOptions {
+            syncs,
+            ..ApplyOptions::default()
+        };
+        let fx = Fixture::new();
+        fx.existing("old\n", 0o640);
+        let mut e = Entry::for_test(&fx.target);
+        e.checkcmd = Some("grep -q new {{src}}".into());
+        let outcome = apply(&e, b"new\n", &opts).await.unwrap();
+        assert_eq!(outcome, Outcome::Changed, "{syncs:?}");
+        assert_eq!(
+            (fx.content(), fx.mode()),
+            ("new\n".into(), 0o640),
+            "{syncs:?}"
+        );
+
+        e.checkcmd = Some("exit 1".into());
+        let err = apply(&e, b"newer\n", &opts).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApplyError::CheckAfterSwap {
+                    restored: Restored::Previous,
+                    ..
+                }
+            ),
+            "{syncs:?}: {err:?}"
+        );
+        assert_eq!(fx.content(), "new\n", "{syncs:?}");
+        assert_eq!(fx.names(), ["app.conf"], "{syncs:?}");
+    }
+}
+
 /// Asserts the error's message is one line holding every part.
 fn assert_message(err: &ApplyError, parts: &[&str]) {
     let message = err.to_string();
@@ -122,7 +158,7 @@ async fn preview_returns_the_diff_and_touches_nothing() {
     e.reloadcmd = Some(fx.touch_marker());
     let opts = ApplyOptions {
         notreally: true,
-        color: false,
+        ..ApplyOptions::default()
     };
 
     let outcome = apply(&e, b"a\nc\n", &opts).await.unwrap();
@@ -140,6 +176,7 @@ async fn preview_of_a_missing_target_creates_nothing() {
     let opts = ApplyOptions {
         notreally: true,
         color: true,
+        ..ApplyOptions::default()
     };
     let outcome = apply(&Entry::for_test(&fx.target), b"x\n", &opts)
         .await
@@ -471,7 +508,7 @@ async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
     e.reloadcmd = Some(fx.touch_marker());
     let preview = ApplyOptions {
         notreally: true,
-        color: false,
+        ..ApplyOptions::default()
     };
     let t = fx.target.display();
 

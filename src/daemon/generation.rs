@@ -17,7 +17,7 @@ use tracing::{error, info};
 
 use super::reload::{reload, Pending, ReloadTask};
 use super::worker::Worker;
-use crate::apply::ApplyOptions;
+use crate::apply::{ApplyOptions, Syncs};
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
 use crate::etcd::Etcd;
 use crate::pipeline::{own_snapshot, remove_leftovers, Job};
@@ -133,7 +133,10 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     // The first sync reloads what changed before anyone is told: a child started then
     // finds the services it depends on reloaded, and gets none of these signals.
     let first = workers.iter().map(|w| async {
-        if w.sync(&own_snapshot(&w.job, &snapshot)).await {
+        // Every entry at once: the files are synced side by side on the blocking pool.
+        if w.sync(&own_snapshot(&w.job, &snapshot), Syncs::Shared)
+            .await
+        {
             let at = Instant::now();
             reload(&w.job, &reloader, &status).await;
             Some(at)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::reload::Pending;
-use crate::apply::{ApplyOptions, Outcome};
+use crate::apply::{ApplyOptions, Outcome, Syncs};
 use crate::etcd::watch::{Follow, Replica, Wake};
 use crate::etcd::{Etcd, Snapshot};
 use crate::pipeline::{log_failure, pass_of, step, Job};
@@ -41,10 +41,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Takes the step from `snapshot`, recording the outcome in the status registry;
-    /// whether the target changed and has a reload to follow.
-    pub async fn sync(&self, snapshot: &Arc<Snapshot>) -> bool {
-        let result = step(&self.job, snapshot, &self.options).await;
+    /// Takes the step from `snapshot`, writing where `syncs` says, and records the outcome
+    /// in the status registry; whether the target changed and has a reload to follow.
+    pub async fn sync(&self, snapshot: &Arc<Snapshot>, syncs: Syncs) -> bool {
+        let options = ApplyOptions {
+            syncs,
+            ..self.options.clone()
+        };
+        let result = step(&self.job, snapshot, &options).await;
         self.status
             .record(&self.job.entry.id, snapshot.revision(), pass_of(&result));
         match result {
@@ -71,7 +75,8 @@ impl Worker {
             rendered = snapshot.revision();
             // Boxed: applying (commands, file I/O) needs a large future, which an idle
             // worker would otherwise carry all the time — 500 entries, megabytes.
-            if Box::pin(self.sync(&snapshot)).await {
+            // One entry's change at a time: its file is written on this thread.
+            if Box::pin(self.sync(&snapshot, Syncs::InPlace)).await {
                 if let Some(reload) = &self.reload {
                     reload.request();
                 }
