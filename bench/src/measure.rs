@@ -14,13 +14,8 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: writes the clock id into the local above.
     if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } == 0 {
-        let mut time = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes the time into the local above.
-        if unsafe { libc::clock_gettime(clock, &mut time) } == 0 {
-            return time.tv_sec as f64 + time.tv_nsec as f64 / 1e9;
+        if let Some(seconds) = clock_seconds(clock) {
+            return seconds;
         }
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -280,12 +275,16 @@ pub fn durable_writes_cpu(dir: &Path, bytes: &[u8], count: usize) -> f64 {
 
 /// CPU seconds the calling thread has used.
 fn thread_cpu_seconds() -> f64 {
+    clock_seconds(libc::CLOCK_THREAD_CPUTIME_ID).expect("no thread CPU clock")
+}
+
+/// The time of `clock`, in seconds.
+fn clock_seconds(clock: libc::clockid_t) -> Option<f64> {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: writes the time into the local above.
-    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    assert_eq!(read, 0, "no thread CPU clock");
-    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
+    let read = unsafe { libc::clock_gettime(clock, &mut time) };
+    (read == 0).then(|| time.tv_sec as f64 + time.tv_nsec as f64 / 1e9)
 }

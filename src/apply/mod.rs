@@ -103,8 +103,13 @@ pub enum Outcome {
 }
 
 /// Brings `entry.target` up to date with `new`, running the entry's check command; see the
-/// module documentation for the steps. The reload is the caller's ([`reload`]).
-pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Outcome, ApplyError> {
+/// module documentation for the steps. The reload is the caller's ([`reload`]). `new` is
+/// taken whole: it goes into the staged file without a copy, wherever that is written.
+pub async fn apply(
+    entry: &Entry,
+    new: Vec<u8>,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
     let target = &entry.target;
     let path = real_path(target)?;
     let dir = parent_dir(&path);
@@ -136,7 +141,7 @@ pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Out
     }
     if opts.notreally {
         let old = current.as_ref().map_or(&[][..], |c| &c.bytes);
-        let diff = drift_line + &unified_diff(target, old, new, opts.color);
+        let diff = drift_line + &unified_diff(target, old, &new, opts.color);
         return Ok(Outcome::Preview { diff });
     }
 
@@ -158,7 +163,7 @@ pub async fn apply(entry: &Entry, new: &[u8], opts: &ApplyOptions) -> Result<Out
         source,
     };
     let write = {
-        let (path, new) = (path.clone(), new.to_vec());
+        let path = path.clone();
         move || Staged::write(&path, &new, &perms)
     };
     let (staged_check, target_check) = match entry.checkcmd.as_deref() {

@@ -128,7 +128,7 @@ pub async fn step(
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
     let text = render(job, own)?;
-    let outcome = apply(&job.entry, text.as_bytes(), options).await?;
+    let outcome = apply(&job.entry, text.into_bytes(), options).await?;
     match &outcome {
         Outcome::Unchanged => debug!(
             entry = %job.entry.id,
