@@ -196,6 +196,11 @@ pub fn latency_json(mut samples: Vec<Duration>) -> Value {
 /// etcd's put latency as a client sees it: `puts` sequential puts of [`PROBE_KEY`] to the
 /// leader (after 20 not counted), each timed from request to response.
 pub async fn put_latency(etcd: &EtcdServer, puts: usize) -> Value {
+    latency_json(put_samples(etcd, puts).await)
+}
+
+/// The samples of [`put_latency`].
+pub async fn put_samples(etcd: &EtcdServer, puts: usize) -> Vec<Duration> {
     let urls = member_urls(etcd);
     let leader = etcd.leader().await.unwrap_or(0);
     let mut client = client_of(&urls[leader..=leader])
@@ -213,5 +218,5 @@ pub async fn put_latency(etcd: &EtcdServer, puts: usize) -> Value {
             samples.push(started.elapsed());
         }
     }
-    latency_json(samples)
+    samples
 }

@@ -222,6 +222,16 @@ impl Fleet {
             .collect()
     }
 
+    /// Kills every daemon still running and waits for it to exit (its connections closed).
+    pub async fn stop(&mut self) {
+        for daemon in &mut self.daemons {
+            if daemon.alive() {
+                daemon.signal(nix::sys::signal::Signal::SIGKILL);
+                daemon.wait_exit(Duration::from_secs(10)).await;
+            }
+        }
+    }
+
     /// How many daemons still run.
     pub fn alive(&mut self) -> usize {
         self.daemons

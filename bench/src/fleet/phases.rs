@@ -10,8 +10,8 @@ use etcd_client::{Client, Txn, TxnOp};
 use serde_json::{json, Value};
 
 use crate::cluster::{
-    client_of, latency_json, member_urls, port, put_latency, too_many_pings, wait_healthy,
-    Counters, Proxy,
+    client_of, latency_json, member_urls, port, put_latency, put_samples, too_many_pings,
+    wait_healthy, Counters, Proxy,
 };
 use crate::common::EtcdServer;
 use crate::fixture::{load, render, tree_in_etcd};
@@ -27,6 +27,9 @@ const SILENT_PUTS: usize = 3;
 const SETTLE: Duration = Duration::from_secs(5);
 /// Shortest busy phase.
 const BUSY: Duration = Duration::from_secs(10);
+/// etcd's put latency samples while the fleet is busy (each put then takes tens of
+/// milliseconds, and the busy phase lasts until they are done).
+const BUSY_PROBE_PUTS: usize = 200;
 /// How long the RPCs etcd receives after an outage are counted.
 const AFTER_OUTAGE: Duration = Duration::from_secs(10);
 /// Longest wait for the fleet to converge after the outage.
@@ -57,7 +60,7 @@ pub async fn run(o: &Options, proxied: bool) -> Value {
     };
 
     say("etcd put latency, no daemons");
-    let put_idle = put_latency(&etcd, o.probe_puts).await;
+    let put_idle_before = put_samples(&etcd, o.probe_puts).await;
 
     say(&format!("starting {} daemons", o.n));
     let mut fleet = Fleet::prepare(dir.path(), o.n);
@@ -121,6 +124,15 @@ pub async fn run(o: &Options, proxied: bool) -> Value {
         "etcd": too_many_pings(&etcd.log()),
         "proxy": proxy.as_ref().map(|p| too_many_pings(&p.log())),
     });
+    // etcd with no daemons once more, now that the fleet is gone: the idle figure pools
+    // both, so that the disk's changes over the run weigh on both sides of the ratio.
+    say("etcd put latency, no daemons again");
+    fleet.stop().await;
+    tokio::time::sleep(SETTLE).await;
+    let put_idle_after = put_samples(&etcd, o.probe_puts).await;
+    let mut put_idle = latency_json([&put_idle_before[..], &put_idle_after[..]].concat());
+    put_idle["before_fleet"] = latency_json(put_idle_before);
+    put_idle["after_fleet"] = latency_json(put_idle_after);
     if o.keep {
         let kept = dir.keep();
         say(&format!("logs kept in {}", kept.display()));
@@ -262,7 +274,7 @@ async fn busy(
     };
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let put_busy = put_latency(etcd, o.probe_puts).await;
+    let put_busy = put_latency(etcd, BUSY_PROBE_PUTS.min(o.probe_puts)).await;
     tokio::time::sleep(BUSY.saturating_sub(started.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
     let (writes, last) = writer.await.unwrap();
