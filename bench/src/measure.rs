@@ -201,24 +201,19 @@ impl DirWatch {
                 Ok(_) => {}
                 Err(e) => panic!("poll inotify: {e}"),
             }
+            // Everything queued, until the (non-blocking) descriptor has no more.
             let mut lost = false;
             loop {
-                match inotify.read_events(&mut buffer) {
-                    Ok(events) => {
-                        let before = changed.len();
-                        for event in events {
-                            lost |= event.mask.contains(EventMask::Q_OVERFLOW);
-                            if let (Some(dir), Some(name)) = (self.dirs.get(&event.wd), event.name)
-                            {
-                                changed.push(dir.join(name));
-                            }
-                        }
-                        if changed.len() == before && !lost {
-                            break;
-                        }
-                    }
+                let events = match inotify.read_events(&mut buffer) {
+                    Ok(events) => events,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => panic!("read inotify: {e}"),
+                };
+                for event in events {
+                    lost |= event.mask.contains(EventMask::Q_OVERFLOW);
+                    if let (Some(dir), Some(name)) = (self.dirs.get(&event.wd), event.name) {
+                        changed.push(dir.join(name));
+                    }
                 }
             }
             if lost {

@@ -187,8 +187,8 @@ impl Drop for GroupGuard {
 
 /// In the shell, before exec: asks the kernel to send it SIGTERM when reconfig dies (the
 /// thread that started it, in fact: commands start on the runtime's thread, which lives as
-/// long as the process),
-/// on which [`GUARD`] kills the group; gives up if reconfig already died after the fork.
+/// long as the process), on which [`GUARD`] kills the group; gives up if reconfig already
+/// died after the fork.
 fn die_with_parent(parent: Pid) -> io::Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
     if getppid() != parent {

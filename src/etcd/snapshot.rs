@@ -26,14 +26,14 @@ impl Snapshot {
         }
     }
 
-    /// A snapshot of `pairs` at `revision`, for tests.
+    /// A snapshot of `pairs` at `revision` (keys as etcd may deliver them), for tests.
     #[cfg(test)]
-    pub fn of<V: AsRef<[u8]>>(revision: i64, pairs: &[(&str, V)]) -> Self {
-        let kvs = pairs
+    pub fn of<K: AsRef<[u8]>, V: AsRef<[u8]>>(revision: i64, pairs: &[(K, V)]) -> Self {
+        let raw = pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.as_ref().to_vec()))
+            .map(|(k, v)| (k.as_ref().to_vec(), v.as_ref().to_vec()))
             .collect();
-        Snapshot::new(revision, kvs)
+        Snapshot::from_raw(revision, raw)
     }
 
     /// A snapshot of pairs as etcd delivers them, keys that are not text kept apart. Built
@@ -208,14 +208,13 @@ mod tests {
     #[test]
     fn pairs_read_twice_or_out_of_order_give_one_key_each() {
         // Nested trees (`/a` and `/a/b`) read in one snapshot deliver their shared keys twice.
-        let raw = |k: &[u8], v: &str| (k.to_vec(), v.as_bytes().to_vec());
-        let s = Snapshot::from_raw(
+        let s = Snapshot::of(
             3,
-            vec![
-                raw(b"/a/b/1", "x"),
-                raw(b"/a/0", "y"),
-                raw(b"/a/b/1", "x"),
-                raw(b"/a/\xff", "z"),
+            &[
+                (&b"/a/b/1"[..], "x"),
+                (b"/a/0", "y"),
+                (b"/a/b/1", "x"),
+                (b"/a/\xff", "z"),
             ],
         );
         let pairs: Vec<(&str, &[u8])> = s.iter().collect();

@@ -128,14 +128,13 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_utf8_fails_only_the_trees_holding_it() {
-        let raw = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
-        let s = Snapshot::from_raw(
+        let s = Snapshot::of(
             1,
-            vec![
-                raw(b"/big/\xfe", b"inside"),
-                raw(b"/big/b", b"2"),
-                raw(b"/small.\xff", b"beside"),
-                raw(b"/small/a", b"1"),
+            &[
+                (&b"/big/\xfe"[..], "inside"),
+                (b"/big/b", "2"),
+                (b"/small.\xff", "beside"),
+                (b"/small/a", "1"),
             ],
         );
         assert_eq!(data(&s, "/small", true), Ok(json!({"/small/a": "1"})));
