@@ -39,4 +39,4 @@ pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot
 pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
-pub use template::{compile, RenderInput, Template, TemplateError};
+pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

@@ -63,10 +63,13 @@ fn report(result: Result<Exit, impl Fatal>) -> Exit {
 /// disk, and a change is cheapest handled on the thread that received it (every hand-over
 /// between threads is a wake-up, which on a fleet's shared CPUs costs more than the
 /// render). At most eight more threads sync files to disk at once when many are written
-/// together — enough for their syncs to share the filesystem's journal commits.
+/// together — enough for their syncs to share the filesystem's journal commits — or finish
+/// renders that run long; they get the main thread's usual 8 MiB of stack, for templates
+/// whose includes and macro calls nest deep.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .expect("cannot start the tokio runtime")

@@ -11,7 +11,10 @@ use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
 use super::logging::LogFormat;
-use crate::config::{parse_duration, parse_signal, validate_prefix};
+use crate::config::{
+    parse_depth, parse_duration, parse_signal, parse_size, validate_prefix, LimitOverrides,
+    RenderLimits,
+};
 use crate::etcd::ConnectArgs;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
@@ -75,6 +78,9 @@ pub struct RunArgs {
     /// the interval fold into one reload at its end; 0 turns this off
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub reload_interval: Duration,
+    /// Render limits
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
@@ -156,6 +162,37 @@ pub struct MonitoringArgs {
     pub unhealthy_after: Duration,
 }
 
+/// The render limits of every entry that does not set its own (`render_timeout`,
+/// `render_max_iterations`, `render_max_output`, `render_max_depth` in an entry).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Longest time one render may take [default: 10s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub render_timeout: Option<Duration>,
+    /// Most loop iterations one render may run, all its loops together [default: 10000000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub render_max_iterations: Option<u64>,
+    /// Largest output one render may produce, e.g. 64MiB [default: 64MiB]
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub render_max_output: Option<u64>,
+    /// Deepest nesting of includes and macro calls, 1 to 256 [default: 64]
+    #[arg(long, value_parser = parse_depth, value_name = "N")]
+    pub render_max_depth: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The limits these flags set, the defaults where they set none.
+    pub fn limits(&self) -> RenderLimits {
+        LimitOverrides {
+            timeout: self.render_timeout,
+            iterations: self.render_max_iterations,
+            output: self.render_max_output,
+            depth: self.render_max_depth,
+        }
+        .over(RenderLimits::default())
+    }
+}
+
 /// Flags of `reconfig render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -168,6 +205,9 @@ pub struct RenderArgs {
     /// Where the entries are
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Render limits
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Flags of `reconfig migrate`.

@@ -15,9 +15,11 @@ use nix::sys::signal::Signal;
 use serde_json::{Map, Value};
 
 mod duration;
+mod limits;
 mod pattern;
 
 pub use duration::parse_duration;
+pub use limits::{parse_depth, parse_size, LimitOverrides, RenderLimits, MAX_DEPTH};
 pub use pattern::{Pattern, PatternError};
 
 /// Default time a check or reload command may take before its process group is killed.
@@ -67,6 +69,8 @@ pub struct Entry {
     pub watchaltkeys: bool,
     /// Signal for the supervised child after this entry's target changed.
     pub reloadsignal: Option<Signal>,
+    /// The entry's own render limits, over the process-wide ones.
+    pub limits: LimitOverrides,
 }
 
 impl Entry {
@@ -256,6 +260,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "reload_timeout",
     "watchaltkeys",
     "reloadsignal",
+    "render_timeout",
+    "render_max_iterations",
+    "render_max_output",
+    "render_max_depth",
 ];
 
 /// Parses one entry file's text; the error is the one-line reason.
@@ -348,6 +356,22 @@ pub fn parse_entry(
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
         watchaltkeys: fields.bool("watchaltkeys")?,
         reloadsignal,
+        limits: LimitOverrides {
+            timeout: fields.duration("render_timeout")?,
+            iterations: fields.count("render_max_iterations")?,
+            output: fields.size("render_max_output")?,
+            depth: fields
+                .count("render_max_depth")?
+                .map(|depth| {
+                    u32::try_from(depth)
+                        .ok()
+                        .and_then(limits::check_depth)
+                        .ok_or_else(|| {
+                            format!("field \"render_max_depth\" must be from 1 to {MAX_DEPTH}")
+                        })
+                })
+                .transpose()?,
+        },
     })
 }
 
@@ -396,6 +420,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn count(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Ok(n.as_u64()),
+            Some(_) => Err(format!("field {name:?} must be a whole number above 0")),
+        }
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => parse_size(s)
+                .map(Some)
+                .map_err(|e| format!("field {name:?}: {e}")),
+            _ => self.count(name),
+        }
+    }
+
     fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -439,6 +480,7 @@ impl Entry {
             reload_timeout: DEFAULT_COMMAND_TIMEOUT,
             watchaltkeys: false,
             reloadsignal: None,
+            limits: LimitOverrides::default(),
         }
     }
 }

@@ -16,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::reload::{reload, Pending, ReloadTask};
-use super::worker::Worker;
+use super::worker::{Synced, Worker};
 use crate::apply::{ApplyOptions, Syncs};
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
-use crate::etcd::Etcd;
+use crate::etcd::{Backoff, Etcd};
 use crate::pipeline::{own_snapshot, remove_leftovers, Job};
+use crate::service::retry;
 use crate::service::{Reloader, Status};
 
 /// What every generation shares.
@@ -127,24 +128,29 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
             cancel: cancel.clone(),
             reload,
             status: status.clone(),
+            slow: Default::default(),
         };
         workers.push(worker);
     }
     // The first sync reloads what changed before anyone is told: a child started then
     // finds the services it depends on reloaded, and gets none of these signals.
-    let first = workers.iter().map(|w| async {
+    let mut backoffs: Vec<Backoff> = workers.iter().map(|_| retry::backoff()).collect();
+    let first = workers.iter().zip(&mut backoffs).map(|(w, backoff)| async {
         // Every entry at once: the files are synced side by side on the blocking pool.
-        if w.sync(&own_snapshot(&w.job, &snapshot), Syncs::Shared)
-            .await
-        {
-            let at = Instant::now();
-            reload(&w.job, &reloader, &status).await;
-            Some(at)
-        } else {
-            None
+        let own = own_snapshot(&w.job, &snapshot);
+        match w.sync(&own, Syncs::Shared, backoff).await {
+            Synced::Changed if w.reload.is_some() => {
+                let at = Instant::now();
+                reload(&w.job, &reloader, &status).await;
+                (Some(at), None)
+            }
+            Synced::Failed {
+                retry_in: Some(delay),
+            } => (None, Some((own, Instant::now() + delay))),
+            _ => (None, None),
         }
     });
-    let reloaded = join_all(first).await;
+    let (reloaded, retries): (Vec<_>, Vec<_>) = join_all(first).await.into_iter().unzip();
     for (worker, last) in workers.iter().zip(reloaded) {
         let Some(pending) = &worker.reload else {
             continue;
@@ -164,8 +170,8 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     let revision = snapshot.revision();
     drop(snapshot);
     let mut tasks = JoinSet::new();
-    for worker in workers {
-        tasks.spawn(worker.run(revision));
+    for ((worker, retry), backoff) in workers.into_iter().zip(retries).zip(backoffs) {
+        tasks.spawn(worker.run(revision, retry, backoff));
     }
     info!(
         "watching {} key(s) for {entries} entr{} from revision {}",

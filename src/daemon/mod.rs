@@ -75,7 +75,8 @@ impl Fatal for DaemonError {
 
 /// Runs the daemon until SIGTERM/SIGINT, or until the supervised command exits.
 pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonError> {
-    let jobs = load_jobs(&args.config.cfgdir, &args.config.prefix)?.jobs;
+    let limits = args.limits.limits();
+    let jobs = load_jobs(&args.config.cfgdir, &args.config.prefix, limits)?.jobs;
     let monitoring = &args.monitoring;
     let mut service = Service::start(
         &args.command,
@@ -148,7 +149,11 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
 /// configuration has no valid entry.
 async fn reload(settings: &Settings, args: &RunArgs, current: Generation) -> Generation {
-    match load_jobs(&args.config.cfgdir, &args.config.prefix) {
+    match load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        args.limits.limits(),
+    ) {
         Ok(loaded) => {
             current.stop().await;
             Generation::start(settings, loaded.jobs)

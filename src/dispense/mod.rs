@@ -22,15 +22,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{DispenseArgs, Exit, Fatal};
-use crate::etcd::watch::{subscriptions, Follow, Replica, Wake, Watched};
+use crate::etcd::watch::{subscriptions, Follow, Next, Replica, Wake, Watched};
 use crate::etcd::{Etcd, EtcdError, Snapshot};
 use crate::fsx::{group_id, user_id, IdError, Perms};
 use crate::service::{
-    memory, systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor,
+    memory, retry, systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor,
 };
 use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
@@ -203,12 +204,33 @@ async fn follow(
         cancel: &cancel,
     };
     let prefix = mirror.prefix.clone();
-    while let Some(snapshot) = follow.next(&[&prefix], seen).await {
+    let mut backoff = retry::backoff();
+    let mut retry: Option<(Arc<Snapshot>, Instant)> = None;
+    while let Some(next) = follow
+        .next(&[&prefix], seen, retry.as_ref().map(|r| r.1))
+        .await
+    {
+        let snapshot = match next {
+            Next::Changed(snapshot) => {
+                backoff.reset();
+                snapshot
+            }
+            Next::Retry => match retry.take() {
+                Some((snapshot, _)) => snapshot,
+                None => continue,
+            },
+        };
         seen = snapshot.revision();
-        let (published, update) = publish(mirror, snapshot).await;
+        let (published, update) = publish(mirror, Arc::clone(&snapshot)).await;
         mirror = published;
+        retry = None;
         if let Err(e) = &update {
-            error!("{e}; revision {seen} not published");
+            let delay = backoff.next_delay();
+            error!(
+                "{e}; revision {seen} not published; {}",
+                retry::retrying_in(delay)
+            );
+            retry = Some((snapshot, Instant::now() + delay));
         }
         on_update(seen, &update);
     }

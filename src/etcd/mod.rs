@@ -17,6 +17,6 @@ pub mod watch;
 pub use client::Etcd;
 pub use error::EtcdError;
 pub use options::ConnectArgs;
-pub use retry::retry_within;
+pub use retry::{retry_within, Backoff};
 pub use secret::SECRET_ENV;
 pub use snapshot::{dir_prefix, in_tree_bytes, Snapshot};

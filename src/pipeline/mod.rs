@@ -10,5 +10,6 @@ mod step;
 pub use offline::{render_offline, OfflineError};
 pub use onetime::{onetime, OnetimeError};
 pub use step::{
-    load_jobs, log_failure, own_snapshot, pass_of, remove_leftovers, step, Job, LoadError,
+    apply_render, load_jobs, log_failure, own_snapshot, pass_of, remove_leftovers, render, Job,
+    LoadError, StepError,
 };

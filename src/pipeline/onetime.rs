@@ -35,7 +35,11 @@ impl Fatal for OnetimeError {
 
 /// Runs every entry once.
 pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
-    let loaded = load_jobs(&args.config.cfgdir, &args.config.prefix)?;
+    let loaded = load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        args.limits.limits(),
+    )?;
     let options = ApplyOptions::new(args.notreally);
     remove_leftovers(&loaded.jobs, &options);
     let etcd = Etcd::connect(&args.connect).await?;
@@ -81,7 +85,7 @@ async fn sync_all(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<u
         };
         if let Err(e) = once(job, &own, options).await {
             failed += 1;
-            log_failure(&job.entry, &e);
+            log_failure(&job.entry, &e, None);
         }
     }
     Ok(failed)
@@ -94,7 +98,7 @@ async fn sync_each(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<
         let synced = match etcd.snapshot(job.entry.read_keys()).await {
             Ok(snapshot) => once(job, &Arc::new(snapshot), options)
                 .await
-                .map_err(|e| log_failure(&job.entry, &e)),
+                .map_err(|e| log_failure(&job.entry, &e, None)),
             Err(e @ EtcdError::PermissionDenied { .. }) => {
                 error!(entry = %job.entry.id, "{e}");
                 Err(())

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
 use crate::apply::{self, apply, ApplyError, ApplyOptions, Outcome};
-use crate::config::{self, ConfigError, Entry, Pattern};
+use crate::config::{self, ConfigError, Entry, Pattern, RenderLimits};
 use crate::etcd::Snapshot;
-use crate::service::{FailureKind, Pass};
+use crate::service::{retry, FailureKind, Pass};
 use crate::template::model::{self, ModelError};
 use crate::template::{RenderInput, Template, TemplateError};
 
@@ -20,6 +21,8 @@ pub struct Job {
     pub entry: Entry,
     /// Its template, compiled once (and shared by entries using the same file and pattern).
     pub template: Arc<Template>,
+    /// How far one of its renders may go: the entry's own limits over the process's.
+    pub limits: RenderLimits,
 }
 
 /// Why one entry's pass failed. The entry id is added where it is logged.
@@ -55,10 +58,11 @@ pub enum LoadError {
     NoEntry(PathBuf),
 }
 
-/// Loads `conf.d`, compiles every template, and logs one line per refused entry.
+/// Loads `conf.d`, compiles every template, and logs one line per refused entry; `limits`
+/// hold every entry that sets none of its own.
 /// Entries that use the same template file with the same pattern share one compiled
 /// template: 500 entries on one template cost one compilation and one copy in memory.
-pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
+pub fn load_jobs(cfgdir: &Path, prefix: &str, limits: RenderLimits) -> Result<Jobs, LoadError> {
     let loaded = config::load(cfgdir, prefix)?;
     let mut refused = loaded.problems.len();
     for problem in &loaded.problems {
@@ -78,6 +82,7 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
         match template {
             Ok(template) => jobs.push(Job {
                 template: template.clone(),
+                limits: entry.limits.over(limits),
                 entry,
             }),
             Err(e) => {
@@ -93,8 +98,12 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
 }
 
 /// Renders one entry from its own snapshot (its key's and altkeys' trees, see
-/// [`own_snapshot`]).
-pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
+/// [`own_snapshot`]), stopping after `slice` if given (see [`Template::render`]).
+pub fn render(
+    job: &Job,
+    own: &Arc<Snapshot>,
+    slice: Option<Duration>,
+) -> Result<String, StepError> {
     let data = model::data(own, &job.entry.key, job.entry.recursive)?;
     if data.as_object().is_some_and(|tree| tree.is_empty()) {
         // An emptied tree is a state to show (every backend gone), but rarely the wish.
@@ -111,7 +120,7 @@ pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
         watched: &job.entry.key,
         snapshot: own,
     };
-    Ok(job.template.render(input)?)
+    Ok(job.template.render(input, &job.limits, slice)?)
 }
 
 /// What one entry may see of a read shared by several entries: its own trees only, so a
@@ -127,25 +136,33 @@ pub async fn step(
     own: &Arc<Snapshot>,
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
-    let text = render(job, own)?;
+    let text = render(job, own, None)?;
+    apply_render(job, own.revision(), text, options).await
+}
+
+/// The step after the render: applies the text rendered from `revision`, logging what
+/// changed; a preview diff goes to stdout.
+pub async fn apply_render(
+    job: &Job,
+    revision: i64,
+    text: String,
+    options: &ApplyOptions,
+) -> Result<Outcome, StepError> {
     let outcome = apply(&job.entry, text.into_bytes(), options).await?;
     match &outcome {
         Outcome::Unchanged => debug!(
             entry = %job.entry.id,
-            "target unchanged (revision {})",
-            own.revision()
+            "target unchanged (revision {revision})"
         ),
         Outcome::Changed => info!(
             entry = %job.entry.id,
-            "updated {} (revision {})",
-            job.entry.target.display(),
-            own.revision()
+            "updated {} (revision {revision})",
+            job.entry.target.display()
         ),
         Outcome::Adjusted { change } => info!(
             entry = %job.entry.id,
-            "{}: {change} (content unchanged, no reload; revision {})",
-            job.entry.target.display(),
-            own.revision()
+            "{}: {change} (content unchanged, no reload; revision {revision})",
+            job.entry.target.display()
         ),
         Outcome::Preview { diff } => print!("{diff}"),
     }
@@ -163,13 +180,15 @@ pub fn remove_leftovers(jobs: &[Job], options: &ApplyOptions) {
     }
 }
 
-/// Logs an entry's failure on one line; a missing key is a warning (reconfig.rb).
-pub fn log_failure(entry: &Entry, err: &StepError) {
-    match err {
-        StepError::Model(ModelError::Missing(_)) => {
+/// Logs an entry's failure on one line, saying when it is tried again (`retry_in`); a
+/// missing key is a warning (reconfig.rb).
+pub fn log_failure(entry: &Entry, err: &StepError, retry_in: Option<Duration>) {
+    match (err, retry_in) {
+        (StepError::Model(ModelError::Missing(_)), _) => {
             warn!(entry = %entry.id, "{err}; {} left untouched", entry.target.display())
         }
-        _ => error!(entry = %entry.id, "{err}"),
+        (_, Some(delay)) => error!(entry = %entry.id, "{err}; {}", retry::retrying_in(delay)),
+        (_, None) => error!(entry = %entry.id, "{err}"),
     }
 }
 

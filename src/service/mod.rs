@@ -1,11 +1,12 @@
 //! What the long-running modes (the daemon and dispense) share around the data path: the
 //! signals they handle, the child they may supervise, their health registry served on
-//! `--metrics-addr`, systemd's notifications, memory handed back after start-up — and the
-//! one way both start.
+//! `--metrics-addr`, systemd's notifications, memory handed back after start-up, how a change
+//! that could not be applied is retried — and the one way both start.
 
 mod child;
 pub mod memory;
 mod metrics;
+pub mod retry;
 mod signals;
 mod status;
 pub mod systemd;

@@ -370,7 +370,7 @@ mod tests {
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
         };
-        assert_eq!(t.render(input).unwrap(), "b");
+        assert_eq!(t.render(input, &Default::default(), None).unwrap(), "b");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod dispense;
 mod docs;
 mod etcd_util;
 mod faults;
+mod hostile;
 mod migrate;
 mod nginx_e2e;
 mod onetime;

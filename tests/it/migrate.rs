@@ -17,11 +17,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconfig::{
-    altdata_model, compile, data_model, ModelError, Pattern, RenderInput, Snapshot, Template,
+    altdata_model, compile, data_model, ModelError, Pattern, RenderInput, RenderLimits, Snapshot,
+    Template,
 };
 use serde_json::{json, Value};
 
@@ -185,7 +187,7 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
     };
-    match template.render(input) {
+    match template.render(input, &Default::default(), None) {
         Ok(text) => Rendered::Output(text),
         Err(e) => Rendered::Failed(e.to_string()),
     }
@@ -471,7 +473,14 @@ fn string_filters_match_ruby_on_every_character() {
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
     };
-    let ours: Value = serde_json::from_str(&template.render(input).unwrap()).unwrap();
+    // 80,000 characters through six filters: longer than the default time limit in a
+    // debug build.
+    let limits = RenderLimits {
+        timeout: Duration::from_secs(3600),
+        ..RenderLimits::default()
+    };
+    let ours: Value =
+        serde_json::from_str(&template.render(input, &limits, None).unwrap()).unwrap();
     let (ours, expected) = (
         ours.as_array().unwrap(),
         ruby["expected"].as_array().unwrap(),

@@ -87,12 +87,16 @@ impl Input {
     }
 
     fn render(&self, template: &Template) -> Result<String, TemplateError> {
-        template.render(RenderInput {
-            data: self.data.clone(),
-            altdata: self.altdata.clone(),
-            watched: &self.watched,
-            snapshot: &self.snapshot,
-        })
+        template.render(
+            RenderInput {
+                data: self.data.clone(),
+                altdata: self.altdata.clone(),
+                watched: &self.watched,
+                snapshot: &self.snapshot,
+            },
+            &Default::default(),
+            None,
+        )
     }
 }
 
