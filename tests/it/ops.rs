@@ -531,15 +531,14 @@ async fn idle_metrics_connections_never_stop_updates_under_a_1024_hard_limit() {
     updates_flow_past_a_flood_of_idle_metrics_connections("1024:1024").await;
 }
 
-#[tokio::test]
-async fn idle_and_slow_metrics_clients_are_closed_after_the_idle_timeout() {
-    let dir = tempfile::tempdir().unwrap();
+/// A daemon with one entry and no etcd to reach, serving the endpoints on `bind` while it
+/// waits for etcd, logging to `dir/LOG`; and the address it serves on.
+async fn waiting_daemon(dir: &Path, bind: &str, log: &str) -> (Daemon, String) {
     let cfg = cfgdir(
-        dir.path(),
-        &[("a", entry(dir.path(), "a", "/a", ""))],
+        dir,
+        &[("a", entry(dir, "a", "/a", ""))],
         &[("tree.tmpl", TREE_TMPL)],
     );
-    // No etcd: the endpoints answer while reconfig waits for it.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let args = [
         "--cfgdir",
@@ -547,10 +546,17 @@ async fn idle_and_slow_metrics_clients_are_closed_after_the_idle_timeout() {
         "--endpoints",
         &endpoint,
         "--metrics-addr",
-        "127.0.0.1:0",
+        bind,
     ];
-    let daemon = Daemon::start(args, &dir.path().join("log"));
+    let daemon = Daemon::start(args, &dir.join(log));
     let addr = metrics_addr(&daemon).await;
+    (daemon, addr)
+}
+
+#[tokio::test]
+async fn idle_and_slow_metrics_clients_are_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, addr) = waiting_daemon(dir.path(), "127.0.0.1:0", "log").await;
 
     // Connected, never a byte.
     let silent = async {
@@ -559,19 +565,19 @@ async fn idle_and_slow_metrics_clients_are_closed_after_the_idle_timeout() {
         until_closed(&mut stream).await;
         start.elapsed()
     };
-    // A request head that never ends, a header line at a time (slowloris).
+    // A request head that never ends, a byte at a time (slowloris).
     let slow = async {
         let start = Instant::now();
         let mut stream = TcpStream::connect(&addr).await.unwrap();
         let (mut read, mut write) = stream.split();
-        let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n");
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
         write.write_all(head.as_bytes()).await.unwrap();
         let mut buf = [0; 4096];
         loop {
             tokio::select! {
                 n = read.read(&mut buf) => if !matches!(n, Ok(1..)) { break },
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if write.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    if write.write_all(b"s").await.is_err() {
                         break;
                     }
                 }
@@ -610,22 +616,7 @@ async fn idle_and_slow_metrics_clients_are_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_metrics_client_that_asks_and_never_reads_is_cut_after_the_lifetime() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = cfgdir(
-        dir.path(),
-        &[("a", entry(dir.path(), "a", "/a", ""))],
-        &[("tree.tmpl", TREE_TMPL)],
-    );
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let args = [
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--endpoints",
-        &endpoint,
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ];
-    let daemon = Daemon::start(args, &dir.path().join("log"));
-    let addr = metrics_addr(&daemon).await;
+    let (daemon, addr) = waiting_daemon(dir.path(), "127.0.0.1:0", "log").await;
 
     // Requests pipelined without end and no answer read: the answers fill the socket, the
     // server's write waits, and no request head is ever late. Only the cut ends the writes.
@@ -644,25 +635,10 @@ async fn a_metrics_client_that_asks_and_never_reads_is_cut_after_the_lifetime() 
 #[tokio::test]
 async fn metrics_beyond_loopback_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = cfgdir(
-        dir.path(),
-        &[("a", entry(dir.path(), "a", "/a", ""))],
-        &[("tree.tmpl", TREE_TMPL)],
-    );
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
     let warning = "/metrics and /healthz can be read from the network";
     for (bind, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
-        let args = [
-            "--cfgdir",
-            cfg.to_str().unwrap(),
-            "--endpoints",
-            &endpoint,
-            "--metrics-addr",
-            bind,
-        ];
-        let daemon = Daemon::start(args, &dir.path().join(format!("log-{warned}")));
         // The warning comes before the address served.
-        metrics_addr(&daemon).await;
+        let (daemon, _) = waiting_daemon(dir.path(), bind, &format!("log-{warned}")).await;
         let log = daemon.log();
         let line = log.lines().find(|line| line.contains(warning));
         assert_eq!(line.is_some(), warned, "{bind}:\n{log}");
@@ -698,6 +674,7 @@ async fn dispense_raises_its_open_file_limit_and_gives_its_child_the_usual_one()
     let mut daemon = start_limited("1024:", &args, &dir.path().join("log"));
     wait_for_content(&limit, "1024\n", LIMIT, || daemon.log()).await;
     let (soft, hard) = open_file_limits(daemon.pid());
+    assert!(hard > 1024, "the test needs a hard limit above 1024");
     assert_eq!(soft, hard, "the soft limit was not raised");
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(LIMIT).await.is_some(), "{}", daemon.log());
