@@ -12,7 +12,8 @@
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
 //! Beside them: `dispense` (an etcd prefix mirrored into a directory), `service` (what the
-//! long-running modes share: signals, the supervised child, health, systemd) and `cli` (the
+//! long-running modes share: signals, the supervised child, health, systemd), `fdlimit`
+//! (the open-file limit they raise and every started process gets back) and `cli` (the
 //! edge: flags, logging, exit status). `docs/design.md` walks the same path with each
 //! guarantee and the code that enforces it.
 
@@ -22,6 +23,7 @@ mod config;
 mod daemon;
 mod dispense;
 mod etcd;
+mod fdlimit;
 mod fsx;
 mod pipeline;
 mod service;
