@@ -461,7 +461,7 @@ fn mode_of(path: &Path) -> u32 {
 /// operator leaves there, and the files outside it those links point to (`root/outside`):
 /// `templates/dirlink` to a directory holding a 0600 `id_rsa`, `templates/shadowlink` and
 /// `conf.d/evil.json` to a secret, `templates/sub/up` back to `templates/` (a loop), beside
-/// a 0600 template of nobody's and a 0640 one in a 0750 directory.
+/// a 0600 template of nobody's and a 0640 one in a 0750 directory, in a 0750 `cfg`.
 fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
     let outside = root.join("outside");
     fs::create_dir_all(outside.join("secret")).unwrap();
@@ -502,6 +502,7 @@ fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
     symlink(outside.join("secret"), cfg.join("templates/dirlink")).unwrap();
     symlink(outside.join("shadow"), cfg.join("templates/shadowlink")).unwrap();
     symlink("..", cfg.join("templates/sub/up")).unwrap();
+    chmod(&cfg, 0o750);
     (cfg, outside)
 }
 
@@ -591,6 +592,11 @@ fn out_copies_only_real_files_with_their_modes_and_owners() {
     let meta = fs::symlink_metadata(out.join("templates/a.erb")).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o600);
     assert_eq!((meta.uid(), meta.gid()), nobody());
+    assert_eq!(
+        mode_of(&out),
+        0o750,
+        "OUT, made by migrate, as the configuration directory"
+    );
     assert_eq!(mode_of(&out.join("templates/sub")), 0o750);
     assert_eq!(mode_of(&out.join("templates/sub/b.erb")), 0o640);
     assert_eq!(

@@ -186,11 +186,15 @@ pub fn migrate(cfgdir: &Path, out: Option<&Path>) -> Result<Report, MigrateError
         let template_use = uses.get(&found.rel);
         let pattern = template_use.map_or_else(Pattern::default, |u| u.pattern.clone());
         let recursive = template_use.is_some_and(|u| u.recursive);
-        let template = Source {
-            tree: &config.templates,
+        let templates = &config.templates;
+        migrate_template(
+            templates,
             found,
-        };
-        migrate_template(&template, out.as_mut(), &pattern, recursive, &mut report)?;
+            out.as_mut(),
+            &pattern,
+            recursive,
+            &mut report,
+        )?;
     }
     if let Some(out) = out {
         out.finish()?;
@@ -279,21 +283,16 @@ fn regex_special(pattern: &Pattern) -> bool {
     special(&pattern.open) || special(&pattern.close)
 }
 
-/// A template as read, in the tree it was found in.
-struct Source<'a> {
-    tree: &'a Tree,
-    found: &'a Found,
-}
-
-/// Converts one template and writes it into `out`, or in its place when there is none.
+/// Converts the template `found` in `tree` and writes it into `out`, or in its place when
+/// there is none.
 fn migrate_template(
-    template: &Source<'_>,
+    tree: &Tree,
+    found: &Found,
     out: Option<&mut OutDir>,
     pattern: &Pattern,
     recursive: bool,
     report: &mut Report,
 ) -> Result<(), MigrateError> {
-    let Source { tree, found } = *template;
     let path = tree.path.join(&found.rel);
     let path = path.as_path();
     let problem = |line: Option<usize>, message: String| Problem {

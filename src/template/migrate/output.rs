@@ -144,31 +144,33 @@ impl OutDir {
     /// of `rel` in `tree` when it is not yet.
     fn dir(&mut self, top: &str, tree: &Tree, rel: &Path) -> Result<BorrowedFd<'_>, MigrateError> {
         let mut src = PathBuf::new();
-        let mut steps = vec![src.clone()];
+        let mut at = PathBuf::from(top);
+        self.make(&at, tree.dirs[&src])?;
         for part in rel.components() {
             src.push(part);
-            steps.push(src.clone());
-        }
-        let mut at = PathBuf::from(top);
-        for (i, src) in steps.iter().enumerate() {
-            if i > 0 {
-                at.push(src.file_name().unwrap_or_default());
-            }
-            if self.made.contains_key(&at) {
-                continue;
-            }
-            let parent = match at.parent().filter(|p| !p.as_os_str().is_empty()) {
-                Some(parent) => self.made[parent].0.as_fd(),
-                None => self.root.as_fd(),
-            };
-            let name = at.file_name().unwrap_or_default();
-            let error = |e| write_error(&self.path.join(&at), e);
-            // Only the running user may enter it until it is complete.
-            mkdirat(parent, name, Mode::S_IRWXU).map_err(error)?;
-            let fd = openat(parent, name, DIR_FLAGS, Mode::empty()).map_err(error)?;
-            self.made.insert(at.clone(), (fd, tree.dirs[src]));
+            at.push(part);
+            self.make(&at, tree.dirs[&src])?;
         }
         Ok(self.made[&at].0.as_fd())
+    }
+
+    /// Makes the directory `at` of the output, whose parent is made, unless it is; it gets
+    /// `meta`'s mode and owner at the end.
+    fn make(&mut self, at: &Path, meta: Meta) -> Result<(), MigrateError> {
+        if self.made.contains_key(at) {
+            return Ok(());
+        }
+        let parent = match at.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => self.made[parent].0.as_fd(),
+            None => self.root.as_fd(),
+        };
+        let name = at.file_name().unwrap_or_default();
+        let error = |e| write_error(&self.path.join(at), e);
+        // Only the running user may enter it until it is complete.
+        mkdirat(parent, name, Mode::S_IRWXU).map_err(error)?;
+        let fd = openat(parent, name, DIR_FLAGS, Mode::empty()).map_err(error)?;
+        self.made.insert(at.to_path_buf(), (fd, meta));
+        Ok(())
     }
 
     /// Gives every directory migrate made the mode and owner of its original and syncs it.
