@@ -17,10 +17,12 @@ use serde_json::{Map, Value};
 mod duration;
 mod limits;
 mod pattern;
+mod source;
 
 pub use duration::parse_duration;
 pub use limits::{parse_depth, parse_size, LimitOverrides, RenderLimits, MAX_DEPTH};
 pub use pattern::{Pattern, PatternError};
+pub use source::{SourceError, TemplateDir};
 
 /// Default time a check or reload command may take before its process group is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -101,6 +103,9 @@ pub enum EntryError {
     /// A field is missing or wrong; the message names it.
     #[error("{0}")]
     Field(String),
+    /// `source` names no template inside `templates/`.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Another entry writes the same target.
     #[error("target {} is already claimed by {}", .target.display(), .other.display())]
     TargetTaken {
@@ -146,7 +151,7 @@ pub enum ConfigError {
     /// `cfgdir` must hold `conf.d/` and `templates/`.
     #[error("{}: not a directory (the config dir needs conf.d/ and templates/)", .0.display())]
     NotADir(PathBuf),
-    /// `conf.d/` cannot be listed.
+    /// `conf.d/` cannot be listed, or `templates/` resolved.
     #[error("{}: {source}", .path.display())]
     List {
         /// The directory.
@@ -196,6 +201,10 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
             return Err(ConfigError::NotADir(dir.clone()));
         }
     }
+    let templates = TemplateDir::open(&templates).map_err(|source| ConfigError::List {
+        path: templates.clone(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&confd)
         .map_err(|source| ConfigError::List {
             path: confd.clone(),
@@ -270,7 +279,7 @@ const KNOWN_FIELDS: &[&str] = &[
 pub fn parse_entry(
     file: &Path,
     text: &str,
-    templates: &Path,
+    templates: &TemplateDir,
     prefix: &str,
 ) -> Result<Entry, EntryError> {
     let value: Value = serde_json::from_str(text).map_err(EntryError::Json)?;
@@ -288,11 +297,7 @@ pub fn parse_entry(
     if !raw_key.starts_with('/') {
         return Err(format!("key {raw_key:?} must begin with '/'").into());
     }
-    let source = fields.required_str("source")?;
-    let template = templates.join(source);
-    if !template.is_file() {
-        return Err(format!("template {} not found", template.display()).into());
-    }
+    let template = templates.template(fields.required_str("source")?)?;
     let target = PathBuf::from(fields.required_str("target")?);
     if target.as_os_str().is_empty() || target.file_name().is_none() {
         return Err(format!("target {:?} is not a file path", target.display()).into());
@@ -552,6 +557,14 @@ mod tests {
                     "9.json",
                     r#"{"key":"/k","source":"t","target":"/tmp/g","mode":"99"}"#,
                 ),
+                (
+                    "a.json",
+                    r#"{"key":"/k","source":"/proc/self/environ","target":"/tmp/h"}"#,
+                ),
+                (
+                    "b.json",
+                    r#"{"key":"/k","source":"../conf.d/1.json","target":"/tmp/i"}"#,
+                ),
             ],
             &["t"],
         );
@@ -567,6 +580,14 @@ mod tests {
             ("7.json", "altkeys must be an object"),
             ("8.json", "invalid pattern"),
             ("9.json", "octal"),
+            (
+                "a.json",
+                "source \"/proc/self/environ\" is an absolute path",
+            ),
+            (
+                "b.json",
+                "source \"../conf.d/1.json\" leads outside templates/",
+            ),
         ];
         assert_eq!(reasons.len(), expect.len(), "{reasons:#?}");
         for (reason, (file, text)) in reasons.iter().zip(expect) {

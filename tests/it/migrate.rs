@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use reconfig::{
     Template,
 };
 use serde_json::{json, Value};
+
+use crate::common::{names, tree_state};
 
 fn here(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,6 +43,12 @@ fn read_json(path: &Path) -> Value {
 
 /// `reconfig migrate ARGS`: exit code and stdout.
 fn migrate(args: &[&str]) -> (i32, String) {
+    let (code, stdout, _) = migrate_logged(args);
+    (code, stdout)
+}
+
+/// `reconfig migrate ARGS`: exit code, stdout (the report) and stderr (a fatal error).
+fn migrate_logged(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_reconfig"))
         .arg("migrate")
         .args(args)
@@ -48,6 +57,7 @@ fn migrate(args: &[&str]) -> (i32, String) {
     (
         out.status.code().expect("exited"),
         String::from_utf8(out.stdout).expect("UTF-8 report"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -431,6 +441,245 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(migrate(&["--cfgdir", "/nonexistent", "--out", "x"]).0, 2);
     assert_eq!(migrate(&["--cfgdir", corpus, "--out", corpus]).0, 2);
+}
+
+/// The user `nobody`'s uid and gid, to own files root does not.
+fn nobody() -> (u32, u32) {
+    let user = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody exists");
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// A reconfig.rb configuration in `root/cfg` holding what an attacker or a careless
+/// operator leaves there, and the files outside it those links point to (`root/outside`):
+/// `templates/dirlink` to a directory holding a 0600 `id_rsa`, `templates/shadowlink` and
+/// `conf.d/evil.json` to a secret, `templates/sub/up` back to `templates/` (a loop), beside
+/// a 0600 template of nobody's and a 0640 one in a 0750 directory, in a 0750 `cfg`.
+fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
+    let outside = root.join("outside");
+    fs::create_dir_all(outside.join("secret")).unwrap();
+    fs::write(
+        outside.join("secret/id_rsa"),
+        "-----BEGIN KEY-----\nsecret\n",
+    )
+    .unwrap();
+    chmod(&outside.join("secret/id_rsa"), 0o600);
+    fs::write(
+        outside.join("shadow"),
+        "root:$6$salt$hash:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    chmod(&outside.join("shadow"), 0o640);
+
+    let cfg = root.join("cfg");
+    fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    fs::create_dir_all(cfg.join("templates/sub")).unwrap();
+    fs::write(
+        cfg.join("conf.d/a.json"),
+        r#"{"id":"a","key":"/a","source":"a.erb","target":"/tmp/a"}"#,
+    )
+    .unwrap();
+    symlink(outside.join("shadow"), cfg.join("conf.d/evil.json")).unwrap();
+    let secret = cfg.join("templates/a.erb");
+    fs::write(&secret, "password=<%= @reconfig[\"data\"] %>\n").unwrap();
+    chmod(&secret, 0o600);
+    let (uid, gid) = nobody();
+    std::os::unix::fs::chown(&secret, Some(uid), Some(gid)).unwrap();
+    fs::write(
+        cfg.join("templates/sub/b.erb"),
+        "b=<%= @reconfig[\"data\"] %>\n",
+    )
+    .unwrap();
+    chmod(&cfg.join("templates/sub/b.erb"), 0o640);
+    chmod(&cfg.join("templates/sub"), 0o750);
+    symlink(outside.join("secret"), cfg.join("templates/dirlink")).unwrap();
+    symlink(outside.join("shadow"), cfg.join("templates/shadowlink")).unwrap();
+    symlink("..", cfg.join("templates/sub/up")).unwrap();
+    chmod(&cfg, 0o750);
+    (cfg, outside)
+}
+
+/// Asserts the report has one line for each link, naming it, and that the links are still
+/// what they were.
+fn assert_links_refused(cfg: &Path, report: &str) {
+    for link in [
+        "conf.d/evil.json",
+        "templates/dirlink",
+        "templates/shadowlink",
+        "templates/sub/up",
+    ] {
+        let path = cfg.join(link);
+        let lines: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}: ", path.display())))
+            .collect();
+        assert_eq!(lines.len(), 1, "{link}:\n{report}");
+        assert!(lines[0].contains("symbolic link"), "{report}");
+        assert!(fs::symlink_metadata(&path).unwrap().is_symlink(), "{link}");
+    }
+}
+
+#[test]
+fn in_place_never_follows_a_link_and_keeps_modes_and_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, outside) = hostile_config(dir.path());
+    let before = tree_state(&outside);
+    let (code, report) = migrate(&["--cfgdir", cfg.to_str().unwrap(), "--in-place"]);
+    assert_eq!(code, 1, "{report}");
+    assert_links_refused(&cfg, &report);
+    assert!(
+        report.ends_with("2 converted, 4 need attention\n"),
+        "{report}"
+    );
+    assert_eq!(tree_state(&outside), before, "nothing outside is touched");
+    assert_eq!(names(&outside.join("secret")), ["id_rsa"]);
+
+    let (uid, gid) = nobody();
+    for name in ["a.erb", "a.erb.orig"] {
+        let path = cfg.join("templates").join(name);
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "{name}");
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{name}");
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
+    }
+    assert_eq!(
+        fs::read_to_string(cfg.join("templates/a.erb.orig")).unwrap(),
+        "password=<%= @reconfig[\"data\"] %>\n"
+    );
+    assert_ne!(
+        fs::read(cfg.join("templates/a.erb")).unwrap(),
+        fs::read(cfg.join("templates/a.erb.orig")).unwrap(),
+        "converted"
+    );
+    assert_eq!(mode_of(&cfg.join("templates/sub/b.erb")), 0o640);
+    assert_eq!(mode_of(&cfg.join("templates/sub/b.erb.orig")), 0o640);
+    assert_eq!(
+        names(&cfg.join("templates")),
+        ["a.erb", "a.erb.orig", "dirlink", "shadowlink", "sub"],
+        "no staged file left behind"
+    );
+}
+
+#[test]
+fn out_copies_only_real_files_with_their_modes_and_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, outside) = hostile_config(dir.path());
+    let before = tree_state(&outside);
+    let out = dir.path().join("new");
+    let (code, report) = migrate(&[
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{report}");
+    assert_links_refused(&cfg, &report);
+    assert_eq!(tree_state(&outside), before, "nothing outside is touched");
+    assert_eq!(names(&out.join("conf.d")), ["a.json"]);
+    assert_eq!(names(&out.join("templates")), ["a.erb", "sub"]);
+    assert_eq!(
+        names(&out.join("templates/sub")),
+        ["b.erb"],
+        "the loop is not followed"
+    );
+    let meta = fs::symlink_metadata(out.join("templates/a.erb")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), nobody());
+    assert_eq!(
+        mode_of(&out),
+        0o750,
+        "OUT, made by migrate, as the configuration directory"
+    );
+    assert_eq!(mode_of(&out.join("templates/sub")), 0o750);
+    assert_eq!(mode_of(&out.join("templates/sub/b.erb")), 0o640);
+    assert_eq!(
+        mode_of(&out.join("conf.d/a.json")),
+        mode_of(&cfg.join("conf.d/a.json"))
+    );
+}
+
+#[test]
+fn out_is_written_only_into_a_new_or_empty_directory_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = hostile_config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+
+    // Each OUT, set up as a careless operator or another user left it, and what the one
+    // line of the refusal says.
+    type SetUp<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, SetUp<'_>, &str); 6] = [
+        (
+            "a link planted at OUT/templates/a.erb",
+            &|out| {
+                fs::create_dir_all(out.join("templates")).unwrap();
+                symlink(&victim, out.join("templates/a.erb")).unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT/templates a link",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                symlink(&elsewhere, out.join("templates")).unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT holding a file",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                fs::write(out.join("notes"), "mine\n").unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT owned by nobody",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                let (uid, gid) = nobody();
+                std::os::unix::fs::chown(out, Some(uid), Some(gid)).unwrap();
+            },
+            "owned by uid",
+        ),
+        (
+            "OUT a link to an empty directory",
+            &|out| symlink(&elsewhere, out).unwrap(),
+            "a symbolic link",
+        ),
+        (
+            "OUT a file",
+            &|out| fs::write(out, "a file\n").unwrap(),
+            "not a directory",
+        ),
+    ];
+    for (i, (what, set_up, reason)) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("out{i}"));
+        set_up(&out);
+        let before = tree_state(dir.path());
+        let (code, report, log) =
+            migrate_logged(&["--cfgdir", cfg, "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 2, "{what}: {report}{log}");
+        assert_eq!(report, "", "{what}");
+        let line = format!("--out {}: {reason}", out.display());
+        assert!(log.contains(&line), "{what}: {log}");
+        assert_eq!(log.trim_end().lines().count(), 1, "{what}: {log}");
+        assert_eq!(tree_state(dir.path()), before, "{what}: nothing written");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(names(&elsewhere).is_empty(), "{what}");
+    }
 }
 
 #[test]
