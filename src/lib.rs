@@ -26,6 +26,7 @@ mod fsx;
 mod pipeline;
 mod service;
 mod template;
+mod v2copy;
 
 pub use cli::{
     completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, MigrateArgs,
@@ -40,3 +41,4 @@ pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, Template, TemplateError};
+pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};

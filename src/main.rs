@@ -17,7 +17,17 @@ fn main() -> ExitCode {
         Some(Command::Man) => print(&reconfig::man()),
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(migrate(args))
+            match &args.data_from_v2 {
+                Some(url) => {
+                    let source = reconfig::V2Source {
+                        url: url.clone(),
+                        prefix: args.data_prefix.clone(),
+                        follow: args.follow,
+                    };
+                    report(runtime().block_on(reconfig::copy_v2_data(&source, &args.connect)))
+                }
+                None => report(migrate(args)),
+            }
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
