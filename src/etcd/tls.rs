@@ -324,7 +324,9 @@ mod tests {
         ClientTls::load(&files(cert.clone(), plain, None)).unwrap();
 
         let locked = write(dir.path(), "e.pem", &encrypted(&key, "s3cret"));
-        ClientTls::load(&files(cert.clone(), locked.clone(), Some("s3cret"))).unwrap();
+        let tls = ClientTls::load(&files(cert.clone(), locked.clone(), Some("s3cret"))).unwrap();
+        let config = tls.rustls_config().unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs(), "the v2 client has it too");
         assert_eq!(
             private_key(&locked, Some(&Secret::new("s3cret".into()))).unwrap(),
             key.as_bytes(),

@@ -75,8 +75,8 @@ pub async fn copy(source: &Source, connect: &ConnectArgs) -> Result<Exit, CopyEr
     let v2 = V2::new(&source.url, connect.connect_timeout, || {
         connect.client_tls()
     })?;
-    let writer = Writer::new(Etcd::connect(connect).await?);
     let read = v2.read(prefix).await?;
+    let writer = Writer::new(Etcd::connect(connect).await?);
     let mut copied = Tree::default();
     let refused = writer
         .sync(&mut copied, prefix, Tree::of(&read), Patience::Within)

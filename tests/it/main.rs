@@ -19,3 +19,4 @@ mod safety;
 mod secure;
 mod template_golden;
 mod template_props;
+mod v2data;
