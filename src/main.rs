@@ -45,13 +45,13 @@ fn main() -> ExitCode {
     ended.into()
 }
 
-/// `reconfig migrate`: one line per problem on stdout, the summary last; 0 when every
-/// template converted, 1 when any needs a person.
+/// `reconfig migrate`: one line per problem or note on stdout, the summary last; 0 when
+/// every template converted, 1 when any needs a person.
 fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     let out = args.out.as_deref().filter(|_| !args.in_place);
     let report = reconfig::migrate(&args.cfgdir, out)?;
-    for problem in &report.problems {
-        println!("{problem}");
+    for line in report.lines() {
+        println!("{line}");
     }
     println!("{}", report.summary());
     Ok(if report.is_clean() {

@@ -326,7 +326,10 @@ mod tests {
         let locked = write(dir.path(), "e.pem", &encrypted(&key, "s3cret"));
         let tls = ClientTls::load(&files(cert.clone(), locked.clone(), Some("s3cret"))).unwrap();
         let config = tls.rustls_config().unwrap();
-        assert!(config.client_auth_cert_resolver.has_certs(), "the v2 client has it too");
+        assert!(
+            config.client_auth_cert_resolver.has_certs(),
+            "the v2 client has it too"
+        );
         assert_eq!(
             private_key(&locked, Some(&Secret::new("s3cret".into()))).unwrap(),
             key.as_bytes(),

@@ -20,9 +20,9 @@ use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::api::{Event, Read, V2Error, Watched, V2};
+use super::error::CopyError;
 use super::tree::{Changes, Tree};
 use super::write::{Patience, Writer};
-use super::CopyError;
 use crate::cli::Exit;
 use crate::etcd::{retry_until, EtcdError};
 use crate::service::Signals;

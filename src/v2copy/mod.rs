@@ -8,13 +8,15 @@
 //! The parts, each with one job: `api` speaks the v2 HTTP API (read a tree, watch it),
 //! `tree` turns a v2 tree into keys and tells what brings a copy in step with a newer tree,
 //! `batch` sends v3 requests as transactions, `write` puts and deletes keys with their
-//! leases, `verify` reads the copy back and compares, `follow` copies the changes.
+//! leases, `verify` reads the copy back and compares, `follow` copies the changes; `error`
+//! says why a copy could not run.
 //!
 //! v2 hidden keys (a name starting with `_`) are not copied: the v2 API leaves them out of
 //! every recursive read and watch, so reconfig.rb's templates never saw them either.
 
 mod api;
 mod batch;
+mod error;
 mod follow;
 mod tree;
 mod verify;
@@ -24,35 +26,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
-use crate::cli::{Exit, Fatal};
-use crate::etcd::{ConnectArgs, Etcd, EtcdError};
-use crate::service::SignalError;
-use api::{V2Error, V2};
+use crate::cli::Exit;
+use crate::etcd::{ConnectArgs, Etcd};
+use api::V2;
+pub use error::CopyError;
 use tree::{Copied, Tree};
 use write::{Patience, Writer};
-
-/// Why the copy could not run or go on.
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    /// The v2 side: the URL, the server, the prefix.
-    #[error(transparent)]
-    V2(#[from] V2Error),
-    /// The v3 side could not be reached or refused the connection.
-    #[error(transparent)]
-    Etcd(#[from] EtcdError),
-    /// `--follow` could not handle SIGINT and SIGTERM.
-    #[error(transparent)]
-    Signals(#[from] SignalError),
-}
-
-impl Fatal for CopyError {
-    fn exit(&self) -> Exit {
-        match self {
-            CopyError::V2(V2Error::BadUrl { .. }) => Exit::Usage,
-            _ => Exit::Failed,
-        }
-    }
-}
 
 /// What to copy: the v2 server, the tree in it, and whether to follow its changes.
 #[derive(Debug, Clone)]

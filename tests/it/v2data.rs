@@ -169,6 +169,19 @@ async fn follow(url: &str, endpoint: &str, args: &[&str], log: &std::path::Path)
     follower
 }
 
+/// Stops the follower with `signal`: it says so and exits 0.
+async fn stop(follower: &mut Daemon, signal: Signal) {
+    follower.signal(signal);
+    assert_eq!(
+        follower.wait_exit(LIMIT).await,
+        Some(0),
+        "{}",
+        follower.log()
+    );
+    let said = format!("{signal}: stopped following");
+    assert!(follower.log().contains(&said), "{}", follower.log());
+}
+
 #[tokio::test]
 async fn a_5000_key_tree_with_directories_and_ttls_is_copied_exactly() {
     let etcd = EtcdServer::start_v2().await;
@@ -520,55 +533,70 @@ async fn follow_copies_every_kind_of_change_promptly() {
     let mut v3 = etcd.client().await;
     let mut latencies = Vec::new();
 
-    v2.set("/svc/web/c", "10.0.0.3", None).await;
-    latencies.push((
-        "set",
-        until_v3(&mut v3, "/svc/web/c", Some("10.0.0.3"), &follower).await,
-    ));
-    v2.set("/svc/web/c", "10.0.0.33", None).await;
-    latencies.push((
-        "update",
-        until_v3(&mut v3, "/svc/web/c", Some("10.0.0.33"), &follower).await,
-    ));
-    v2.write(
-        Method::PUT,
-        "/svc/web/d",
-        "prevExist=false",
-        &[("value", "new")],
-    )
-    .await;
-    latencies.push((
-        "create",
-        until_v3(&mut v3, "/svc/web/d", Some("new"), &follower).await,
-    ));
-    v2.write(
-        Method::PUT,
-        "/svc/web/d",
-        "prevValue=new",
-        &[("value", "swapped")],
-    )
-    .await;
-    latencies.push((
-        "compareAndSwap",
-        until_v3(&mut v3, "/svc/web/d", Some("swapped"), &follower).await,
-    ));
-    v2.write(Method::DELETE, "/svc/web/d", "prevValue=swapped", &[])
-        .await;
-    latencies.push((
-        "compareAndDelete",
-        until_v3(&mut v3, "/svc/web/d", None, &follower).await,
-    ));
-    v2.write(Method::DELETE, "/svc/web/a", "", &[]).await;
-    latencies.push((
-        "delete",
-        until_v3(&mut v3, "/svc/web/a", None, &follower).await,
-    ));
-    v2.write(Method::DELETE, "/svc/web", "recursive=true", &[])
-        .await;
-    latencies.push((
-        "directory delete",
-        until_v3(&mut v3, "/svc/web/b", None, &follower).await,
-    ));
+    // Each change, and the key and value v3 must then show.
+    let changes = [
+        (
+            "set",
+            Method::PUT,
+            "/svc/web/c",
+            "",
+            Some("10.0.0.3"),
+            "/svc/web/c",
+        ),
+        (
+            "update",
+            Method::PUT,
+            "/svc/web/c",
+            "",
+            Some("10.0.0.33"),
+            "/svc/web/c",
+        ),
+        (
+            "create",
+            Method::PUT,
+            "/svc/web/d",
+            "prevExist=false",
+            Some("new"),
+            "/svc/web/d",
+        ),
+        (
+            "compareAndSwap",
+            Method::PUT,
+            "/svc/web/d",
+            "prevValue=new",
+            Some("swapped"),
+            "/svc/web/d",
+        ),
+        (
+            "compareAndDelete",
+            Method::DELETE,
+            "/svc/web/d",
+            "prevValue=swapped",
+            None,
+            "/svc/web/d",
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            "/svc/web/a",
+            "",
+            None,
+            "/svc/web/a",
+        ),
+        (
+            "directory delete",
+            Method::DELETE,
+            "/svc/web",
+            "recursive=true",
+            None,
+            "/svc/web/b",
+        ),
+    ];
+    for (change, method, key, query, value, shown) in changes {
+        let form: Vec<(&str, &str)> = value.iter().map(|v| ("value", *v)).collect();
+        v2.write(method, key, query, &form).await;
+        latencies.push((change, until_v3(&mut v3, shown, value, &follower).await));
+    }
     assert_eq!(v3_value(&mut v3, "/svc/web/c").await, None);
     assert_eq!(
         v3_value(&mut v3, "/svc/db/main").await.as_deref(),
@@ -630,18 +658,7 @@ async fn follow_copies_every_kind_of_change_promptly() {
     for (change, took) in &latencies {
         println!("{change}: in v3 {took:?} after v2 answered");
     }
-    follower.signal(Signal::SIGTERM);
-    assert_eq!(
-        follower.wait_exit(LIMIT).await,
-        Some(0),
-        "{}",
-        follower.log()
-    );
-    assert!(
-        follower.log().contains("SIGTERM: stopped following"),
-        "{}",
-        follower.log()
-    );
+    stop(&mut follower, Signal::SIGTERM).await;
 }
 
 #[tokio::test]
@@ -674,13 +691,7 @@ async fn follow_resumes_at_its_index_after_the_connection_is_cut() {
         "{}",
         follower.log()
     );
-    follower.signal(Signal::SIGINT);
-    assert_eq!(
-        follower.wait_exit(LIMIT).await,
-        Some(0),
-        "{}",
-        follower.log()
-    );
+    stop(&mut follower, Signal::SIGINT).await;
 }
 
 #[tokio::test]
@@ -735,11 +746,5 @@ async fn follow_copies_everything_again_when_v2_no_longer_holds_its_index() {
         None,
         "outside the prefix"
     );
-    follower.signal(Signal::SIGTERM);
-    assert_eq!(
-        follower.wait_exit(LIMIT).await,
-        Some(0),
-        "{}",
-        follower.log()
-    );
+    stop(&mut follower, Signal::SIGTERM).await;
 }

@@ -1,13 +1,15 @@
 //! `reconfig migrate`: a reconfig.rb configuration directory converted for reconfig. The
-//! `conf.d` entries are kept byte for byte; in each template the Ruby inside the tags
-//! becomes Tera with Ruby's meaning, inside the same delimiters, so that reconfig renders
-//! what reconfig.rb rendered. What cannot be converted is reported, one line per tag, and
-//! left in Ruby (reconfig then refuses the template rather than render it differently).
+//! `conf.d` entries are kept byte for byte, except that one with a `reloadcmd` and no
+//! `splay` gets reconfig.rb's default reload jitter written out (`splay`, a note in the
+//! report); in each template the Ruby inside the tags becomes Tera with Ruby's meaning,
+//! inside the same delimiters, so that reconfig renders what reconfig.rb rendered. What
+//! cannot be converted is reported, one line per tag, and left in Ruby (reconfig then
+//! refuses the template rather than render it differently).
 //!
 //! The parts, each with one job: `erubis` finds the tags as Erubis did, `lexer` and
 //! `parser` read their Ruby into `ast`, `emit` writes Tera (`tera` expressions, `regex`
 //! patterns), guided by the Ruby classes `types` knows, and `convert` puts one template back
-//! together.
+//! together; `splay` adds the jitter to an entry.
 
 mod ast;
 mod convert;
@@ -16,6 +18,7 @@ mod erubis;
 mod lexer;
 mod parser;
 mod regex;
+mod splay;
 mod tera;
 mod types;
 
@@ -100,6 +103,9 @@ pub struct Report {
     pub templates: Vec<Outcome>,
     /// Every problem, in file and line order.
     pub problems: Vec<Problem>,
+    /// What was changed beyond the templates' Ruby, for a person to know (not a failure):
+    /// one line per entry given a `splay`.
+    pub notes: Vec<Problem>,
 }
 
 impl Report {
@@ -114,6 +120,13 @@ impl Report {
         files.sort();
         files.dedup();
         files.len()
+    }
+
+    /// Every line of the report, problems and notes, in file and line order.
+    pub fn lines(&self) -> Vec<&Problem> {
+        let mut lines: Vec<&Problem> = self.problems.iter().chain(&self.notes).collect();
+        lines.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        lines
     }
 
     /// Whether everything converted.
@@ -183,9 +196,18 @@ fn read_entries(
             path: path.clone(),
             source,
         })?;
+        let splayed = with_splay(&path, &bytes, report);
         if let Some(out) = out {
             let rel = path.strip_prefix(confd).unwrap_or(&path);
-            write(&out.join("conf.d").join(rel), &bytes)?;
+            write(
+                &out.join("conf.d").join(rel),
+                splayed.as_deref().unwrap_or(&bytes),
+            )?;
+        } else if let Some(splayed) = &splayed {
+            let orig = with_suffix(&path, ".orig");
+            let kept = std::fs::rename(&path, &orig);
+            kept.map_err(|source| MigrateError::Write { path: orig, source })?;
+            write(&path, splayed)?;
         }
         if path.extension().is_none_or(|x| x != "json") {
             continue;
@@ -244,6 +266,26 @@ fn read_entries(
         }
     }
     Ok(uses)
+}
+
+/// An entry file's bytes with reconfig.rb's reload jitter written out, when it needs it
+/// (noted in the report); None when it stays as it is.
+fn with_splay(path: &Path, bytes: &[u8], report: &mut Report) -> Option<Vec<u8>> {
+    if path.extension().is_none_or(|x| x != "json") {
+        return None;
+    }
+    let entry: Value = serde_json::from_slice(bytes).ok()?;
+    let splayed = splay::with_default(bytes, &entry)?;
+    report.notes.push(Problem {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!(
+            "reloadcmd without splay: \"splay\": \"{}\" added, as reconfig.rb waited a random \
+             1-10 s before each reload",
+            splay::DEFAULT
+        ),
+    });
+    Some(splayed)
 }
 
 /// Whether Erubis, which puts the delimiters into a regexp unescaped, read them otherwise.
