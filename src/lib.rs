@@ -11,7 +11,8 @@
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
-//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `service` (what the
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
+//! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
 //! long-running modes share: signals, the supervised child, health, systemd) and `cli` (the
 //! edge: flags, logging, exit status). `docs/design.md` walks the same path with each
 //! guarantee and the code that enforces it.

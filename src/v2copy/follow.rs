@@ -62,12 +62,21 @@ pub async fn follow(
             }) => Step::Watched(watched?),
             () = sleep_until(due) => Step::Renew,
         };
+        let mut stepping = std::pin::pin!(follower.step(step, index));
         tokio::select! {
             signal = signals.recv() => {
-                info!("{signal}: stopped following at index {index}");
+                // The change in hand is finished, unless v3 stays away for a request's
+                // time limit.
+                let grace = writer.etcd().timeout();
+                let finished = tokio::time::timeout(grace, &mut stepping).await;
+                let at = match finished {
+                    Ok(Ok(next)) => next,
+                    _ => index,
+                };
+                info!("{signal}: stopped following at index {at}");
                 break;
             }
-            next = follower.step(step, index) => index = next?,
+            next = &mut stepping => index = next?,
         }
     }
     Ok(if follower.refused == 0 {
