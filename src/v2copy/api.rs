@@ -88,6 +88,8 @@ pub enum V2Error {
         url: String,
         /// The key.
         key: String,
+        /// The v2 index at which it was not there.
+        index: u64,
     },
     /// The v2 API answered with its own error.
     #[error("etcd v2 at {url}: {message} ({cause}, error code {code})")]
@@ -179,6 +181,7 @@ struct ApiError {
     message: String,
     #[serde(default)]
     cause: String,
+    index: Option<u64>,
 }
 
 /// A tree as read, with the index to watch from and the moment of the read (TTLs count
@@ -214,7 +217,8 @@ pub struct V2 {
 }
 
 impl V2 {
-    /// Checks the URL and sets up the client: over TLS with `tls()` for `https://`.
+    /// Checks the URL, then sets up the client with the TLS configuration `tls()` loads
+    /// (used when the URL is `https://`).
     pub fn new(
         url: &str,
         connect_timeout: Duration,
@@ -234,21 +238,8 @@ impl V2 {
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
             return Err(bad("it has a path"));
         }
-        let config = if https {
-            tls()?.rustls_config()?
-        } else {
-            // Plain http: the client never makes a TLS connection; one that trusts nothing.
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|source| TlsError::Unusable {
-                path: Default::default(),
-                source,
-            })?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
-        };
+        // Over plain http the configuration is never used; it is the same either way.
+        let config = tls()?.rustls_config()?;
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_connect_timeout(Some(connect_timeout));
@@ -289,7 +280,7 @@ impl V2 {
                 })??;
         let at = Instant::now();
         if status != StatusCode::OK {
-            return Err(self.refusal(key, &path, status, &body));
+            return Err(self.refusal(key, &path, (status, index), &body));
         }
         #[derive(Deserialize)]
         struct Answer {
@@ -309,7 +300,7 @@ impl V2 {
     pub async fn watch(&self, key: &str, index: u64) -> Result<Watched, V2Error> {
         let path = keys_path(key);
         let query = format!("{path}?wait=true&recursive=true&waitIndex={index}");
-        let (status, _, body) = self.get(&query).await?;
+        let (status, index, body) = self.get(&query).await?;
         if status == StatusCode::OK {
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Watched::Nothing);
@@ -320,7 +311,7 @@ impl V2 {
         }
         match serde_json::from_slice::<ApiError>(&body) {
             Ok(error) if error.code == EVENT_INDEX_CLEARED => Ok(Watched::Cleared),
-            _ => Err(self.refusal(key, &path, status, &body)),
+            _ => Err(self.refusal(key, &path, (status, index), &body)),
         }
     }
 
@@ -355,12 +346,20 @@ impl V2 {
         Ok((status, index, body))
     }
 
-    /// The error for an answer other than 200: the v2 API's own, or not the v2 API.
-    fn refusal(&self, key: &str, path: &str, status: StatusCode, body: &[u8]) -> V2Error {
+    /// The error for an answer other than 200 (with its `X-Etcd-Index`): the v2 API's own,
+    /// or not the v2 API.
+    fn refusal(
+        &self,
+        key: &str,
+        path: &str,
+        (status, index): (StatusCode, Option<u64>),
+        body: &[u8],
+    ) -> V2Error {
         match serde_json::from_slice::<ApiError>(body) {
             Ok(error) if error.code == KEY_NOT_FOUND => V2Error::NotFound {
                 url: self.base.clone(),
                 key: key.to_string(),
+                index: error.index.or(index).unwrap_or(0),
             },
             Ok(error) => V2Error::Api {
                 url: self.base.clone(),
@@ -400,8 +399,8 @@ fn keys_path(key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn no_tls() -> Result<ClientTls, TlsError> {
-        panic!("plain http needs no TLS files")
+    fn tls() -> Result<ClientTls, TlsError> {
+        crate::etcd::ConnectArgs::default().client_tls()
     }
 
     #[test]
@@ -417,7 +416,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_base_url_is_taken() {
         let timeout = Duration::from_secs(1);
-        let v2 = V2::new("http://127.0.0.1:4001/", timeout, no_tls).unwrap();
+        let v2 = V2::new("http://127.0.0.1:4001/", timeout, tls).unwrap();
         assert_eq!(v2.url(), "http://127.0.0.1:4001");
         for (url, reason) in [
             ("127.0.0.1:4001", "the scheme"),
@@ -426,7 +425,7 @@ mod tests {
             ("http://h:1/?x=1", "it has a path"),
             ("not a url", "not a URL"),
         ] {
-            let error = V2::new(url, timeout, no_tls).err().unwrap().to_string();
+            let error = V2::new(url, timeout, tls).err().unwrap().to_string();
             assert!(
                 error.starts_with(&format!("--data-from-v2 {url}: {reason}")),
                 "{error}"

@@ -19,7 +19,7 @@ use nix::sys::signal::Signal;
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use super::api::{Event, Read, V2Error, Watched, V2};
+use super::api::{Event, V2Error, Watched, V2};
 use super::error::CopyError;
 use super::tree::{Changes, Tree};
 use super::write::{Patience, Writer};
@@ -120,9 +120,9 @@ impl Follower<'_> {
                      1,000): copying everything under {} again",
                     self.prefix
                 );
-                let read = self.read(self.prefix).await?;
-                self.sync(self.prefix, Tree::of(&read)).await?;
-                Ok(read.index + 1)
+                let (now, at) = self.read_or_empty(self.prefix).await?;
+                self.sync(self.prefix, now).await?;
+                Ok(at + 1)
             }
             Step::Watched(Watched::Event(event)) => {
                 let next = index.max(event.node.modified_index + 1);
@@ -161,7 +161,7 @@ impl Follower<'_> {
             // A directory made or its TTL changed (or an action not known here): what v2
             // holds there now is read and copied.
             _ => {
-                let now = self.read_or_empty(&key).await?;
+                let (now, _) = self.read_or_empty(&key).await?;
                 self.sync(&key, now).await
             }
         }
@@ -198,24 +198,20 @@ impl Follower<'_> {
             puts: vec![],
             deletes: gone,
         });
-        let fresh = self.read_or_empty(self.prefix).await?;
+        let (fresh, _) = self.read_or_empty(self.prefix).await?;
         self.sync(self.prefix, fresh).await
     }
 
-    /// Reads the v2 tree at and below `key`, waiting while v2 is unreachable.
-    async fn read(&self, key: &str) -> Result<Read, CopyError> {
+    /// The v2 tree at and below `key` now (empty when v2 has nothing there), and the index
+    /// it was read at; waits while v2 is unreachable.
+    async fn read_or_empty(&self, key: &str) -> Result<(Tree, u64), CopyError> {
         let read = retry_until("reading etcd v2", 0, V2Error::is_transient, || {
             self.v2.read(key)
         });
-        Ok(read.await?)
-    }
-
-    /// The v2 tree at and below `key` now, empty when v2 has nothing there.
-    async fn read_or_empty(&self, key: &str) -> Result<Tree, CopyError> {
-        match self.read(key).await {
-            Ok(read) => Ok(Tree::of(&read)),
-            Err(CopyError::V2(V2Error::NotFound { .. })) => Ok(Tree::default()),
-            Err(other) => Err(other),
+        match read.await {
+            Ok(read) => Ok((Tree::of(&read), read.index)),
+            Err(V2Error::NotFound { index, .. }) => Ok((Tree::default(), index)),
+            Err(other) => Err(other.into()),
         }
     }
 
