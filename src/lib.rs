@@ -11,7 +11,8 @@
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
-//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `service` (what the
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
+//! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
 //! long-running modes share: signals, the supervised child, health, systemd), `fdlimit`
 //! (the open-file limit they raise and every started process gets back) and `cli` (the
 //! edge: flags, logging, exit status). `docs/design.md` walks the same path with each
@@ -28,6 +29,7 @@ mod fsx;
 mod pipeline;
 mod service;
 mod template;
+mod v2copy;
 
 pub use cli::{
     completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, MigrateArgs,
@@ -42,3 +44,4 @@ pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};
+pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};

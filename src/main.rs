@@ -17,7 +17,17 @@ fn main() -> ExitCode {
         Some(Command::Man) => print(&reconfig::man()),
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(migrate(args))
+            match &args.data_from_v2 {
+                Some(url) => {
+                    let source = reconfig::V2Source {
+                        url: url.clone(),
+                        prefix: args.data_prefix.clone(),
+                        follow: args.follow,
+                    };
+                    report(runtime().block_on(reconfig::copy_v2_data(&source, &args.connect)))
+                }
+                None => report(migrate(args)),
+            }
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
@@ -35,13 +45,13 @@ fn main() -> ExitCode {
     ended.into()
 }
 
-/// `reconfig migrate`: one line per problem on stdout, the summary last; 0 when every
-/// template converted, 1 when any needs a person.
+/// `reconfig migrate`: one line per problem or note on stdout, the summary last; 0 when
+/// every template converted, 1 when any needs a person.
 fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     let out = args.out.as_deref().filter(|_| !args.in_place);
     let report = reconfig::migrate(&args.cfgdir, out)?;
-    for problem in &report.problems {
-        println!("{problem}");
+    for line in report.lines() {
+        println!("{line}");
     }
     println!("{}", report.summary());
     Ok(if report.is_clean() {

@@ -593,6 +593,24 @@ fn splay_delay_stays_within_bounds() {
     assert!((0..1000).all(|_| splay_delay(max) <= max));
 }
 
+/// The `"splay": "10s"` that `reconfig migrate` writes for a reconfig.rb entry without one
+/// spreads reloads over the whole range, as reconfig.rb's `rand(10) + 1` spread them over
+/// 1-10 s (1,000 draws all missing a tenth of it: a chance of 1e-46).
+#[test]
+fn splay_delay_spreads_over_the_whole_range() {
+    let max = Duration::from_secs(10);
+    let draws: Vec<Duration> = (0..1000).map(|_| splay_delay(max)).collect();
+    assert!(draws.iter().all(|d| *d <= max));
+    assert!(
+        draws.iter().any(|d| *d < Duration::from_secs(1)),
+        "{draws:?}"
+    );
+    assert!(
+        draws.iter().any(|d| *d > Duration::from_secs(9)),
+        "{draws:?}"
+    );
+}
+
 #[test]
 fn shell_quote_survives_quotes_in_paths() {
     assert_eq!(shell_quote(Path::new("/a b/it's")), r"'/a b/it'\''s'");

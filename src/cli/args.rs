@@ -49,7 +49,7 @@ pub enum Command {
     Man,
     /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
     /// the Ruby in each template's tags becomes Tera with the same output.
-    Migrate(MigrateArgs),
+    Migrate(Box<MigrateArgs>),
 }
 
 /// Flags of the main job (reconfig.rb-compatible).
@@ -210,9 +210,14 @@ pub struct RenderArgs {
     pub limits: LimitArgs,
 }
 
-/// Flags of `reconfig migrate`.
+/// Flags of `reconfig migrate`: converting the configuration (`--out` or `--in-place`),
+/// or copying the v2 data (`--data-from-v2`), one job per run.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "in_place"])))]
+#[command(group(
+    clap::ArgGroup::new("job")
+        .required(true)
+        .args(["out", "in_place", "data_from_v2"])
+))]
 pub struct MigrateArgs {
     /// reconfig.rb's config directory, holding conf.d/ and templates/
     #[arg(
@@ -220,7 +225,8 @@ pub struct MigrateArgs {
         long,
         visible_alias = "cfg-dir",
         default_value = "/etc/reconfig",
-        value_name = "DIR"
+        value_name = "DIR",
+        conflicts_with = "data_from_v2"
     )]
     pub cfgdir: PathBuf,
     /// Write the converted configuration (conf.d/ and templates/) under this directory
@@ -229,6 +235,27 @@ pub struct MigrateArgs {
     /// Convert the templates where they are, keeping each original as NAME.orig
     #[arg(long)]
     pub in_place: bool,
+    /// Instead of converting: copy every key of etcd's v2 keyspace at this URL (e.g.
+    /// http://10.0.0.1:4001) into v3 at the same paths (the connection flags say where v3
+    /// is), read it back, and exit 1 listing every key that does not match
+    #[arg(long, value_name = "URL")]
+    pub data_from_v2: Option<String>,
+    /// The v2 directory (or key) to copy, with everything below it
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "/",
+        value_parser = parse_prefix,
+        conflicts_with_all = ["out", "in_place"]
+    )]
+    pub data_prefix: String,
+    /// After the copy, keep copying every v2 change into v3 until SIGINT or SIGTERM
+    #[arg(long, conflicts_with_all = ["out", "in_place"])]
+    pub follow: bool,
+    /// etcd v3 connection (read with --data-from-v2 only: the environment may set it for
+    /// every run)
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `reconfig completions SHELL`: the completion script, generated from these definitions.
@@ -372,9 +399,54 @@ mod tests {
         for argv in [
             &["reconfig", "migrate"][..],
             &["reconfig", "migrate", "--out", "o", "--in-place"],
+            &[
+                "reconfig",
+                "migrate",
+                "--out",
+                "o",
+                "--data-from-v2",
+                "http://h:1",
+            ],
+            &["reconfig", "migrate", "--in-place", "--follow"],
+            &["reconfig", "migrate", "--out", "o", "--data-prefix", "/a"],
+            &[
+                "reconfig",
+                "migrate",
+                "-c",
+                "/rb",
+                "--data-from-v2",
+                "http://h:1",
+            ],
+            &[
+                "reconfig",
+                "migrate",
+                "--data-from-v2",
+                "http://h:1",
+                "--data-prefix",
+                "a",
+            ],
         ] {
             assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn migrate_copies_v2_data_with_the_connection_flags() {
+        let argv = "reconfig migrate --data-from-v2 http://h:4001 --data-prefix /app --follow \
+                    --endpoints http://e:2379 --username u";
+        let cli = Cli::try_parse_from(argv.split_whitespace()).unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(args.data_from_v2.as_deref(), Some("http://h:4001"));
+        assert_eq!((args.data_prefix.as_str(), args.follow), ("/app", true));
+        assert_eq!(args.connect.endpoints, ["http://e:2379"]);
+        let cli =
+            Cli::try_parse_from(["reconfig", "migrate", "--data-from-v2", "http://h:1"]).unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!((args.data_prefix.as_str(), args.follow), ("/", false));
     }
 
     #[test]

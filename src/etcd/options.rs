@@ -237,6 +237,12 @@ impl ConnectArgs {
         Dns::new(self.dns_server, self.connect_timeout)
     }
 
+    /// The TLS configuration of the flags, whether or not the endpoints turn TLS on: for
+    /// another URL of the same etcd that is `https://` (the v2 API's).
+    pub fn client_tls(&self) -> Result<ClientTls, TlsError> {
+        ClientTls::load(&self.tls_files())
+    }
+
     fn tls_files(&self) -> TlsFiles {
         TlsFiles {
             ca: self.ssl_cafile.clone(),

@@ -20,3 +20,4 @@ mod safety;
 mod secure;
 mod template_golden;
 mod template_props;
+mod v2data;

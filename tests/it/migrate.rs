@@ -256,17 +256,35 @@ fn corpus_renders_as_reconfig_rb_did() {
     ]);
     let entries = entries(&corpus);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(
-        report,
-        format!("{} converted, 0 need attention\n", entries.len())
-    );
+    let splayed = ["haproxy.json", "nginx.json"];
+    let mut expected: Vec<String> = splayed
+        .iter()
+        .map(|name| {
+            let entry = corpus.join("conf.d").join(name);
+            format!("{}: reloadcmd without splay: ", entry.display())
+        })
+        .collect();
+    expected.push(format!("{} converted, 0 need attention", entries.len()));
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{report}");
+    for (line, start) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(start.as_str()), "{line}");
+    }
     for name in fs::read_dir(corpus.join("conf.d")).unwrap() {
         let name = name.unwrap().file_name();
-        assert_eq!(
-            fs::read(corpus.join("conf.d").join(&name)).unwrap(),
-            fs::read(out.path().join("conf.d").join(&name)).unwrap(),
-            "conf.d entries are copied as they are"
-        );
+        let original = read_json(&corpus.join("conf.d").join(&name));
+        let written = read_json(&out.path().join("conf.d").join(&name));
+        if splayed.contains(&name.to_str().unwrap()) {
+            let mut with_splay = original;
+            with_splay["splay"] = json!("10s");
+            assert_eq!(written, with_splay, "{name:?} gets reconfig.rb's jitter");
+        } else {
+            assert_eq!(
+                fs::read(corpus.join("conf.d").join(&name)).unwrap(),
+                fs::read(out.path().join("conf.d").join(&name)).unwrap(),
+                "other conf.d entries are copied as they are"
+            );
+        }
     }
     let sets = datasets();
     let mut ruby_jobs = vec![];
@@ -1281,4 +1299,122 @@ fn generated_templates_render_as_reconfig_rb_did() {
         "only {outputs} of {} renders produced output",
         ruby_jobs.len()
     );
+}
+
+/// reconfig.rb waited a random 1-10 s before every reload of an entry without `splay`;
+/// migrated entries keep that jitter written out, and the report says so, entry by entry.
+#[test]
+fn entries_with_a_reloadcmd_and_no_splay_keep_reconfig_rb_reload_jitter() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfgdir = dir.path().join("reconfig");
+    let entries: [(&str, &str); 5] = [
+        (
+            "a.json",
+            "{\n  \"id\": \"a\",\n  \"key\": \"/a\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/a\",\n  \"reloadcmd\": \"systemctl reload a\"\n}\n",
+        ),
+        (
+            "b.json",
+            r#"{"key":"/b","source":"t","target":"/tmp/b","reloadcmd":"kill -HUP 1"}"#,
+        ),
+        (
+            "c.json",
+            "{\r\n    \"key\": \"/c\",\r\n    \"source\": \"t\",\r\n    \"target\": \"/tmp/c\",\r\n    \"reloadcmd\": \"r\",\r\n    \"altkeys\": {\r\n        \"x\": \"/x\"\r\n    }\r\n}",
+        ),
+        (
+            "splayed.json",
+            "{\n  \"key\": \"/s\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/s\",\n  \"reloadcmd\": \"r\",\n  \"splay\": 3\n}\n",
+        ),
+        (
+            "quiet.json",
+            "{\n  \"key\": \"/q\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/q\"\n}\n",
+        ),
+    ];
+    let expected: [(&str, &str); 3] = [
+        (
+            "a.json",
+            "{\n  \"id\": \"a\",\n  \"key\": \"/a\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/a\",\n  \"reloadcmd\": \"systemctl reload a\",\n  \"splay\": \"10s\"\n}\n",
+        ),
+        (
+            "b.json",
+            r#"{"key":"/b","source":"t","target":"/tmp/b","reloadcmd":"kill -HUP 1", "splay": "10s"}"#,
+        ),
+        (
+            "c.json",
+            "{\r\n    \"key\": \"/c\",\r\n    \"source\": \"t\",\r\n    \"target\": \"/tmp/c\",\r\n    \"reloadcmd\": \"r\",\r\n    \"altkeys\": {\r\n        \"x\": \"/x\"\r\n    },\r\n    \"splay\": \"10s\"\r\n}",
+        ),
+    ];
+    fs::create_dir_all(cfgdir.join("conf.d")).unwrap();
+    fs::create_dir_all(cfgdir.join("templates")).unwrap();
+    for (name, text) in entries {
+        fs::write(cfgdir.join("conf.d").join(name), text).unwrap();
+    }
+    fs::write(
+        cfgdir.join("templates/t"),
+        "<%= @reconfig[\"watched\"] %>\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = migrate(&[
+        "--cfgdir",
+        cfgdir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "a note is no failure: {report}");
+    let note = |name: &str| {
+        format!(
+            "{}: reloadcmd without splay: \"splay\": \"10s\" added, as reconfig.rb waited a \
+             random 1-10 s before each reload",
+            cfgdir.join("conf.d").join(name).display()
+        )
+    };
+    let mut lines: Vec<String> = ["a.json", "b.json", "c.json"].map(note).to_vec();
+    lines.push("1 converted, 0 need attention".into());
+    assert_eq!(report.lines().collect::<Vec<_>>(), lines);
+    for (name, text) in expected {
+        let written = fs::read_to_string(out.join("conf.d").join(name)).unwrap();
+        assert_eq!(written, text, "{name}: the rest of its bytes as they were");
+    }
+    for name in ["splayed.json", "quiet.json"] {
+        assert_eq!(
+            fs::read(out.join("conf.d").join(name)).unwrap(),
+            fs::read(cfgdir.join("conf.d").join(name)).unwrap(),
+            "{name} is copied as it is"
+        );
+    }
+    let data = dir.path().join("data.json");
+    fs::write(
+        &data,
+        r#"{"/a": "1", "/b": "1", "/c": "1", "/s": "1", "/q": "1"}"#,
+    )
+    .unwrap();
+    let render = Command::new(env!("CARGO_BIN_EXE_reconfig"))
+        .args([
+            "render",
+            "--data",
+            data.to_str().unwrap(),
+            "-c",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        render.status.success(),
+        "reconfig loads the migrated entries"
+    );
+
+    // In place: the entry is rewritten and its original kept beside it, where reconfig
+    // does not read it; a second run finds the splay and leaves the entry alone.
+    let (code, report) = migrate(&["--cfgdir", cfgdir.to_str().unwrap(), "--in-place"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains(&note("a.json")), "{report}");
+    let a = cfgdir.join("conf.d/a.json");
+    assert_eq!(fs::read_to_string(&a).unwrap(), expected[0].1);
+    assert_eq!(
+        fs::read_to_string(cfgdir.join("conf.d/a.json.orig")).unwrap(),
+        entries[0].1
+    );
+    let (_, again) = migrate(&["--cfgdir", cfgdir.to_str().unwrap(), "--in-place"]);
+    assert!(!again.contains("reloadcmd without splay"), "{again}");
+    assert_eq!(fs::read_to_string(&a).unwrap(), expected[0].1);
 }

@@ -1,14 +1,16 @@
 //! `reconfig migrate`: a reconfig.rb configuration directory converted for reconfig. The
-//! `conf.d` entries are kept byte for byte; in each template the Ruby inside the tags
-//! becomes Tera with Ruby's meaning, inside the same delimiters, so that reconfig renders
-//! what reconfig.rb rendered. What cannot be converted is reported, one line per tag, and
-//! left in Ruby (reconfig then refuses the template rather than render it differently).
+//! `conf.d` entries are kept byte for byte, except that one with a `reloadcmd` and no
+//! `splay` gets reconfig.rb's default reload jitter written out (`splay`, a note in the
+//! report); in each template the Ruby inside the tags becomes Tera with Ruby's meaning,
+//! inside the same delimiters, so that reconfig renders what reconfig.rb rendered. What
+//! cannot be converted is reported, one line per tag, and left in Ruby (reconfig then
+//! refuses the template rather than render it differently).
 //!
 //! The parts, each with one job: `tree` reads the configuration directory without
 //! following a link, `erubis` finds the tags as Erubis did, `lexer` and `parser` read their
 //! Ruby into `ast`, `emit` writes Tera (`tera` expressions, `regex` patterns), guided by the
-//! Ruby classes `types` knows, `convert` puts one template back together, and `output`
-//! writes it, never through a link.
+//! Ruby classes `types` knows, `convert` puts one template back together, `splay` adds the
+//! jitter to an entry, and `output` writes them, never through a link.
 
 mod ast;
 mod convert;
@@ -18,6 +20,7 @@ mod lexer;
 mod output;
 mod parser;
 mod regex;
+mod splay;
 mod tera;
 mod tree;
 mod types;
@@ -123,6 +126,9 @@ pub struct Report {
     pub templates: Vec<Outcome>,
     /// Every problem, in file and line order.
     pub problems: Vec<Problem>,
+    /// What was changed beyond the templates' Ruby, for a person to know (not a failure):
+    /// one line per entry given a `splay`.
+    pub notes: Vec<Problem>,
 }
 
 impl Report {
@@ -137,6 +143,13 @@ impl Report {
         files.sort();
         files.dedup();
         files.len()
+    }
+
+    /// Every line of the report, problems and notes, in file and line order.
+    pub fn lines(&self) -> Vec<&Problem> {
+        let mut lines: Vec<&Problem> = self.problems.iter().chain(&self.notes).collect();
+        lines.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        lines
     }
 
     /// Whether everything converted.
@@ -214,9 +227,12 @@ fn read_entries(
     let mut uses: BTreeMap<PathBuf, Use> = BTreeMap::new();
     for found in &confd.files {
         let path = confd.path.join(&found.rel);
-        let bytes = &found.bytes;
+        let splayed = with_splay(&path, &found.bytes, report);
+        let bytes = splayed.as_deref().unwrap_or(&found.bytes);
         if let Some(out) = out.as_deref_mut() {
             out.write("conf.d", confd, found, bytes)?;
+        } else if splayed.is_some() && !output::has_orig(found, &path)? {
+            output::replace(found, &path, bytes)?;
         }
         if path.extension().is_none_or(|x| x != "json") {
             continue;
@@ -275,6 +291,26 @@ fn read_entries(
         }
     }
     Ok(uses)
+}
+
+/// An entry file's bytes with reconfig.rb's reload jitter written out, when it needs it
+/// (noted in the report); None when it stays as it is.
+fn with_splay(path: &Path, bytes: &[u8], report: &mut Report) -> Option<Vec<u8>> {
+    if path.extension().is_none_or(|x| x != "json") {
+        return None;
+    }
+    let entry: Value = serde_json::from_slice(bytes).ok()?;
+    let splayed = splay::with_default(bytes, &entry)?;
+    report.notes.push(Problem {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!(
+            "reloadcmd without splay: \"splay\": \"{}\" added, as reconfig.rb waited a random \
+             1-10 s before each reload",
+            splay::DEFAULT
+        ),
+    });
+    Some(splayed)
 }
 
 /// Whether Erubis, which puts the delimiters into a regexp unescaped, read them otherwise.

@@ -229,6 +229,13 @@ impl EtcdServer {
             .join("\n")
     }
 
+    /// Starts a single-member plain-HTTP etcd that also serves the v2 API on its client URL
+    /// (`--enable-v2`): the v2 and v3 stores of one server, as a fleet switching from
+    /// reconfig.rb has them.
+    pub async fn start_v2() -> EtcdServer {
+        Self::start_args(&["--enable-v2"]).await
+    }
+
     /// Starts a single-member plain-HTTP etcd with `extra_args`.
     pub async fn start_args(extra_args: &[&str]) -> EtcdServer {
         Self::cluster_args(1, extra_args).await
