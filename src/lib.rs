@@ -28,6 +28,7 @@ mod fdlimit;
 mod fsx;
 mod pipeline;
 mod service;
+mod state;
 mod template;
 mod v2copy;
 
@@ -40,7 +41,7 @@ pub use daemon::{run as run_daemon, DaemonError};
 pub use dispense::{run as run_dispense, DispenseError};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
 pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot};
-pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
+pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

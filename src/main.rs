@@ -15,6 +15,10 @@ fn main() -> ExitCode {
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
         Some(Command::Man) => print(&reconfig::man()),
+        Some(Command::Status(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(reconfig::status(args))
+        }
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
             match &args.data_from_v2 {

@@ -16,6 +16,7 @@ use crate::config::{
     RenderLimits,
 };
 use crate::etcd::ConnectArgs;
+use crate::service::retry::Pacing;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
 /// result, swaps it in atomically and reloads the service.
@@ -47,6 +48,9 @@ pub enum Command {
     },
     /// Print reconfig's manual page (roff) to stdout.
     Man,
+    /// Show what each entry's recorded state says: reloaded, or a reload or check still due
+    /// from a change the last run swapped in.
+    Status(StatusArgs),
     /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
     /// the Ruby in each template's tags becomes Tera with the same output.
     Migrate(Box<MigrateArgs>),
@@ -78,9 +82,15 @@ pub struct RunArgs {
     /// the interval fold into one reload at its end; 0 turns this off
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub reload_interval: Duration,
+    /// Where each entry's state is kept
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Render limits
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Retries
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
@@ -138,6 +148,9 @@ pub struct DispenseArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+    /// Retries
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
@@ -191,6 +204,53 @@ impl LimitArgs {
         }
         .over(RenderLimits::default())
     }
+}
+
+/// How a change that could not be applied, or a reload that failed, is tried again.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// About how long after a failed write, check or reload it is first tried again; each
+    /// retry waits twice as long, up to --retry-cap
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_first: Duration,
+    /// Longest wait between two retries of what keeps failing
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_cap: Duration,
+}
+
+impl RetryArgs {
+    /// The pacing these flags set.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            first: self.retry_first,
+            cap: self.retry_cap,
+        }
+    }
+}
+
+/// Flags of `reconfig status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where the entries are
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Where each entry's state is kept
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where each entry's state is kept across restarts.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where each entry's state is kept across restarts: a reload still due, a check not yet
+    /// run after a swap
+    #[arg(
+        long,
+        env = "RECONFIG_STATE_DIR",
+        default_value = "/var/lib/reconfig",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
 }
 
 /// Flags of `reconfig render`.

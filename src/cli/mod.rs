@@ -6,6 +6,8 @@ mod args;
 mod exit;
 mod logging;
 
-pub use args::{completions, man, Cli, Command, DispenseArgs, MigrateArgs, RenderArgs, RunArgs};
+pub use args::{
+    completions, man, Cli, Command, DispenseArgs, MigrateArgs, RenderArgs, RunArgs, StatusArgs,
+};
 pub use exit::{Exit, Fatal};
 pub use logging::{init as init_logging, LogControl, LogFormat};

@@ -175,6 +175,7 @@ impl Worker {
                 Synced::Changed => {
                     retry = None;
                     if let Some(reload) = &self.reload {
+                        self.status.reload_due(&self.job.entry.id);
                         reload.request();
                     }
                 }

@@ -28,10 +28,11 @@ use tracing::{error, info, warn};
 
 use crate::cli::{DispenseArgs, Exit, Fatal};
 use crate::etcd::watch::{subscriptions, Follow, Next, Replica, Wake, Watched};
-use crate::etcd::{Etcd, EtcdError, Snapshot};
+use crate::etcd::{Backoff, Etcd, EtcdError, Snapshot};
 use crate::fsx::{group_id, user_id, IdError, Perms};
 use crate::service::{
-    memory, retry, systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor,
+    memory, retry, retry::Pacing, systemd, FailureKind, Pass, Service, StartError, SuperviseError,
+    Supervisor,
 };
 use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
@@ -100,7 +101,8 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     };
     let (etcd, first) = started?;
     status.etcd_up();
-    let mut mirror = Mirror::new(&prefix, Layout::new(args.target.clone(), perms));
+    let layout = Layout::new(args.target.clone(), perms);
+    let mut mirror = Mirror::new(&prefix, layout, args.retry.pacing());
     let (published, update) = publish(mirror, first.clone()).await;
     mirror = published;
     status.record(&prefix, first.revision(), pass_of(&update));
@@ -204,7 +206,6 @@ async fn follow(
         cancel: &cancel,
     };
     let prefix = mirror.prefix.clone();
-    let mut backoff = retry::backoff();
     let mut retry: Option<(Arc<Snapshot>, Instant)> = None;
     while let Some(next) = follow
         .next(&[&prefix], seen, retry.as_ref().map(|r| r.1))
@@ -212,7 +213,7 @@ async fn follow(
     {
         let snapshot = match next {
             Next::Changed(snapshot) => {
-                backoff.reset();
+                mirror.retry.reset();
                 snapshot
             }
             Next::Retry => match retry.take() {
@@ -225,7 +226,7 @@ async fn follow(
         mirror = published;
         retry = None;
         if let Err(e) = &update {
-            let delay = backoff.next_delay();
+            let delay = mirror.retry.next_delay();
             error!(
                 "{e}; revision {seen} not published; {}",
                 retry::retrying_in(delay)
@@ -265,15 +266,18 @@ struct Mirror {
     revision: Option<i64>,
     /// Keys refused at the last build, so each refusal is logged once, not at every change.
     refused: BTreeSet<String>,
+    /// Paces the retries of a publish that failed.
+    retry: Backoff,
 }
 
 impl Mirror {
-    fn new(prefix: &str, layout: Layout) -> Mirror {
+    fn new(prefix: &str, layout: Layout, retry: Pacing) -> Mirror {
         Mirror {
             prefix: prefix.to_string(),
             layout,
             revision: None,
             refused: BTreeSet::new(),
+            retry: retry.backoff(),
         }
     }
 
@@ -332,7 +336,8 @@ mod tests {
             uid: None,
             gid: None,
         };
-        let mut mirror = Mirror::new("/p", Layout::new(tmp.path().to_path_buf(), perms));
+        let layout = Layout::new(tmp.path().to_path_buf(), perms);
+        let mut mirror = Mirror::new("/p", layout, Pacing::default());
         let data = |name: &str| std::fs::read_to_string(tmp.path().join(name)).ok();
 
         assert!(mirror.update(&snapshot(5, &[("/p/a", "1")])).unwrap());

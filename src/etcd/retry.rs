@@ -79,6 +79,14 @@ impl Backoff {
     }
 }
 
+/// Waits until `time`; for ever when there is none (a retry not scheduled).
+pub async fn until(time: Option<Instant>) {
+    match time {
+        Some(time) => tokio::time::sleep_until(time).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or the next try would start after
 /// `limit` from now, pacing attempts with a [`Backoff`] of `quick` attempts at once. For one-shot commands against a cluster: a request that happened to
 /// go to a member that is down is tried again instead of failing the whole run.

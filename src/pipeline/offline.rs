@@ -112,6 +112,7 @@ pub fn render_offline(args: &RenderArgs) -> Result<Exit, OfflineError> {
         &args.config.cfgdir,
         &args.config.prefix,
         args.limits.limits(),
+        None,
     )?;
     let snapshot = read_snapshot(&args.data)?;
     let selected: Vec<_> = loaded

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use crate::apply::{self, apply, ApplyError, ApplyOptions, Outcome};
+use crate::apply::{self, apply, ApplyError, ApplyOptions, Journal, Outcome};
 use crate::config::{self, ConfigError, Entry, Pattern, RenderLimits};
 use crate::etcd::Snapshot;
 use crate::service::{retry, FailureKind, Pass};
+use crate::state::{Ledger, StateDir};
 use crate::template::model::{self, ModelError};
 use crate::template::{RenderInput, Template, TemplateError};
 
@@ -23,6 +24,8 @@ pub struct Job {
     pub template: Arc<Template>,
     /// How far one of its renders may go: the entry's own limits over the process's.
     pub limits: RenderLimits,
+    /// Its record in the state directory, when there is one.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// Why one entry's pass failed. The entry id is added where it is logged.
@@ -59,10 +62,15 @@ pub enum LoadError {
 }
 
 /// Loads `conf.d`, compiles every template, and logs one line per refused entry; `limits`
-/// hold every entry that sets none of its own.
+/// hold every entry that sets none of its own; each entry's record is read from `state`.
 /// Entries that use the same template file with the same pattern share one compiled
 /// template: 500 entries on one template cost one compilation and one copy in memory.
-pub fn load_jobs(cfgdir: &Path, prefix: &str, limits: RenderLimits) -> Result<Jobs, LoadError> {
+pub fn load_jobs(
+    cfgdir: &Path,
+    prefix: &str,
+    limits: RenderLimits,
+    state: Option<&StateDir>,
+) -> Result<Jobs, LoadError> {
     let loaded = config::load(cfgdir, prefix)?;
     let mut refused = loaded.problems.len();
     for problem in &loaded.problems {
@@ -83,6 +91,7 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str, limits: RenderLimits) -> Result<Jo
             Ok(template) => jobs.push(Job {
                 template: template.clone(),
                 limits: entry.limits.over(limits),
+                ledger: state.map(|state| Arc::new(state.ledger(&entry))),
                 entry,
             }),
             Err(e) => {
@@ -95,6 +104,19 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str, limits: RenderLimits) -> Result<Jo
         return Err(LoadError::NoEntry(cfgdir.join("conf.d")));
     }
     Ok(Jobs { jobs, refused })
+}
+
+/// The state directory at `path`, unless previewing (`--notreally` writes nothing); one that
+/// cannot be used is a warning: changes are then not remembered across restarts.
+pub fn state_dir(path: &Path, notreally: bool) -> Option<StateDir> {
+    if notreally {
+        return None;
+    }
+    StateDir::open(path)
+        .inspect_err(|e| {
+            warn!("{e}: a reload or check due when reconfig stops is not remembered (--state-dir)")
+        })
+        .ok()
 }
 
 /// Renders one entry from its own snapshot (its key's and altkeys' trees, see
@@ -148,7 +170,12 @@ pub async fn apply_render(
     text: String,
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
-    let outcome = apply(&job.entry, text.into_bytes(), options).await?;
+    let journal = job
+        .ledger
+        .as_deref()
+        .filter(|_| !options.notreally)
+        .map(|ledger| Journal { ledger, revision });
+    let outcome = apply(&job.entry, text.into_bytes(), options, journal).await?;
     match &outcome {
         Outcome::Unchanged => debug!(
             entry = %job.entry.id,
@@ -167,6 +194,40 @@ pub async fn apply_render(
         Outcome::Preview { diff } => print!("{diff}"),
     }
     Ok(outcome)
+}
+
+/// Runs the entry's `reloadcmd` and records in its state what the service was reloaded
+/// with.
+pub async fn reload(job: &Job) -> Result<(), ApplyError> {
+    let reloading = job.ledger.as_ref().map(|ledger| ledger.reloading());
+    apply::reload(&job.entry).await?;
+    if let (Some(ledger), Some(reloading)) = (&job.ledger, reloading) {
+        if let Err(e) = ledger.reloaded(reloading) {
+            warn!(entry = %job.entry.id, "{e}");
+        }
+    }
+    Ok(())
+}
+
+/// Finishes what a killed run left of `job`'s last change: a change swapped in before its
+/// post-swap check ran is checked now (and rolled back if it fails); returns whether a
+/// reload is still due for a change swapped in before it.
+pub async fn recover(job: &Job) -> bool {
+    let Some(ledger) = &job.ledger else {
+        return false;
+    };
+    if let Err(e) = apply::confirm(&job.entry, ledger).await {
+        log_failure(&job.entry, &StepError::Apply(e), None);
+    }
+    let due = ledger.record().is_some_and(|r| r.reload_pending);
+    if due {
+        info!(
+            entry = %job.entry.id,
+            "a reload was still due when reconfig last stopped: reloading {}",
+            job.entry.target.display()
+        );
+    }
+    due
 }
 
 /// Removes the staged files a killed run left beside the targets of `jobs`, each logged;
@@ -214,6 +275,7 @@ pub fn pass_of(result: &Result<Outcome, StepError>) -> Pass {
             | ApplyError::Chmod { .. }
             | ApplyError::Id { .. }
             | ApplyError::Stage { .. }
+            | ApplyError::State { .. }
             | ApplyError::Swap { .. } => FailureKind::Write,
         },
     };

@@ -1,21 +1,36 @@
 //! How the long-running modes retry a change they could not apply (a file that could not be
-//! written, a check that failed): from the same snapshot, after about [`FIRST`], doubling to
-//! [`CAP`] with jitter, until it succeeds or a newer change takes its place.
+//! written, a check that failed) and a reload that failed: from the same snapshot, after
+//! about [`Pacing::first`], doubling to [`Pacing::cap`] with jitter, until it succeeds or a
+//! newer change takes its place.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::etcd::Backoff;
 
-/// The first retry comes after about this long.
-pub const FIRST: Duration = Duration::from_secs(1);
+/// The pacing of retries (`--retry-first`, `--retry-cap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// The first retry comes after about this long.
+    pub first: Duration,
+    /// Retries of what keeps failing come at least this often.
+    pub cap: Duration,
+}
 
-/// Retries of a change that keeps failing come at least this often.
-pub const CAP: Duration = Duration::from_secs(30);
+impl Default for Pacing {
+    fn default() -> Pacing {
+        Pacing {
+            first: Duration::from_secs(1),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
 
-/// The pacing of one follower's retries.
-pub fn backoff() -> Backoff {
-    Backoff::between(FIRST, CAP)
+impl Pacing {
+    /// The backoff of one follower's (or one reload task's) retries.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::between(self.first, self.cap)
+    }
 }
 
 /// A retry's delay as a log line says it: `retrying in 1s 250ms`.

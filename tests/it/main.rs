@@ -2,6 +2,7 @@
 //! harness ([`common`]), the `reconfig` and `etcd-util` binaries as operators run them,
 //! real users, files, links and commands.
 
+mod applied;
 mod common;
 
 mod daemon;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::replica::Replica;
 use crate::etcd::client::Etcd;
+use crate::etcd::retry::until;
 use crate::etcd::snapshot::Snapshot;
 
 /// How the watch tells a follower that its keys changed, and up to which revision.
@@ -80,7 +81,7 @@ impl Follow<'_> {
         loop {
             tokio::select! {
                 () = self.wake.requested() => {}
-                () = at(retry_at) => return Some(Next::Retry),
+                () = until(retry_at) => return Some(Next::Retry),
                 () = self.cancel.cancelled() => return None,
             }
             if self.wake.wanted() > seen {
@@ -114,13 +115,5 @@ impl Follow<'_> {
                 () = self.cancel.cancelled() => return false,
             }
         }
-    }
-}
-
-/// Waits until `time`; for ever when there is none.
-async fn at(time: Option<Instant>) {
-    match time {
-        Some(time) => tokio::time::sleep_until(time).await,
-        None => std::future::pending().await,
     }
 }

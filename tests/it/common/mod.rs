@@ -360,9 +360,13 @@ pub fn etcd_util() -> String {
     path.display().to_string()
 }
 
-/// A binary under test, with no etcd settings inherited from the environment.
+/// A binary under test, with no etcd settings inherited from the environment, keeping its
+/// entries' state under the build's own temporary directory (not the system's
+/// `/var/lib/reconfig`; a test that restarts a daemon on the same state gives `--state-dir`).
 pub fn binary(path: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
+    let tmp = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    cmd.env("RECONFIG_STATE_DIR", tmp.join("reconfig-state"));
     for var in [
         "ETCD_ENDPOINTS",
         "ETCD_USERNAME",
