@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal, MigrateArgs, MigrateError};
+use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             report(reconfig::render_offline(args))
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
-        Some(Command::Man) => print(&reconfig::man()),
+        Some(Command::Man(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(man(args))
+        }
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
             report(migrate(args))
@@ -49,6 +52,18 @@ fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     } else {
         Exit::Failed
     })
+}
+
+/// `reconfig man`: a page on stdout, or every page into `--dir` (their paths on stdout).
+fn man(args: &ManArgs) -> Result<Exit, ManualError> {
+    let manual = reconfig::manual();
+    let Some(dir) = &args.dir else {
+        return Ok(print(&manual.page(args.command.as_deref())?));
+    };
+    for path in manual.write_all(dir)? {
+        println!("{}", path.display());
+    }
+    Ok(Exit::Ok)
 }
 
 /// How a mode ended; a failure that ended it is logged, once.

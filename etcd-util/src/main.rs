@@ -1,5 +1,6 @@
 //! The `etcd-util` binary: parse the flags and call into the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -7,12 +8,32 @@ use etcd_util::{run, Args};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.man {
+        let page = etcd_util::manual()
+            .page(None)
+            .expect("the program's own page exists");
+        return print(&page);
+    }
+    if let Some(shell) = args.completions {
+        return print(&etcd_util::completions(shell));
+    }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
+fn print(bytes: &[u8]) -> ExitCode {
+    match std::io::stdout().lock().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("etcd-util: cannot write to stdout: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
@@ -42,8 +42,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print reconfig's manual page (roff) to stdout.
-    Man,
+    /// Print reconfig's manual page (roff) to stdout, or a subcommand's, or write them all.
+    Man(ManArgs),
     /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
     /// the Ruby in each template's tags becomes Tera with the same output.
     Migrate(MigrateArgs),
@@ -170,6 +170,18 @@ pub struct RenderArgs {
     pub config: ConfigArgs,
 }
 
+/// Flags of `reconfig man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Print the page of this subcommand, reconfig-COMMAND(1), instead of reconfig(1)
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page instead (reconfig.1 and reconfig-COMMAND.1 for each subcommand)
+    /// into this directory, replacing earlier ones, and print their paths
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 /// Flags of `reconfig migrate`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "in_place"])))]
@@ -189,22 +201,6 @@ pub struct MigrateArgs {
     /// Convert the templates where they are, keeping each original as NAME.orig
     #[arg(long)]
     pub in_place: bool,
-}
-
-/// `reconfig completions SHELL`: the completion script, generated from these definitions.
-pub fn completions(shell: Shell) -> Vec<u8> {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "reconfig", &mut script);
-    script
-}
-
-/// `reconfig man`: the manual page in roff, generated from these definitions.
-pub fn man() -> Vec<u8> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .expect("writing into memory cannot fail");
-    page
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
@@ -312,7 +308,20 @@ mod tests {
             Some(Command::Completions { shell: Shell::Zsh })
         ));
         let cli = Cli::try_parse_from(["reconfig", "man"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Man)));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Man(ManArgs {
+                command: None,
+                dir: None
+            }))
+        ));
+        let cli = Cli::try_parse_from(["reconfig", "man", "render"]).unwrap();
+        let Some(Command::Man(args)) = cli.command else {
+            panic!("not man");
+        };
+        assert_eq!(args.command.as_deref(), Some("render"));
+        let argv = ["reconfig", "man", "render", "--dir", "/d"];
+        assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
     }
 
     #[test]
@@ -339,6 +348,7 @@ mod tests {
 
     #[test]
     fn definition_is_consistent() {
+        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

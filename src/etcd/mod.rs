@@ -16,7 +16,7 @@ pub mod watch;
 
 pub use client::Etcd;
 pub use error::EtcdError;
-pub use options::ConnectArgs;
+pub use options::{ConnectArgs, CONNECT_ENVIRONMENT};
 pub use retry::retry_within;
 pub use secret::SECRET_ENV;
 pub use snapshot::{dir_prefix, in_tree_bytes, Snapshot};
