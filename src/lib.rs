@@ -29,8 +29,9 @@ mod template;
 
 pub use clap_complete::Shell;
 pub use cli::{
-    completion_script, completions, init_logging, manual, Cli, Command, EnvVar, Exit, Fatal,
-    LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes, RunArgs,
+    completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
+    Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
+    RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};

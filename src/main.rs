@@ -66,6 +66,11 @@ fn man(args: &ManArgs) -> Result<Exit, ManualError> {
     Ok(Exit::Ok)
 }
 
+/// Writes a generated page or script to stdout.
+fn print(text: &[u8]) -> Exit {
+    reconfig::print_generated("reconfig", text)
+}
+
 /// How a mode ended; a failure that ended it is logged, once.
 fn report(result: Result<Exit, impl Fatal>) -> Exit {
     result.unwrap_or_else(|failure| {
@@ -85,16 +90,4 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("cannot start the tokio runtime")
-}
-
-/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
-fn print(bytes: &[u8]) -> Exit {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("reconfig: cannot write to stdout: {e}");
-            Exit::Failed
-        }
-    }
 }

@@ -1,6 +1,5 @@
 //! The `etcd-util` binary: parse the flags and call into the library.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,13 +26,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
-fn print(bytes: &[u8]) -> ExitCode {
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("etcd-util: cannot write to stdout: {e}");
-            ExitCode::FAILURE
-        }
-    }
+/// Writes a generated page or script to stdout.
+fn print(text: &[u8]) -> ExitCode {
+    reconfig::print_generated("etcd-util", text).into()
 }

@@ -12,4 +12,4 @@ pub use args::{Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, Run
 pub use exit::{Exit, Fatal};
 pub use logging::{init as init_logging, LogControl, LogFormat};
 pub use manual::reconfig::{completions, manual};
-pub use manual::{completion_script, EnvVar, Manual, ManualError, PageNotes};
+pub use manual::{completion_script, print_generated, EnvVar, Manual, ManualError, PageNotes};

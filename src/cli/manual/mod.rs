@@ -245,6 +245,19 @@ fn extra_sections(
     roff
 }
 
+/// Writes a generated page or script to stdout for `program`: a closed pipe or a full disk
+/// is one line on stderr and exit 1, not a panic.
+pub fn print_generated(program: &str, text: &[u8]) -> Exit {
+    use std::io::Write;
+    match io::stdout().lock().write_all(text) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("{program}: cannot write to stdout: {e}");
+            Exit::Failed
+        }
+    }
+}
+
 /// The completion script of `program` for `shell`.
 pub fn completion_script(mut program: clap::Command, shell: Shell) -> Vec<u8> {
     let name = program.get_name().to_string();
