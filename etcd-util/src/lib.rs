@@ -3,6 +3,8 @@
 //! takes the same endpoints, environment, TLS and auth options as `reconfig`.
 //!
 //! Exit codes: 0 ok, 1 the operation failed (missing key, etcd error), 2 usage error.
+//! `--man` and `--completions SHELL` print its manual page and completion scripts, which
+//! reconfig's manual code generates from these flags.
 
 mod manual;
 
