@@ -32,15 +32,19 @@ mod state;
 mod template;
 mod v2copy;
 
+pub use clap_complete::Shell;
 pub use cli::{
-    completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, MigrateArgs,
+    completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
+    Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
     RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};
 pub use dispense::{run as run_dispense, DispenseError};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
-pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot};
+pub use etcd::{
+    dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot, CONNECT_ENVIRONMENT,
+};
 pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal, MigrateArgs, MigrateError};
+use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             report(reconfig::render_offline(args))
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
-        Some(Command::Man) => print(&reconfig::man()),
+        Some(Command::Man(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(man(args))
+        }
         Some(Command::Status(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
             report(reconfig::status(args))
@@ -65,6 +68,23 @@ fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     })
 }
 
+/// `reconfig man`: a page on stdout, or every page into `--dir` (their paths on stdout).
+fn man(args: &ManArgs) -> Result<Exit, ManualError> {
+    let manual = reconfig::manual();
+    let Some(dir) = &args.dir else {
+        return Ok(print(&manual.page(args.command.as_deref())?));
+    };
+    for path in manual.write_all(dir)? {
+        println!("{}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes a generated page or script to stdout.
+fn print(text: &[u8]) -> Exit {
+    reconfig::print_generated("reconfig", text)
+}
+
 /// How a mode ended; a failure that ended it is logged, once.
 fn report(result: Result<Exit, impl Fatal>) -> Exit {
     result.unwrap_or_else(|failure| {
@@ -87,16 +107,4 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("cannot start the tokio runtime")
-}
-
-/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
-fn print(bytes: &[u8]) -> Exit {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("reconfig: cannot write to stdout: {e}");
-            Exit::Failed
-        }
-    }
 }

@@ -3,6 +3,10 @@
 //! takes the same endpoints, environment, TLS and auth options as `reconfig`.
 //!
 //! Exit codes: 0 ok, 1 the operation failed (missing key, etcd error), 2 usage error.
+//! `--man` and `--completions SHELL` print its manual page and completion scripts, which
+//! reconfig's manual code generates from these flags.
+
+mod manual;
 
 mod value;
 
@@ -13,16 +17,21 @@ use etcd_client::proto::PbEvent;
 use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use reconfig::{
     data_model, dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, ModelError, Range,
-    SessionError, Sink, WatchLoop,
+    SessionError, Shell, Sink, WatchLoop,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
+pub use manual::{completions, manual};
 pub use value::ValueError;
+
+/// The flags of the key editing, which printing the manual or completions does not take.
+const KEY_EDITING: [&str; 6] = ["key", "operation", "value", "ttl", "recursive", "version"];
 
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
 #[derive(Debug, Parser)]
 #[command(
     name = "etcd-util",
+    version,
     disable_version_flag = true,
     about = "Ad-hoc etcd key editing with reconfig.rb's flags and output: GET, SET, DEL, WATCH"
 )]
@@ -58,6 +67,12 @@ pub struct Args {
     /// Connect and print the server version, the leader and the members
     #[arg(long)]
     pub version: bool,
+    /// Print etcd-util's manual page (roff) and exit
+    #[arg(long, conflicts_with_all = KEY_EDITING, conflicts_with = "completions")]
+    pub man: bool,
+    /// Print a completion script for this shell and exit
+    #[arg(long, value_name = "SHELL", conflicts_with_all = KEY_EDITING)]
+    pub completions: Option<Shell>,
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
@@ -46,8 +46,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print reconfig's manual page (roff) to stdout.
-    Man,
+    /// Print reconfig's manual page (roff) to stdout, or a subcommand's, or write them all.
+    Man(ManArgs),
     /// Show what each entry's recorded state says: reloaded, or a reload or check still due
     /// from a change the last run swapped in.
     Status(StatusArgs),
@@ -270,6 +270,18 @@ pub struct RenderArgs {
     pub limits: LimitArgs,
 }
 
+/// Flags of `reconfig man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Print the page of this subcommand, reconfig-COMMAND(1), instead of reconfig(1)
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page instead (reconfig.1 and reconfig-COMMAND.1 for each subcommand)
+    /// into this directory, replacing earlier ones, and print their paths
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 /// Flags of `reconfig migrate`: converting the configuration (`--out` or `--in-place`),
 /// or copying the v2 data (`--data-from-v2`), one job per run.
 #[derive(Debug, Args)]
@@ -316,22 +328,6 @@ pub struct MigrateArgs {
     /// every run)
     #[command(flatten)]
     pub connect: ConnectArgs,
-}
-
-/// `reconfig completions SHELL`: the completion script, generated from these definitions.
-pub fn completions(shell: Shell) -> Vec<u8> {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "reconfig", &mut script);
-    script
-}
-
-/// `reconfig man`: the manual page in roff, generated from these definitions.
-pub fn man() -> Vec<u8> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .expect("writing into memory cannot fail");
-    page
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
@@ -439,7 +435,20 @@ mod tests {
             Some(Command::Completions { shell: Shell::Zsh })
         ));
         let cli = Cli::try_parse_from(["reconfig", "man"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Man)));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Man(ManArgs {
+                command: None,
+                dir: None
+            }))
+        ));
+        let cli = Cli::try_parse_from(["reconfig", "man", "render"]).unwrap();
+        let Some(Command::Man(args)) = cli.command else {
+            panic!("not man");
+        };
+        assert_eq!(args.command.as_deref(), Some("render"));
+        let argv = ["reconfig", "man", "render", "--dir", "/d"];
+        assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
     }
 
     #[test]
@@ -511,6 +520,7 @@ mod tests {
 
     #[test]
     fn definition_is_consistent() {
+        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

@@ -16,7 +16,7 @@ pub mod watch;
 
 pub use client::Etcd;
 pub use error::EtcdError;
-pub use options::ConnectArgs;
+pub use options::{ConnectArgs, CONNECT_ENVIRONMENT};
 pub(crate) use read::MAX_TXN_OPS;
 pub(crate) use retry::retry_until;
 pub use retry::{retry_within, until, Backoff};

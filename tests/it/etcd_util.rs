@@ -467,3 +467,32 @@ async fn set_and_get_over_tls_with_a_client_certificate() {
         refused.stderr
     );
 }
+
+#[tokio::test]
+async fn prints_its_manual_page_and_completions_without_etcd() {
+    let run = run_command(util(), ["--man"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(".TH etcd-util 1 "), "{}", run.stdout);
+    for text in [
+        r"\-\-key",
+        r"\-\-operation",
+        r#".SH "EXIT STATUS""#,
+        "ETCD_ENDPOINTS",
+    ] {
+        assert!(run.stdout.contains(text), "{text} missing:\n{}", run.stdout);
+    }
+    for (shell, marker) in [
+        ("bash", "complete -F _etcd__util"),
+        ("zsh", "#compdef etcd-util"),
+        ("fish", "complete -c etcd-util"),
+    ] {
+        let run = run_command(util(), ["--completions", shell]).await;
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains(marker), "{shell}:\n{}", run.stdout);
+        assert!(run.stdout.contains("operation"), "{shell}:\n{}", run.stdout);
+    }
+    for args in [&["--man", "-k", "/k"][..], &["--completions", "tcsh"]] {
+        let run = run_command(util(), args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
+}

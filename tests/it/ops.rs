@@ -3,6 +3,7 @@
 //! too many clients, and the open-file limit; systemd readiness, watchdog and stopping over
 //! a real notify socket; JSON logs; shell completions and the manual page.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -678,4 +679,93 @@ async fn dispense_raises_its_open_file_limit_and_gives_its_child_the_usual_one()
     assert_eq!(soft, hard, "the soft limit was not raised");
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(LIMIT).await.is_some(), "{}", daemon.log());
+}
+
+/// Every `NAME(N)` a roff page refers to, in clap_mangen's SUBCOMMANDS (`reconfig\-render(1)`)
+/// and the manual's SEE ALSO (`\fBreconfig\fR(1)`).
+fn page_references(page: &str) -> BTreeSet<String> {
+    let text = page
+        .replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\-", "-");
+    let reference = regex::Regex::new(r"([a-z][a-z0-9-]*)\((\d)\)").unwrap();
+    reference
+        .captures_iter(&text)
+        .map(|c| format!("{}.{}", &c[1], &c[2]))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_manual_page_is_written_and_refers_only_to_pages_that_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    // A page's name planted as a link: the page replaces the link, never writes through it.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("reconfig.1")).unwrap();
+
+    let run = run_reconfig(["man", "--dir", dir.path().to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    let mut pages = BTreeMap::new();
+    for path in run.stdout.lines().map(Path::new) {
+        assert_eq!(path.parent(), Some(dir.path()), "{path:?}");
+        assert!(path.symlink_metadata().unwrap().is_file(), "{path:?}");
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        pages.insert(name, std::fs::read_to_string(path).unwrap());
+    }
+    let util = run_command(binary(&etcd_util()), ["--man"]).await;
+    assert_eq!(util.code, 0, "{}", util.stderr);
+    pages.insert("etcd-util.1".to_string(), util.stdout);
+
+    // A page for reconfig, each subcommand its help lists (but `help`), and etcd-util.
+    let help = run_reconfig(["--help"]).await.stdout;
+    let mut expected: BTreeSet<String> = help
+        .lines()
+        .skip_while(|line| line.trim_end() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter(|line| line.len() - line.trim_start().len() == 2)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(|name| format!("reconfig-{name}.1"))
+        .collect();
+    assert!(expected.contains("reconfig-render.1"), "{help}");
+    expected.extend(["reconfig.1".to_string(), "etcd-util.1".to_string()]);
+    let names: BTreeSet<String> = pages.keys().cloned().collect();
+    assert_eq!(names, expected);
+
+    for (name, page) in &pages {
+        for section in ["EXIT STATUS", "ENVIRONMENT", "SEE ALSO"] {
+            assert!(
+                page.contains(&format!(".SH {section}\n"))
+                    || page.contains(&format!(".SH \"{section}\"\n")),
+                "{name} has no {section}:\n{page}"
+            );
+        }
+        let dangling: Vec<String> = page_references(page)
+            .into_iter()
+            .filter(|reference| !names.contains(reference))
+            .collect();
+        assert!(dangling.is_empty(), "{name} refers to {dangling:?}");
+    }
+    assert!(page_references(&pages["reconfig.1"]).contains("reconfig-dispense.1"));
+    assert!(page_references(&pages["etcd-util.1"]).contains("reconfig.1"));
+
+    let render = run_reconfig(["man", "render"]).await;
+    assert_eq!(render.code, 0, "{}", render.stderr);
+    assert_eq!(render.stdout, pages["reconfig-render.1"]);
+
+    let run = run_reconfig(["man", "nope"]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("\"nope\""), "{}", run.stderr);
+    let missing = dir.path().join("missing");
+    let run = run_reconfig(["man", "--dir", missing.to_str().unwrap()]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(missing.to_str().unwrap()),
+        "{}",
+        run.stderr
+    );
 }
