@@ -4,6 +4,7 @@
 
 mod common;
 
+mod crash_states;
 mod daemon;
 mod dispense;
 mod docs;
