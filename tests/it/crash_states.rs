@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
-use check::{Dispense, Expect, NeverHolds, Seen, Target};
+use check::{Dispense, Expect, NeverHolds, Seen, Target, Whole};
 use explore::{explore, Checked, Report};
 use model::{translate, Creator, Fs, Recording};
 use nix::sys::signal::Signal;
@@ -37,6 +37,11 @@ struct Recorder {
 impl Recorder {
     /// Captures `roots` as they are now.
     fn new(roots: &[&Path]) -> Recorder {
+        let strace = std::process::Command::new("strace").arg("-V").output();
+        assert!(
+            strace.is_ok_and(|out| out.status.success()),
+            "strace must be installed (scripts/deps installs it)"
+        );
         let roots: Vec<PathBuf> = roots
             .iter()
             .map(|r| std::fs::canonicalize(r).unwrap())
@@ -74,46 +79,72 @@ impl Recorder {
     }
 }
 
-/// The ids of `nobody` and `nogroup`.
+/// The ids of the user `nobody` and the group `nogroup`.
 fn nobody() -> (u32, u32) {
     let user = nix::unistd::User::from_name("nobody").unwrap().unwrap();
-    (user.uid.as_raw(), user.gid.as_raw())
+    let group = nix::unistd::Group::from_name("nogroup").unwrap().unwrap();
+    (user.uid.as_raw(), group.gid.as_raw())
 }
 
-/// A conf.d entry for `target` rendering `/app` and a newline, with JSON fields `extra`
-/// (each starting with a comma).
-fn config(root: &Path, target: &Path, extra: &str) -> PathBuf {
-    let json = format!(
-        r#"{{"id":"app","key":"/app","source":"t","target":"{}"{extra}}}"#,
-        target.display()
-    );
-    cfgdir(root, &[("app", json)], &[("t", "<%= data[\"/app\"] %>\n")])
+/// A file with `bytes` and `mode`, the test's own (as the files it makes are, and those a
+/// run of reconfig makes without an owner to give them).
+fn mine(bytes: &[u8], mode: u32) -> Seen {
+    let me = Creator::this_process();
+    Seen::file(bytes, mode, me.uid, me.gid)
 }
 
-/// `reconfig --onetime` on `cfg`, recorded over `roots`; its exit code must be `code`.
-async fn onetime(etcd: &EtcdServer, cfg: &Path, roots: &[&Path], code: i32) -> Recording {
-    let recorder = Recorder::new(roots);
-    let run = run_command(
-        recorder.command(env!("CARGO_BIN_EXE_reconfig")),
-        [
+/// One entry rendering the etcd key `/app` and a newline into `out/app.conf`, recorded
+/// over `out`.
+struct OneEntry {
+    dir: tempfile::TempDir,
+    etcd: EtcdServer,
+    target: PathBuf,
+}
+
+impl OneEntry {
+    /// etcd with `/app` = `value`, and the target holding `old` (text and mode) if given.
+    async fn new(value: &str, old: Option<(&str, u32)>) -> OneEntry {
+        let etcd = EtcdServer::start().await;
+        etcd.put_all([("/app", value)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let target = out.join("app.conf");
+        if let Some((text, mode)) = old {
+            file(&target, text, mode);
+        }
+        OneEntry { dir, etcd, target }
+    }
+
+    /// `reconfig --onetime` of the entry with the JSON fields `extra` (each starting with
+    /// a comma), recorded; it must exit with `code`.
+    async fn onetime(&self, extra: &str, code: i32) -> Recording {
+        let json = format!(
+            r#"{{"id":"app","key":"/app","source":"t","target":"{}"{extra}}}"#,
+            self.target.display()
+        );
+        let template = "<%= data[\"/app\"] %>\n";
+        let cfg = cfgdir(self.dir.path(), &[("app", json)], &[("t", template)]);
+        let recorder = Recorder::new(&[self.target.parent().unwrap()]);
+        let args = [
             "--onetime",
             "--cfgdir",
             cfg.to_str().unwrap(),
             "--endpoints",
-            &etcd.endpoint,
-        ],
-    )
-    .await;
-    assert_eq!(run.code, code, "{}", run.stderr);
-    recorder.finish()
-}
+            &self.etcd.endpoint,
+        ];
+        let run = run_command(recorder.command(env!("CARGO_BIN_EXE_reconfig")), args).await;
+        assert_eq!(run.code, code, "{}", run.stderr);
+        recorder.finish()
+    }
 
-/// A directory for the checked target, inside a temporary directory for the rest.
-fn dirs() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    (dir, out)
+    /// The target goes through `states`, whole, in every crash state.
+    fn whole(&self, states: Vec<Seen>) -> Checked {
+        Checked::new(
+            Whole::new(Target(self.target.clone()), states),
+            Expect::Holds,
+        )
+    }
 }
 
 /// A file with `text` and `mode`.
@@ -125,226 +156,198 @@ fn file(path: &Path, text: &str, mode: u32) {
 
 #[tokio::test]
 async fn a_replaced_target_is_old_or_new() {
-    let etcd = EtcdServer::start().await;
-    etcd.put_all([("/app", "new")]).await;
-    let (dir, out) = dirs();
-    let target = out.join("app.conf");
-    file(&target, "old\n", 0o640);
-    let cfg = config(dir.path(), &target, "");
-    let recording = onetime(&etcd, &cfg, &[&out], 0).await;
-    let states = vec![
-        Seen::file(b"old\n", 0o640, 0, 0),
-        Seen::file(b"new\n", 0o640, 0, 0),
-    ];
-    let target = Checked::new(Target::new(&target, states), Expect::Holds);
-    explore("a target replaced", &recording, vec![target]).assert();
+    let entry = OneEntry::new("new", Some(("old\n", 0o640))).await;
+    let recording = entry.onetime("", 0).await;
+    let states = vec![mine(b"old\n", 0o640), mine(b"new\n", 0o640)];
+    let checks = vec![entry.whole(states)];
+    explore("a target replaced", &recording, checks).assert();
 }
 
 #[tokio::test]
 async fn a_target_checked_before_the_swap_is_old_or_new() {
-    let etcd = EtcdServer::start().await;
-    etcd.put_all([("/app", "new")]).await;
-    let (dir, out) = dirs();
-    let target = out.join("app.conf");
-    file(&target, "old\n", 0o644);
-    let cfg = config(dir.path(), &target, r#","checkcmd":"grep -q new {{src}}""#);
-    let recording = onetime(&etcd, &cfg, &[&out], 0).await;
-    let states = vec![
-        Seen::file(b"old\n", 0o644, 0, 0),
-        Seen::file(b"new\n", 0o644, 0, 0),
-    ];
-    let target = Checked::new(Target::new(&target, states), Expect::Holds);
-    explore(
-        "a target with a staged-file check",
-        &recording,
-        vec![target],
-    )
-    .assert();
+    let entry = OneEntry::new("new", Some(("old\n", 0o644))).await;
+    let recording = entry
+        .onetime(r#","checkcmd":"grep -q new {{src}}""#, 0)
+        .await;
+    let states = vec![mine(b"old\n", 0o644), mine(b"new\n", 0o644)];
+    let checks = vec![entry.whole(states)];
+    explore("a target with a staged-file check", &recording, checks).assert();
 }
 
 /// Why the content a post-swap check rejected can be found after a crash, until the
-/// durable per-entry state records that it was never confirmed.
-const UNCONFIRMED: &str = "a crash after the swap and before the rollback's rename is \
-    durable leaves the rejected content as the target, and nothing on disk says it was \
-    never confirmed; the durable per-entry state (issue 26) closes it";
+/// durable per-entry state records that it was never confirmed (docs/crash-states.md).
+const UNCONFIRMED: &str = "a crash between the swap and the rollback made durable leaves \
+    the rejected content as the target, and nothing on disk says it was never confirmed: a \
+    later run finds the target equal to the render and never checks it again; the durable \
+    per-entry state of issue 26 is to close it";
 
 #[tokio::test]
 async fn a_target_rolled_back_after_its_check_failed_is_old_or_new() {
-    let etcd = EtcdServer::start().await;
-    etcd.put_all([("/app", "new")]).await;
-    let (dir, out) = dirs();
-    let target = out.join("app.conf");
-    file(&target, "old good\n", 0o600);
-    let check = format!(r#","checkcmd":"grep -q good {}""#, target.display());
-    let cfg = config(dir.path(), &target, &check);
-    let recording = onetime(&etcd, &cfg, &[&out], 1).await;
-    let old = Seen::file(b"old good\n", 0o600, 0, 0);
-    let states = vec![old.clone(), Seen::file(b"new\n", 0o600, 0, 0), old];
-    let checks = vec![
-        Checked::new(Target::new(&target, states), Expect::Holds),
-        Checked::new(
-            NeverHolds::new(&target, b"new\n", "the content its check rejected"),
-            Expect::Fails(UNCONFIRMED),
-        ),
-    ];
-    explore("a failed post-swap check rolled back", &recording, checks).assert();
+    // The previous content put back; and, without one, the new file removed.
+    for (old, mode) in [(Some("old good\n"), 0o600), (None, 0o644)] {
+        let entry = OneEntry::new("new", old.map(|old| (old, mode))).await;
+        let check = format!(r#","checkcmd":"grep -q good {}""#, entry.target.display());
+        let recording = entry.onetime(&check, 1).await;
+        let old = old.map_or(Seen::Absent, |old| mine(old.as_bytes(), mode));
+        let states = vec![old.clone(), mine(b"new\n", mode), old];
+        let scenario = match states[0] {
+            Seen::Absent => "a failed post-swap check, the new file removed",
+            _ => "a failed post-swap check rolled back",
+        };
+        let rejected = NeverHolds::new(&entry.target, b"new\n", "the content its check rejected");
+        let checks = vec![
+            entry.whole(states),
+            Checked::new(rejected, Expect::Fails(UNCONFIRMED)),
+        ];
+        explore(scenario, &recording, checks).assert();
+    }
 }
 
 #[tokio::test]
 async fn a_first_render_is_nothing_or_new() {
-    let etcd = EtcdServer::start().await;
-    etcd.put_all([("/app", "new")]).await;
-    let (dir, out) = dirs();
-    let target = out.join("app.conf");
+    let entry = OneEntry::new("new", None).await;
     let fields = r#","mode":"0640","owner":"nobody","group":"nogroup""#;
-    let cfg = config(dir.path(), &target, fields);
-    let recording = onetime(&etcd, &cfg, &[&out], 0).await;
+    let recording = entry.onetime(fields, 0).await;
     let (uid, gid) = nobody();
     let states = vec![Seen::Absent, Seen::file(b"new\n", 0o640, uid, gid)];
-    let target = Checked::new(Target::new(&target, states), Expect::Holds);
-    explore("a first render", &recording, vec![target]).assert();
+    explore("a first render", &recording, vec![entry.whole(states)]).assert();
 }
 
 #[tokio::test]
 async fn drift_fixed_in_place_is_never_looser() {
-    let etcd = EtcdServer::start().await;
-    etcd.put_all([("/app", "same")]).await;
-    let (dir, out) = dirs();
-    let target = out.join("app.conf");
-    file(&target, "same\n", 0o644);
-    let cfg = config(dir.path(), &target, r#","mode":"0600","owner":"nobody""#);
-    let recording = onetime(&etcd, &cfg, &[&out], 0).await;
+    let entry = OneEntry::new("same", Some(("same\n", 0o644))).await;
+    let recording = entry.onetime(r#","mode":"0600","owner":"nobody""#, 0).await;
     let (uid, _) = nobody();
+    let me = Creator::this_process();
     let states = vec![
-        Seen::file(b"same\n", 0o644, 0, 0),
-        Seen::file(b"same\n", 0o600, uid, 0),
+        mine(b"same\n", 0o644),
+        Seen::file(b"same\n", 0o600, uid, me.gid),
     ];
-    let target = Checked::new(Target::new(&target, states), Expect::Holds);
-    explore(
-        "mode and owner drift fixed in place",
-        &recording,
-        vec![target],
-    )
-    .assert();
+    let checks = vec![entry.whole(states)];
+    explore("mode and owner drift fixed in place", &recording, checks).assert();
 }
 
-/// `reconfig dispense` of `/certs` into `target`, recorded over it until `publishes`
-/// versions were published, after `puts` (each a list of changes, `None` deletes) were
-/// made one after another, each once the previous publish was seen.
-async fn dispense(etcd: &EtcdServer, target: &Path, puts: &[&[(&str, Option<&str>)]]) -> Recording {
-    let recorder = Recorder::new(&[target]);
-    let log = recorder.trace.path().join("dispense.log");
-    let mut daemon = Daemon::spawn(
-        recorder.command(env!("CARGO_BIN_EXE_reconfig")),
-        [
+/// Changes to keys under `/certs/` made in one transaction: a value, or `None` to delete.
+type Changes<'a> = &'a [(&'a str, Option<&'a str>)];
+
+/// A dispense target: etcd, and an empty directory in a temporary one.
+struct Certs {
+    etcd: EtcdServer,
+    _dir: tempfile::TempDir,
+    target: PathBuf,
+}
+
+impl Certs {
+    async fn new() -> Certs {
+        let etcd = EtcdServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("certs");
+        std::fs::create_dir(&target).unwrap();
+        Certs {
+            etcd,
+            _dir: dir,
+            target,
+        }
+    }
+
+    /// `first` made, then `reconfig dispense` of `/certs` into the target, recorded over
+    /// it, stopped once it published the first version and one more after each of `then`,
+    /// each made once the previous publish was seen.
+    async fn dispense(&self, first: Changes<'_>, then: &[Changes<'_>]) -> Recording {
+        self.change(first).await;
+        let recorder = Recorder::new(&[&self.target]);
+        let log = recorder.trace.path().join("dispense.log");
+        let args = [
             "dispense",
             "-p",
             "/certs",
             "-t",
-            target.to_str().unwrap(),
+            self.target.to_str().unwrap(),
             "--endpoints",
-            &etcd.endpoint,
-        ],
-        &log,
-    );
-    let published = |daemon: &Daemon| daemon.log().matches(": published ").count();
-    for (n, changes) in std::iter::once(&[][..])
-        .chain(puts.iter().copied())
-        .enumerate()
-    {
-        change(etcd, changes).await;
-        assert!(
-            eventually(LIMIT, || published(&daemon) > n).await,
-            "publish {} never came:\n{}",
-            n + 1,
-            daemon.log()
-        );
-    }
-    let strace = daemon.pid().as_raw() as u32;
-    let pid = record::tracee(strace).expect("dispense runs under strace");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
-    recorder.finish()
-}
-
-/// One etcd transaction of `changes` under `/certs/` (`None` deletes).
-async fn change(etcd: &EtcdServer, changes: &[(&str, Option<&str>)]) {
-    if changes.is_empty() {
-        return;
-    }
-    let ops: Vec<etcd_client::TxnOp> = changes
-        .iter()
-        .map(|(key, value)| {
-            let key = format!("/certs/{key}");
-            match value {
-                Some(value) => etcd_client::TxnOp::put(key, *value, None),
-                None => etcd_client::TxnOp::delete(key, None),
+            &self.etcd.endpoint,
+        ];
+        let program = recorder.command(env!("CARGO_BIN_EXE_reconfig"));
+        let mut daemon = Daemon::spawn(program, args, &log);
+        let published = |daemon: &Daemon| daemon.log().matches(": published ").count();
+        for n in 0..=then.len() {
+            if n > 0 {
+                self.change(then[n - 1]).await;
             }
-        })
-        .collect();
-    let mut client = etcd.client().await;
-    client
-        .txn(etcd_client::Txn::new().and_then(ops))
-        .await
-        .unwrap();
+            assert!(
+                eventually(LIMIT, || published(&daemon) > n).await,
+                "publish {} never came:\n{}",
+                n + 1,
+                daemon.log()
+            );
+        }
+        let strace = daemon.pid().as_raw() as u32;
+        let pid = record::tracee(strace).expect("dispense runs under strace");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+        assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+        recorder.finish()
+    }
+
+    /// One etcd transaction of `changes`.
+    async fn change(&self, changes: Changes<'_>) {
+        let ops: Vec<etcd_client::TxnOp> = changes
+            .iter()
+            .map(|(key, value)| {
+                let key = format!("/certs/{key}");
+                match value {
+                    Some(value) => etcd_client::TxnOp::put(key, *value, None),
+                    None => etcd_client::TxnOp::delete(key, None),
+                }
+            })
+            .collect();
+        let mut client = self.etcd.client().await;
+        let txn = etcd_client::Txn::new().and_then(ops);
+        client.txn(txn).await.unwrap();
+    }
+
+    /// `..data` leads to a whole version among `versions` in every crash state.
+    fn whole(&self, versions: Vec<Seen>) -> Checked {
+        Checked::new(
+            Whole::new(Dispense(self.target.clone()), versions),
+            Expect::Holds,
+        )
+    }
 }
 
-/// The files of a payload as `reconfig dispense` writes them by default (0600, root's).
+/// The files of a payload as `reconfig dispense` writes them by default (0600, its user's).
 fn payload(files: &[(&str, &str)]) -> Seen {
-    Seen::tree(files, 0o600, 0, 0)
+    let me = Creator::this_process();
+    Seen::tree(files, 0o600, me.uid, me.gid)
 }
-
-/// The flip of `..data` made durable before any version is deleted.
-const FLIP_DURABLE: Expect = Expect::Holds;
 
 #[tokio::test]
 async fn a_first_publish_after_a_restart_leaves_a_whole_version() {
-    let etcd = EtcdServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("certs");
-    std::fs::create_dir(&target).unwrap();
-    change(
-        &etcd,
-        &[
-            ("a", Some("a1")),
-            ("b", Some("b1")),
-            ("sub/c", Some("c1")),
-            ("gone", Some("g1")),
-        ],
-    )
-    .await;
+    let certs = Certs::new().await;
+    let first = [
+        ("a", Some("a1")),
+        ("b", Some("b1")),
+        ("sub/c", Some("c1")),
+        ("gone", Some("g1")),
+    ];
     // A previous run: a live version and the one before it, kept for reuse.
-    dispense(&etcd, &target, &[&[("a", Some("a2"))]]).await;
+    certs.dispense(&first, &[&[("a", Some("a2"))]]).await;
     let old = payload(&[("a", "a2"), ("b", "b1"), ("gone", "g1"), ("sub/c", "c1")]);
 
-    change(
-        &etcd,
-        &[("a", Some("a3")), ("gone", None), ("new", Some("n1"))],
-    )
-    .await;
-    let recording = dispense(&etcd, &target, &[]).await;
+    let changes = [("a", Some("a3")), ("gone", None), ("new", Some("n1"))];
+    let recording = certs.dispense(&changes, &[]).await;
     let new = payload(&[("a", "a3"), ("b", "b1"), ("new", "n1"), ("sub/c", "c1")]);
-    let data = Checked::new(Dispense::new(&target, vec![old, new]), FLIP_DURABLE);
-    explore("a first publish after a restart", &recording, vec![data]).assert();
+    let checks = vec![certs.whole(vec![old, new])];
+    explore("a first publish after a restart", &recording, checks).assert();
 }
 
 #[tokio::test]
 async fn incremental_publishes_leave_a_whole_version() {
-    let etcd = EtcdServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("certs");
-    std::fs::create_dir(&target).unwrap();
-    change(
-        &etcd,
-        &[("a", Some("a1")), ("b", Some("b1")), ("sub/c", Some("c1"))],
-    )
-    .await;
+    let certs = Certs::new().await;
+    let first = [("a", Some("a1")), ("b", Some("b1")), ("sub/c", Some("c1"))];
     // The second publish links what did not change; the third recycles the first version,
     // with a new directory below one that is kept.
-    let second: &[(&str, Option<&str>)] = &[("a", Some("a2"))];
-    let third: &[(&str, Option<&str>)] =
-        &[("b", None), ("d", Some("d1")), ("sub/deep/e", Some("e1"))];
-    let recording = dispense(&etcd, &target, &[second, third]).await;
+    let second: Changes = &[("a", Some("a2"))];
+    let third: Changes = &[("b", None), ("d", Some("d1")), ("sub/deep/e", Some("e1"))];
+    let recording = certs.dispense(&first, &[second, third]).await;
     let versions = vec![
         Seen::Absent,
         payload(&[("a", "a1"), ("b", "b1"), ("sub/c", "c1")]),
@@ -356,8 +359,12 @@ async fn incremental_publishes_leave_a_whole_version() {
             ("sub/deep/e", "e1"),
         ]),
     ];
-    let data = Checked::new(Dispense::new(&target, versions), FLIP_DURABLE);
-    explore("incremental publishes", &recording, vec![data]).assert();
+    explore(
+        "incremental publishes",
+        &recording,
+        vec![certs.whole(versions)],
+    )
+    .assert();
 }
 
 /// `sh -c SCRIPT` with `dir` as `$1`, recorded over `dir`.
@@ -375,20 +382,16 @@ async fn writer(name: &str, script: &str) -> Report {
     let target = dir.path().join("t");
     file(&target, "old\n", 0o644);
     let recording = shell(dir.path(), script).await;
-    let states = vec![
-        Seen::file(b"old\n", 0o644, 0, 0),
-        Seen::file(b"new\n", 0o644, 0, 0),
-    ];
-    let target = Checked::new(Target::new(&target, states), Expect::Holds);
-    let report = explore(name, &recording, vec![target]);
-    eprintln!("{report}");
-    report
+    let states = vec![mine(b"old\n", 0o644), mine(b"new\n", 0o644)];
+    let target = Checked::new(Whole::new(Target(target), states), Expect::Holds);
+    explore(name, &recording, vec![target])
 }
 
 #[tokio::test]
 async fn unsafe_writers_are_caught() {
     // Written in place: a crash finds the file emptied or half-written.
     let in_place = writer("an in-place writer", r#"printf 'new\n' > $1/t"#).await;
+    eprintln!("{in_place}");
     assert!(in_place.broken("") > 0, "{in_place}");
     assert!(
         in_place
@@ -401,6 +404,7 @@ async fn unsafe_writers_are_caught() {
     // Renamed before its data is synced: the rename may be durable, the data not.
     let unsynced = r#"printf 'new\n' > $1/.t.tmp && mv $1/.t.tmp $1/t"#;
     let unsynced = writer("a rename of an unsynced file", unsynced).await;
+    eprintln!("{unsynced}");
     assert!(unsynced.broken("") > 0, "{unsynced}");
     assert!(
         unsynced
@@ -424,14 +428,16 @@ async fn flipper(name: &str, script: &str) -> Report {
     std::os::unix::fs::symlink("v1", dir.path().join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/a", dir.path().join("a")).unwrap();
     let recording = shell(dir.path(), script).await;
+    let me = Creator::this_process();
     let versions = vec![
-        Seen::tree(&[("a", "0")], 0o644, 0, 0),
-        Seen::tree(&[("a", "1")], 0o644, 0, 0),
+        Seen::tree(&[("a", "0")], 0o644, me.uid, me.gid),
+        Seen::tree(&[("a", "1")], 0o644, me.uid, me.gid),
     ];
-    let data = Checked::new(Dispense::new(dir.path(), versions), Expect::Holds);
-    let report = explore(name, &recording, vec![data]);
-    eprintln!("{report}");
-    report
+    let data = Checked::new(
+        Whole::new(Dispense(dir.path().into()), versions),
+        Expect::Holds,
+    );
+    explore(name, &recording, vec![data])
 }
 
 #[tokio::test]
@@ -443,6 +449,7 @@ async fn a_removal_before_the_flip_is_durable_is_caught() {
         &format!("{write} && {flip} && rm -r $1/v1 && sync $1"),
     )
     .await;
+    eprintln!("{early}");
     assert!(early.broken("") > 0, "{early}");
     assert!(
         early

@@ -1,9 +1,11 @@
-//! What is checked in every crash state: an [`Invariant`] over the model. The two the
-//! scenarios share, [`Target`] (one file) and [`Dispense`] (the version `..data` leads
-//! to), compare what a reader finds with the states the scenario declares, in order
-//! (e.g. old, new): a crash state must hold the content of one of them — no older than
-//! the newest the run had made durable at that point, no newer than the newest it had
-//! shown — and its modes and owners may grant nobody what none of those states grants.
+//! What is checked in every crash state: an [`Invariant`] over the model. The one the
+//! scenarios share, [`Whole`], of a [`Target`] (one file) or of a [`Dispense`] target (the
+//! version `..data` leads to), compares what a reader finds with the states the scenario
+//! declares, in order (e.g. old, new): a crash state must hold the content of one of them,
+//! no older than the newest the run had made durable at that point and no newer than the
+//! newest it had shown; its modes and owners may grant nobody what neither those states
+//! nor the one the run is heading for grants. [`NeverHolds`] is for content that must
+//! never be found.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -283,25 +285,66 @@ impl Sequence {
     }
 }
 
-/// One file, links followed: at every crash point it holds one of the declared states
-/// possible there, complete, with modes and owners no looser.
-pub struct Target {
-    path: PathBuf,
+/// A place whose crash states [`Whole`] checks against the states a scenario declares.
+pub trait Place {
+    /// The place, for reports.
+    fn name(&self) -> String;
+    /// What a reader finds there in `fs`.
+    fn seen(&self, fs: &Fs) -> Seen;
+    /// What else must hold in `crash`, which holds the declared state `index`.
+    fn also(&self, _crash: &Fs, _expected: &[Seen], _index: usize) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// At every crash point the place holds one of the declared states possible there, whole,
+/// with modes and owners no looser.
+pub struct Whole<P> {
+    place: P,
     sequence: Sequence,
 }
 
-impl Target {
-    /// `path` goes through `states` in the run (e.g. `[old, new]`).
-    pub fn new(path: &Path, states: Vec<Seen>) -> Target {
-        Target {
-            path: path.to_path_buf(),
+impl<P: Place> Whole<P> {
+    /// `place` goes through `states` in the run (e.g. `[old, new]`).
+    pub fn new(place: P, states: Vec<Seen>) -> Whole<P> {
+        Whole {
+            place,
             sequence: Sequence::new(states),
         }
     }
+}
+
+impl<P: Place> Invariant for Whole<P> {
+    fn name(&self) -> String {
+        format!("{} is whole", self.place.name())
+    }
+
+    fn at_point(&mut self, run: &Fs, durable: &Fs) {
+        let (run, durable) = (self.place.seen(run), self.place.seen(durable));
+        self.sequence.at_point(run, durable);
+    }
+
+    fn check(&self, crash: &Fs) -> Result<(), String> {
+        let index = self.sequence.check(&self.place.seen(crash))?;
+        self.place.also(crash, &self.sequence.expected, index)
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        self.sequence.finish()
+    }
+}
+
+/// One file, links followed.
+pub struct Target(pub PathBuf);
+
+impl Place for Target {
+    fn name(&self) -> String {
+        self.0.display().to_string()
+    }
 
     fn seen(&self, fs: &Fs) -> Seen {
-        match fs.lookup(&self.path, true) {
-            None if fs.lookup(&self.path, false).is_some() => {
+        match fs.lookup(&self.0, true) {
+            None if fs.lookup(&self.0, false).is_some() => {
                 Seen::Broken("a dangling link".to_string())
             }
             None => Seen::Absent,
@@ -316,45 +359,20 @@ impl Target {
     }
 }
 
-impl Invariant for Target {
-    fn name(&self) -> String {
-        format!("{} is a whole declared state", self.path.display())
-    }
-
-    fn at_point(&mut self, run: &Fs, durable: &Fs) {
-        let (run, durable) = (self.seen(run), self.seen(durable));
-        self.sequence.at_point(run, durable);
-    }
-
-    fn check(&self, crash: &Fs) -> Result<(), String> {
-        self.sequence.check(&self.seen(crash)).map(|_| ())
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        self.sequence.finish()
-    }
-}
-
-/// A `reconfig dispense` target: `..data` leads to a version holding exactly the files of
-/// one of the declared states possible at that point, and every top-level name that state
-/// shares with the one declared before it (every name of the first) resolves to the
-/// version's file.
-pub struct Dispense {
-    dir: PathBuf,
-    sequence: Sequence,
-}
+/// A `reconfig dispense` target: the version `..data` leads to; and every top-level name
+/// that version shares with the one declared before it (every name of the first) resolves
+/// to the version's file.
+pub struct Dispense(pub PathBuf);
 
 impl Dispense {
-    /// The target `dir` goes through the payloads `states`.
-    pub fn new(dir: &Path, states: Vec<Seen>) -> Dispense {
-        Dispense {
-            dir: dir.to_path_buf(),
-            sequence: Sequence::new(states),
-        }
-    }
-
     fn data(&self) -> PathBuf {
-        self.dir.join("..data")
+        self.0.join("..data")
+    }
+}
+
+impl Place for Dispense {
+    fn name(&self) -> String {
+        format!("the version {} leads to", self.data().display())
     }
 
     fn seen(&self, fs: &Fs) -> Seen {
@@ -374,39 +392,22 @@ impl Dispense {
             None => Seen::Broken("..data is not a directory".to_string()),
         }
     }
-}
 
-impl Invariant for Dispense {
-    fn name(&self) -> String {
-        format!("{}/..data is a whole declared version", self.dir.display())
-    }
-
-    fn at_point(&mut self, run: &Fs, durable: &Fs) {
-        let (run, durable) = (self.seen(run), self.seen(durable));
-        self.sequence.at_point(run, durable);
-    }
-
-    fn check(&self, crash: &Fs) -> Result<(), String> {
-        let index = self.sequence.check(&self.seen(crash))?;
+    fn also(&self, crash: &Fs, expected: &[Seen], index: usize) -> Result<(), String> {
         // The links of the names this version shares with the one before it (all of them
         // for the first, which the run found made) were made and synced by an earlier
         // publish; those of its new names may still be missing.
-        let expected = &self.sequence.expected;
         let mut shared = expected[index].top_names();
         if index > 0 {
             shared.retain(|name| expected[index - 1].top_names().contains(name));
         }
         for name in shared {
-            let stable = crash.lookup(&self.dir.join(&name), true);
+            let stable = crash.lookup(&self.0.join(&name), true);
             if stable.is_none() || stable != crash.lookup(&self.data().join(&name), true) {
                 return Err(format!("{} does not lead to ..data/{0}", name.display()));
             }
         }
         Ok(())
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        self.sequence.finish()
     }
 }
 

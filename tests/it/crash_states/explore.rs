@@ -75,16 +75,36 @@ pub struct Report {
     pub distinct: usize,
     /// Points where the combinations were bounded: (point, pending operations).
     pub bounded: Vec<(usize, usize)>,
-    /// Each invariant: name, expectation, distinct states breaking it, examples; and
-    /// whether the run was the one the scenario meant.
-    pub checks: Vec<(String, Expect, usize, Vec<String>, Result<(), String>)>,
+    /// What each invariant found.
+    pub checks: Vec<Found>,
+}
+
+/// What was found of one invariant.
+pub struct Found {
+    /// What it checks.
+    pub name: String,
+    /// What was expected of it.
+    pub expect: Expect,
+    /// Distinct states breaking it.
+    pub broken: usize,
+    /// The first violation of each kind, described.
+    pub examples: Vec<String>,
+    /// Whether the run was the one the scenario meant.
+    pub finish: Result<(), String>,
 }
 
 impl Report {
     /// Prints the report and panics unless every invariant behaved as expected.
     pub fn assert(&self) {
         eprintln!("{self}");
-        for (name, expect, broken, examples, finish) in &self.checks {
+        for Found {
+            name,
+            expect,
+            broken,
+            examples,
+            finish,
+        } in &self.checks
+        {
             if let Err(e) = finish {
                 panic!("{}: {name}: {e}", self.scenario);
             }
@@ -109,8 +129,8 @@ impl Report {
     pub fn broken(&self, name: &str) -> usize {
         self.checks
             .iter()
-            .filter(|c| c.0.contains(name))
-            .map(|c| c.2)
+            .filter(|c| c.name.contains(name))
+            .map(|c| c.broken)
             .sum()
     }
 
@@ -118,7 +138,7 @@ impl Report {
     pub fn examples(&self) -> Vec<&str> {
         self.checks
             .iter()
-            .flat_map(|c| c.3.iter().map(String::as_str))
+            .flat_map(|c| c.examples.iter().map(String::as_str))
             .collect()
     }
 }
@@ -142,12 +162,12 @@ impl std::fmt::Display for Report {
                 self.bounded.iter().map(|b| b.1).max().unwrap_or(0)
             )?;
         }
-        for (name, expect, broken, examples, _) in &self.checks {
-            write!(f, "\n  {name}: {broken} violation(s)")?;
-            if let Expect::Fails(reason) = expect {
+        for found in &self.checks {
+            write!(f, "\n  {}: {} violation(s)", found.name, found.broken)?;
+            if let Expect::Fails(reason) = found.expect {
                 write!(f, " (expected: {reason})")?;
             }
-            for example in examples {
+            for example in &found.examples {
                 write!(f, "\n    {}", example.replace('\n', "\n    "))?;
             }
         }
@@ -236,14 +256,12 @@ pub fn explore(scenario: &str, recording: &Recording, mut checks: Vec<Checked>) 
         bounded,
         checks: checks
             .into_iter()
-            .map(|c| {
-                (
-                    c.invariant.name(),
-                    c.expect,
-                    c.broken.len(),
-                    c.examples,
-                    c.invariant.finish(),
-                )
+            .map(|c| Found {
+                name: c.invariant.name(),
+                expect: c.expect,
+                broken: c.broken.len(),
+                finish: c.invariant.finish(),
+                examples: c.examples,
             })
             .collect(),
     }
@@ -378,4 +396,88 @@ fn describe(
         lost.join("; "),
         state.trim_end()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crash_states::model::{Fs, Op};
+
+    #[test]
+    fn beyond_the_limit_states_lose_or_keep_at_most_the_bound() {
+        let two: &[Fate] = &[Fate::Lost, Fate::Kept];
+        assert_eq!(combinations(&[two; 16]).len(), 1 << 16);
+        let bounded = combinations(&[two; 20]);
+        // Up to 3 of 20 lost, or up to 3 of 20 kept: 2 × (1 + 20 + 190 + 1140).
+        assert_eq!(bounded.len(), 2 * (1 + 20 + 190 + 1140));
+        let count = |c: &Vec<Fate>, f: Fate| c.iter().filter(|&&x| x == f).count();
+        assert!(bounded
+            .iter()
+            .all(|c| count(c, Fate::Lost) <= BOUND || count(c, Fate::Kept) <= BOUND));
+    }
+
+    #[test]
+    fn a_sync_covers_what_returned_before_it_began_on_its_file_or_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let op = |what: What| Op {
+            what,
+            label: String::new(),
+        };
+        let name = |n: &str| std::ffi::OsString::from(n);
+        // Inode 0 is the root directory; 1 a file made in the run.
+        let ops = vec![
+            op(What::Link {
+                dir: 0,
+                name: name("a"),
+                ino: 1,
+            }),
+            op(What::Write {
+                ino: 1,
+                offset: 0,
+                data: b"x".to_vec(),
+            }),
+            // Entered before the write returned: it does not cover it.
+            op(What::Sync {
+                ino: 1,
+                data_only: false,
+                covers: 1,
+            }),
+            op(What::Sync {
+                ino: 1,
+                data_only: true,
+                covers: 3,
+            }),
+            op(What::Chmod {
+                ino: 1,
+                mode: 0o600,
+            }),
+            op(What::Rename {
+                from: 0,
+                from_name: name("a"),
+                to: 0,
+                to_name: name("b"),
+                ino: 1,
+            }),
+            op(What::Sync {
+                ino: 1,
+                data_only: true,
+                covers: 6,
+            }),
+            op(What::Sync {
+                ino: 0,
+                data_only: false,
+                covers: 7,
+            }),
+        ];
+        let recording = Recording {
+            before: Fs::snapshot(&[root]),
+            ops,
+        };
+        let never = recording.ops.len();
+        let at = durable_at(&recording);
+        // The name and the rename by the directory's sync; the write by the second file
+        // sync; the mode never (an fdatasync does not cover it).
+        assert_eq!([at[0], at[1], at[4], at[5]], [7, 3, never, 7]);
+    }
 }
