@@ -1,7 +1,7 @@
 //! Crash states explored, in the manner of ALICE (OSDI 2014) and CrashMonkey: the real
 //! `reconfig` binary does real work against a real etcd under `strace`; its file-system
-//! calls on the checked directories are replayed on an in-memory model of them
-//! ([`model`]), every state a crash could leave on disk under the persistence model of
+//! calls ([`record`]) on the checked directories are replayed on an in-memory model of
+//! them ([`translate`], [`model`]), every state a crash could leave on disk under the persistence model of
 //! docs/crash-states.md is enumerated ([`explore`]), and the scenario's invariants
 //! ([`check`]) are checked in each. Unsafe writers (a file written in place, a rename
 //! before the file's sync, a deletion before the rename it depends on is synced) show
@@ -15,6 +15,7 @@ mod check;
 mod explore;
 mod model;
 mod record;
+mod translate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +23,9 @@ use std::time::Duration;
 use crate::common::*;
 use check::{Dispense, Expect, NeverHolds, Seen, Target, Whole};
 use explore::{explore, Checked, Report};
-use model::{translate, Creator, Fs, Recording};
+use model::{Fs, Recording};
 use nix::sys::signal::Signal;
+use translate::{translate, Creator};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
