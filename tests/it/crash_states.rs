@@ -1,11 +1,11 @@
 //! Crash states explored, in the manner of ALICE (OSDI 2014) and CrashMonkey: the real
-//! `reconfig` binary does real work against a real etcd under `strace`; its file-system
-//! calls ([`record`]) on the checked directories are replayed on an in-memory model of
-//! them ([`translate`], [`model`]), every state a crash could leave on disk under the persistence model of
-//! docs/crash-states.md is enumerated ([`explore`]), and the scenario's invariants
-//! ([`check`]) are checked in each. Unsafe writers (a file written in place, a rename
-//! before the file's sync, a deletion before the rename it depends on is synced) show
-//! that it finds what it should.
+//! `reconfig` binary does real work against a real etcd under `strace` ([`record`]); its
+//! file-system calls on the checked directories are replayed on an in-memory model of
+//! them ([`translate`], [`model`]); every state a crash could leave on disk under the
+//! persistence model of docs/crash-states.md is enumerated ([`explore`]); and the
+//! scenario's invariants ([`check`]) are checked in each. Unsafe writers (a file written
+//! in place, a rename before the file's sync, a removal before the flip it depends on is
+//! synced) show that it finds what it should.
 //!
 //! A scenario is a function: set up the files and etcd, [`Recorder::new`] over the
 //! directories to check, run a program with [`Recorder::command`], [`Recorder::finish`],
