@@ -24,6 +24,7 @@ macro_rules! on_each_etcd {
 mod applied;
 mod common;
 
+mod crash_states;
 mod daemon;
 mod dispense;
 mod docs;
