@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
-use check::{Dispense, Expect, NeverHolds, Seen, Target, Whole};
+use check::{Dispense, ReloadClaim, Seen, Target, Unconfirmed, Whole};
 use explore::{explore, Checked, Report};
 use model::{Fs, Recording};
 use nix::sys::signal::Signal;
@@ -95,12 +95,13 @@ fn mine(bytes: &[u8], mode: u32) -> Seen {
     Seen::file(bytes, mode, me.uid, me.gid)
 }
 
-/// One entry rendering the etcd key `/app` and a newline into `out/app.conf`, recorded
-/// over `out`.
+/// One entry rendering the etcd key `/app` and a newline into `out/app.conf`, its state
+/// kept in `state/`, recorded over both.
 struct OneEntry {
     dir: tempfile::TempDir,
     etcd: EtcdServer,
     target: PathBuf,
+    state: PathBuf,
 }
 
 impl OneEntry {
@@ -115,7 +116,28 @@ impl OneEntry {
         if let Some((text, mode)) = old {
             file(&target, text, mode);
         }
-        OneEntry { dir, etcd, target }
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        OneEntry {
+            dir,
+            etcd,
+            target,
+            state,
+        }
+    }
+
+    /// The entry's record in the state directory, and the previous content kept beside it.
+    fn record(&self) -> (PathBuf, PathBuf) {
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(self.target.as_os_str().as_encoded_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let stem = format!("app-{}", &hash[..16]);
+        (
+            self.state.join(format!("{stem}.json")),
+            self.state.join(format!("{stem}.previous")),
+        )
     }
 
     /// `reconfig --onetime` of the entry with the JSON fields `extra` (each starting with
@@ -127,13 +149,15 @@ impl OneEntry {
         );
         let template = "<%= data[\"/app\"] %>\n";
         let cfg = cfgdir(self.dir.path(), &[("app", json)], &[("t", template)]);
-        let recorder = Recorder::new(&[self.target.parent().unwrap()]);
+        let recorder = Recorder::new(&[self.target.parent().unwrap(), &self.state]);
         let args = [
             "--onetime",
             "--cfgdir",
             cfg.to_str().unwrap(),
             "--endpoints",
             &self.etcd.endpoint,
+            "--state-dir",
+            self.state.to_str().unwrap(),
         ];
         let run = run_command(recorder.command(env!("CARGO_BIN_EXE_reconfig")), args).await;
         assert_eq!(run.code, code, "{}", run.stderr);
@@ -142,10 +166,7 @@ impl OneEntry {
 
     /// The target goes through `states`, whole, in every crash state.
     fn whole(&self, states: Vec<Seen>) -> Checked {
-        Checked::new(
-            Whole::new(Target(self.target.clone()), states),
-            Expect::Holds,
-        )
+        Checked::new(Whole::new(Target(self.target.clone()), states))
     }
 }
 
@@ -166,6 +187,20 @@ async fn a_replaced_target_is_old_or_new() {
 }
 
 #[tokio::test]
+async fn a_reload_is_recorded_only_for_content_the_target_holds() {
+    let entry = OneEntry::new("new", Some(("old\n", 0o640))).await;
+    let recording = entry.onetime(r#","reloadcmd":"true""#, 0).await;
+    let states = vec![mine(b"old\n", 0o640), mine(b"new\n", 0o640)];
+    let (record, _) = entry.record();
+    let claim = ReloadClaim {
+        target: entry.target.clone(),
+        record,
+    };
+    let checks = vec![entry.whole(states), Checked::new(claim)];
+    explore("a target replaced, its reload recorded", &recording, checks).assert();
+}
+
+#[tokio::test]
 async fn a_target_checked_before_the_swap_is_old_or_new() {
     let entry = OneEntry::new("new", Some(("old\n", 0o644))).await;
     let recording = entry
@@ -176,13 +211,6 @@ async fn a_target_checked_before_the_swap_is_old_or_new() {
     explore("a target with a staged-file check", &recording, checks).assert();
 }
 
-/// Why the content a post-swap check rejected can be found after a crash, until the
-/// durable per-entry state records that it was never confirmed (docs/crash-states.md).
-const UNCONFIRMED: &str = "a crash between the swap and the rollback made durable leaves \
-    the rejected content as the target, and nothing on disk says it was never confirmed: a \
-    later run finds the target equal to the render and never checks it again; the durable \
-    per-entry state of issue 26 is to close it";
-
 #[tokio::test]
 async fn a_target_rolled_back_after_its_check_failed_is_old_or_new() {
     // The previous content put back; and, without one, the new file removed.
@@ -190,17 +218,23 @@ async fn a_target_rolled_back_after_its_check_failed_is_old_or_new() {
         let entry = OneEntry::new("new", old.map(|old| (old, mode))).await;
         let check = format!(r#","checkcmd":"grep -q good {}""#, entry.target.display());
         let recording = entry.onetime(&check, 1).await;
+        let old_text = old;
         let old = old.map_or(Seen::Absent, |old| mine(old.as_bytes(), mode));
         let states = vec![old.clone(), mine(b"new\n", mode), old];
         let scenario = match states[0] {
             Seen::Absent => "a failed post-swap check, the new file removed",
             _ => "a failed post-swap check rolled back",
         };
-        let rejected = NeverHolds::new(&entry.target, b"new\n", "the content its check rejected");
-        let checks = vec![
-            entry.whole(states),
-            Checked::new(rejected, Expect::Fails(UNCONFIRMED)),
-        ];
+        // A crash can leave the rejected content in place: then the record says so, and
+        // the next start checks it again and puts the previous file back.
+        let (record, previous) = entry.record();
+        let unconfirmed = Unconfirmed {
+            target: entry.target.clone(),
+            rejected: b"new\n".to_vec(),
+            record,
+            previous: (previous, old_text.map(|t| t.as_bytes().to_vec())),
+        };
+        let checks = vec![entry.whole(states), Checked::new(unconfirmed)];
         explore(scenario, &recording, checks).assert();
     }
 }
@@ -308,10 +342,7 @@ impl Certs {
 
     /// `..data` leads to a whole version among `versions` in every crash state.
     fn whole(&self, versions: Vec<Seen>) -> Checked {
-        Checked::new(
-            Whole::new(Dispense(self.target.clone()), versions),
-            Expect::Holds,
-        )
+        Checked::new(Whole::new(Dispense(self.target.clone()), versions))
     }
 }
 
@@ -385,7 +416,7 @@ async fn writer(name: &str, script: &str) -> Report {
     file(&target, "old\n", 0o644);
     let recording = shell(dir.path(), script).await;
     let states = vec![mine(b"old\n", 0o644), mine(b"new\n", 0o644)];
-    let target = Checked::new(Whole::new(Target(target), states), Expect::Holds);
+    let target = Checked::new(Whole::new(Target(target), states));
     explore(name, &recording, vec![target])
 }
 
@@ -435,10 +466,7 @@ async fn flipper(name: &str, script: &str) -> Report {
         Seen::tree(&[("a", "0")], 0o644, me.uid, me.gid),
         Seen::tree(&[("a", "1")], 0o644, me.uid, me.gid),
     ];
-    let data = Checked::new(
-        Whole::new(Dispense(dir.path().into()), versions),
-        Expect::Holds,
-    );
+    let data = Checked::new(Whole::new(Dispense(dir.path().into()), versions));
     explore(name, &recording, vec![data])
 }
 

@@ -4,8 +4,11 @@
 //! declares, in order (e.g. old, new): a crash state must hold the content of one of them,
 //! no older than the newest the run had made durable at that point and no newer than the
 //! newest it had shown; its modes and owners may grant nobody what neither those states
-//! nor the one the run is heading for grants. [`NeverHolds`] is for content that must
-//! never be found.
+//! nor the one the run is heading for grants. Two more read an entry's record in the state
+//! directory beside its target: [`Unconfirmed`] (a target holding what its post-swap check
+//! rejected is marked for a check at the next start, the previous content kept whole to
+//! put back) and [`ReloadClaim`] (the record never says the service was reloaded with
+//! content the target does not hold).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,16 +29,6 @@ pub trait Invariant {
     fn finish(&self) -> Result<(), String> {
         Ok(())
     }
-}
-
-/// Whether an invariant is meant to hold today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// Every crash state keeps it.
-    Holds,
-    /// Some crash states break it, for the reason given, until the work named there lands;
-    /// the test fails when it starts to hold, so that the expectation is flipped.
-    Fails(&'static str),
 }
 
 /// What a reader finds at the checked place.
@@ -411,35 +404,116 @@ impl Place for Dispense {
     }
 }
 
-/// A file that must never hold certain bytes (content a check rejected).
-pub struct NeverHolds {
-    path: PathBuf,
-    bytes: Vec<u8>,
-    what: &'static str,
-}
-
-impl NeverHolds {
-    /// `path` never holds `bytes`, described as `what`.
-    pub fn new(path: &Path, bytes: &[u8], what: &'static str) -> NeverHolds {
-        NeverHolds {
-            path: path.to_path_buf(),
-            bytes: bytes.to_vec(),
-            what,
-        }
+/// The record of an entry, as JSON, in a crash state; None when there is none (or not
+/// yet a whole one: a record is renamed into place whole, so a partial one is a failure).
+fn record(crash: &Fs, path: &Path) -> Result<Option<serde_json::Value>, String> {
+    match crash.file(path).map(|inode| &inode.kind) {
+        Some(Kind::File(bytes)) => serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|e| format!("{} is not a whole record: {e}", path.display())),
+        _ => Ok(None),
     }
 }
 
-impl Invariant for NeverHolds {
+/// SHA-256 in hex, as records name contents.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A target holds the content its post-swap check rejected only while the entry's record
+/// marks that content unconfirmed (so the next start checks it again and puts the previous
+/// file back), with the previous content kept whole beside the record.
+pub struct Unconfirmed {
+    /// The target.
+    pub target: PathBuf,
+    /// The content its check rejects.
+    pub rejected: Vec<u8>,
+    /// The entry's record.
+    pub record: PathBuf,
+    /// The previous content kept beside it, and what it must hold (None: there was none).
+    pub previous: (PathBuf, Option<Vec<u8>>),
+}
+
+impl Invariant for Unconfirmed {
     fn name(&self) -> String {
-        format!("{} never holds {}", self.path.display(), self.what)
+        format!(
+            "{} holds the content its check rejected only while {} marks it unconfirmed",
+            self.target.display(),
+            self.record.display()
+        )
     }
 
     fn at_point(&mut self, _run: &Fs, _durable: &Fs) {}
 
     fn check(&self, crash: &Fs) -> Result<(), String> {
-        match crash.file(&self.path).map(|inode| &inode.kind) {
-            Some(Kind::File(bytes)) if *bytes == self.bytes => Err(format!("holds {}", self.what)),
-            _ => Ok(()),
+        match crash.file(&self.target).map(|inode| &inode.kind) {
+            Some(Kind::File(bytes)) if *bytes == self.rejected => {}
+            _ => return Ok(()),
+        }
+        let record = record(crash, &self.record)?
+            .ok_or("holds the rejected content, and there is no record")?;
+        let marked = record["unconfirmed"]["sha256"].as_str();
+        if marked != Some(digest(&self.rejected).as_str()) {
+            return Err(format!(
+                "holds the rejected content, and the record does not mark it: {record}"
+            ));
+        }
+        let (path, old) = &self.previous;
+        match (crash.file(path).map(|inode| &inode.kind), old) {
+            (_, None) => Ok(()),
+            (Some(Kind::File(bytes)), Some(old)) if bytes == old => Ok(()),
+            _ => Err(format!(
+                "holds the rejected content, and {} does not hold the previous content",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// The record never says, with no reload due, that the service was reloaded with content
+/// the target does not hold.
+pub struct ReloadClaim {
+    /// The target.
+    pub target: PathBuf,
+    /// The entry's record.
+    pub record: PathBuf,
+}
+
+impl Invariant for ReloadClaim {
+    fn name(&self) -> String {
+        format!(
+            "{} claims no reload of content {} does not hold",
+            self.record.display(),
+            self.target.display()
+        )
+    }
+
+    fn at_point(&mut self, _run: &Fs, _durable: &Fs) {}
+
+    fn check(&self, crash: &Fs) -> Result<(), String> {
+        let Some(record) = record(crash, &self.record)? else {
+            return Ok(());
+        };
+        if record["reload_pending"].as_bool() == Some(true) {
+            return Ok(());
+        }
+        let Some(reloaded) = record["reloaded"].as_str() else {
+            return Ok(());
+        };
+        let holds = match crash.file(&self.target).map(|inode| &inode.kind) {
+            Some(Kind::File(bytes)) => digest(bytes),
+            _ => String::new(),
+        };
+        if holds == reloaded {
+            Ok(())
+        } else {
+            Err(format!(
+                "the record says the service runs what the target does not hold: {record}"
+            ))
         }
     }
 }

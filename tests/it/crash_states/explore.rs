@@ -20,7 +20,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
-use super::check::{Expect, Invariant};
+use super::check::Invariant;
 use super::model::{Recording, What};
 
 /// Most combinations of pending operations enumerated at one crash point.
@@ -39,10 +39,9 @@ enum Fate {
     Torn,
 }
 
-/// An invariant, what is expected of it, and what was found.
+/// An invariant, and what was found of it.
 pub struct Checked {
     invariant: Box<dyn Invariant>,
-    expect: Expect,
     /// Distinct states that break it.
     broken: HashSet<u64>,
     /// The first violation of each kind (its message up to the first `;`).
@@ -51,11 +50,10 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// `invariant`, expected to behave as `expect` says.
-    pub fn new(invariant: impl Invariant + 'static, expect: Expect) -> Checked {
+    /// `invariant`, to hold in every crash state.
+    pub fn new(invariant: impl Invariant + 'static) -> Checked {
         Checked {
             invariant: Box::new(invariant),
-            expect,
             broken: HashSet::new(),
             examples: Vec::new(),
             kinds: HashSet::new(),
@@ -83,8 +81,6 @@ pub struct Report {
 pub struct Found {
     /// What it checks.
     pub name: String,
-    /// What was expected of it.
-    pub expect: Expect,
     /// Distinct states breaking it.
     pub broken: usize,
     /// The first violation of each kind, described.
@@ -94,12 +90,11 @@ pub struct Found {
 }
 
 impl Report {
-    /// Prints the report and panics unless every invariant behaved as expected.
+    /// Prints the report and panics unless every invariant holds in every crash state.
     pub fn assert(&self) {
         eprintln!("{self}");
         for Found {
             name,
-            expect,
             broken,
             examples,
             finish,
@@ -108,20 +103,12 @@ impl Report {
             if let Err(e) = finish {
                 panic!("{}: {name}: {e}", self.scenario);
             }
-            match expect {
-                Expect::Holds => assert!(
-                    *broken == 0,
-                    "{}: {name}: {broken} crash state(s) break it:\n{}",
-                    self.scenario,
-                    examples.join("\n")
-                ),
-                Expect::Fails(reason) => assert!(
-                    *broken > 0,
-                    "{}: {name} was expected to fail ({reason}) and holds in every crash \
-                     state: make it Expect::Holds",
-                    self.scenario
-                ),
-            }
+            assert!(
+                *broken == 0,
+                "{}: {name}: {broken} crash state(s) break it:\n{}",
+                self.scenario,
+                examples.join("\n")
+            );
         }
     }
 
@@ -164,9 +151,6 @@ impl std::fmt::Display for Report {
         }
         for found in &self.checks {
             write!(f, "\n  {}: {} violation(s)", found.name, found.broken)?;
-            if let Expect::Fails(reason) = found.expect {
-                write!(f, " (expected: {reason})")?;
-            }
             for example in &found.examples {
                 write!(f, "\n    {}", example.replace('\n', "\n    "))?;
             }
@@ -258,7 +242,6 @@ pub fn explore(scenario: &str, recording: &Recording, mut checks: Vec<Checked>) 
             .into_iter()
             .map(|c| Found {
                 name: c.invariant.name(),
-                expect: c.expect,
                 broken: c.broken.len(),
                 finish: c.invariant.finish(),
                 examples: c.examples,
