@@ -8,6 +8,7 @@ mod error;
 mod options;
 mod read;
 mod retry;
+mod route;
 mod secret;
 mod snapshot;
 mod srv;

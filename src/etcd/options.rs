@@ -60,6 +60,11 @@ pub struct ConnectArgs {
     /// etcd itself allows every 5 s; 0: never
     #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = parse_duration)]
     pub keepalive: Duration,
+    /// Check a watch stream that brought nothing for this long with a read on its
+    /// connection; no answer within --connect-timeout and the watch moves to the next
+    /// endpoint; 0: never
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub watch_check: Duration,
     /// Talk to etcd over TLS (host:port endpoints become https://)
     #[arg(long)]
     pub ssl: bool,
@@ -118,6 +123,11 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// HTTP/2 ping interval while a stream is open (zero: no pings).
     pub keepalive: Duration,
+    /// Silence after which a watch stream is checked (zero: never).
+    pub watch_check: Duration,
+    /// Whether the endpoints are in order of preference (DNS SRV), rather than a list
+    /// whose start is any.
+    pub in_order: bool,
     /// etcd user and password when auth is on.
     pub user: Option<(String, Secret)>,
     /// The TLS configuration when the endpoints are `https://`.
@@ -172,7 +182,9 @@ impl ConnectArgs {
         &self,
         env_endpoints: Option<&str>,
     ) -> Result<ConnectOptions, ConnectError> {
-        let (addresses, discovered_tls) = match self.source(env_endpoints) {
+        let source = self.source(env_endpoints);
+        let in_order = !matches!(source, Source::Listed(_));
+        let (addresses, discovered_tls) = match source {
             Source::Listed(list) => (list, false),
             Source::Srv(record) => {
                 let found = self.dns()?.record(&record).await?;
@@ -201,6 +213,8 @@ impl ConnectArgs {
             endpoints,
             connect_timeout: self.connect_timeout,
             keepalive: self.keepalive,
+            watch_check: self.watch_check,
+            in_order,
             user,
             tls,
         })

@@ -5,6 +5,7 @@
 mod common;
 
 mod daemon;
+mod dead_stream;
 mod dispense;
 mod docs;
 mod etcd_util;

@@ -212,6 +212,68 @@ impl EtcdServer {
         }
     }
 
+    /// Member `i`'s client URL.
+    pub fn url(&self, i: usize) -> &str {
+        &self.members[i].client_url
+    }
+
+    /// Puts `key=value` through member `i` alone (another may be frozen), retrying for
+    /// 20 s while the cluster elects a leader.
+    pub async fn put_via(&self, i: usize, key: &str, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+            let put = async {
+                let mut client = Client::connect([self.url(i)], Some(options)).await?;
+                client.put(key, value, None).await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), put).await {
+                Ok(Ok(_)) => return,
+                failed => assert!(
+                    Instant::now() < deadline,
+                    "put {key} through {} failed: {failed:?}",
+                    self.url(i)
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many watch streams member `i` serves, by etcd's own gauge; None when it does
+    /// not answer (plain-HTTP members only).
+    async fn watch_streams(&self, i: usize) -> Option<u64> {
+        let address = self.url(i).strip_prefix("http://")?;
+        let (_, metrics) = http_get(address, "/metrics").await?;
+        metrics.lines().find_map(|line| {
+            line.strip_prefix("etcd_debugging_mvcc_watch_stream_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// The member serving the watch of the one program watching this cluster: waits (up to
+    /// 20 s) until exactly one member serves a watch stream and returns it.
+    pub async fn watch_member(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut serving = Vec::new();
+            for i in 0..self.size() {
+                if self.watch_streams(i).await.unwrap_or(0) > 0 {
+                    serving.push(i);
+                }
+            }
+            if let [member] = serving[..] {
+                return member;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members serving watch streams: {serving:?}, not one"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Number of members.
     pub fn size(&self) -> usize {
         self.members.len()
@@ -745,10 +807,15 @@ pub struct GrpcProxy {
 impl GrpcProxy {
     /// Starts a proxy for `etcd`'s members and waits until it serves requests.
     pub async fn start(etcd: &EtcdServer) -> GrpcProxy {
-        let address = format!("127.0.0.1:{}", free_port());
+        Self::start_at(etcd, &format!("127.0.0.1:{}", free_port())).await
+    }
+
+    /// Starts a proxy for `etcd`'s members listening on `address` (`127.0.0.1:PORT`, a
+    /// port reserved with [`free_port`] and given to reconfig before the proxy runs).
+    pub async fn start_at(etcd: &EtcdServer, address: &str) -> GrpcProxy {
         let child = Command::new("etcd")
             .args(["grpc-proxy", "start", "--endpoints", &etcd.endpoint])
-            .args(["--listen-addr", &address])
+            .args(["--listen-addr", address])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -769,10 +836,17 @@ impl GrpcProxy {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Sends `signal` to the proxy (SIGSTOP/SIGCONT to freeze and continue it).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
 }
 
 impl Drop for GrpcProxy {
     fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
