@@ -189,7 +189,10 @@ impl Etcd {
     /// `Ok` when it answered, even with a refusal; the error when it did not.
     pub(super) async fn check(&self, endpoint: usize, key: &[u8]) -> Result<(), EtcdError> {
         let options = GetOptions::new().with_serializable().with_count_only();
-        match self.bounded_at(endpoint, self.kv().get(key, Some(options))).await {
+        match self
+            .bounded_at(endpoint, self.kv().get(key, Some(options)))
+            .await
+        {
             Err(e) if e.is_transient() => Err(e),
             _ => Ok(()),
         }
@@ -222,13 +225,15 @@ impl Etcd {
         request: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
         let url = self.url(endpoint);
-        let result = match tokio::time::timeout(self.shared.timeout, route::pinned(endpoint, request)).await {
-            Ok(answer) => answer.map_err(|e| classify(url, self.user(), e)),
-            Err(_) => Err(EtcdError::TimedOut {
-                endpoints: url.to_string(),
-                after: self.shared.timeout,
-            }),
-        };
+        let result =
+            match tokio::time::timeout(self.shared.timeout, route::pinned(endpoint, request)).await
+            {
+                Ok(answer) => answer.map_err(|e| classify(url, self.user(), e)),
+                Err(_) => Err(EtcdError::TimedOut {
+                    endpoints: url.to_string(),
+                    after: self.shared.timeout,
+                }),
+            };
         if result.as_ref().is_err_and(EtcdError::is_transient) {
             self.shared.route.failed(endpoint);
         }

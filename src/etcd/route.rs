@@ -141,9 +141,8 @@ pub(super) fn channel(
 
 /// One endpoint's connection settings: connect timeout, keepalive pings, TLS.
 fn endpoint(url: &str, options: &ConnectOptions) -> Result<Endpoint, tonic::transport::Error> {
-    let mut endpoint = Endpoint::from_shared(url.to_string())?
-        .connect_timeout(options.connect_timeout)
-        .tcp_nodelay(true);
+    let mut endpoint =
+        Endpoint::from_shared(url.to_string())?.connect_timeout(options.connect_timeout);
     if !options.keepalive.is_zero() {
         endpoint = endpoint
             .http2_keep_alive_interval(options.keepalive)

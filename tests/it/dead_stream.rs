@@ -5,6 +5,10 @@
 //! member arrive, none lost. A quiet, healthy stream is kept: no reconnect, direct or
 //! behind a proxy, with the default settings.
 //!
+//! The daemon's run goes through every request a reconnect makes: etcd has auth on with
+//! tokens that expire after 2 s (a fresh token for the new stream), and the entry has
+//! altkeys (a read at every render).
+//!
 //! The tests run one at a time: they measure how soon a dead stream is noticed, which a
 //! machine busy with several clusters at once would blur. The latency is printed, not
 //! bounded (below the freeze): it depends on the machine.
@@ -50,18 +54,26 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(program: Program, dir: &Path, endpoints: &str) -> Watcher {
+    /// Starts `program` on `endpoints`, as etcd's root user when `auth`.
+    fn start(program: Program, dir: &Path, endpoints: &str, auth: bool) -> Watcher {
         let log = dir.join(format!("{program:?}.log"));
         let (process, out) = match program {
             Program::Daemon => {
                 let target = dir.join("w.conf");
                 let entry = format!(
-                    r#"{{"id":"w","key":"/w","recursive":true,"source":"tree.tmpl","target":"{}"}}"#,
+                    r#"{{"id":"w","key":"/w","recursive":true,"source":"tree.tmpl",
+                        "target":"{}","altkeys":{{"x":"/x"}}}}"#,
                     target.display()
                 );
                 let cfg = cfgdir(dir, &[("w", entry)], &[("tree.tmpl", TREE_TMPL)]);
                 let args = ["--cfgdir", cfg.to_str().unwrap(), "--endpoints", endpoints];
-                (Daemon::start(args, &log), target)
+                let mut daemon = reconfig();
+                if auth {
+                    daemon
+                        .env("ETCD_USERNAME", "root")
+                        .env("ETCD_PASSWORD", "root-pw");
+                }
+                (Daemon::spawn(daemon, args, &log), target)
             }
             Program::Dispense => {
                 let mirror = dir.join("mirror");
@@ -79,7 +91,10 @@ impl Watcher {
             }
             Program::EtcdUtil => {
                 let args = ["--endpoints", endpoints, "-o", "watch", "-r", "-k", "/w"];
-                (Daemon::spawn(binary(&etcd_util()), args, &log), PathBuf::new())
+                (
+                    Daemon::spawn(binary(&etcd_util()), args, &log),
+                    PathBuf::new(),
+                )
             }
         };
         Watcher {
@@ -101,9 +116,9 @@ impl Watcher {
                     .iter()
                     .all(|(key, _)| text.lines().any(|l| l == format!("{key}={}", last(key))))
             }
-            Program::Dispense => changes.iter().all(|(key, _)| {
-                read(self.out.join(key.trim_start_matches("/w/"))) == last(key)
-            }),
+            Program::Dispense => changes
+                .iter()
+                .all(|(key, _)| read(self.out.join(key.trim_start_matches("/w/"))) == last(key)),
             Program::EtcdUtil => {
                 let printed: Vec<(String, String)> = self
                     .process
@@ -191,9 +206,16 @@ async fn arrives_while_frozen(
 /// A 3-member cluster; `program` watches it; the member serving its stream is frozen.
 async fn frozen_member(program: Program) {
     let _serial = SERIAL.lock().await;
-    let etcd = EtcdServer::cluster(3).await;
+    let auth = matches!(program, Program::Daemon);
+    let etcd = if auth {
+        let etcd = EtcdServer::cluster_args(3, &["--auth-token-ttl", "2"]).await;
+        etcd.enable_auth().await;
+        etcd
+    } else {
+        EtcdServer::cluster(3).await
+    };
     let dir = tempfile::tempdir().unwrap();
-    let watcher = Watcher::start(program, dir.path(), &etcd.endpoint);
+    let watcher = Watcher::start(program, dir.path(), &etcd.endpoint, auth);
     watcher.sees(&etcd, &[("/w/a", "0")]).await;
     let member = etcd.watch_member().await;
     let other = (member + 1) % etcd.size();
@@ -235,7 +257,7 @@ async fn behind_grpc_proxies_a_frozen_proxy_is_left_within_seconds() {
     let second_address = format!("127.0.0.1:{}", free_port());
     let endpoints = format!("{},http://{second_address}", first.endpoint);
     let dir = tempfile::tempdir().unwrap();
-    let watcher = Watcher::start(Program::Daemon, dir.path(), &endpoints);
+    let watcher = Watcher::start(Program::Daemon, dir.path(), &endpoints, false);
     watcher.sees(&etcd, &[("/w/a", "0")]).await;
     let _second = GrpcProxy::start_at(&etcd, &second_address).await;
     arrives_while_frozen(
@@ -298,7 +320,11 @@ async fn a_quiet_healthy_stream_is_kept() {
             "{name}: {metrics}\n{}",
             daemon.log()
         );
-        assert!(!daemon.log().contains("watch lost"), "{name}: {}", daemon.log());
+        assert!(
+            !daemon.log().contains("watch lost"),
+            "{name}: {}",
+            daemon.log()
+        );
     }
     etcd.put_via(0, "/w/a", "1").await;
     for (_, daemon, target, _) in &daemons {

@@ -213,7 +213,7 @@ impl<'a, S: Sink> WatchLoop<'a, S> {
                 client.watch(first.start.clone(), Some(first.options())),
             )
             .await?;
-        let mut liveness = Liveness::new(self.etcd, endpoint, &first.start);
+        let mut liveness = Liveness::of_stream(self.etcd, endpoint, &first.start);
         let mut session = Session {
             stream,
             endpoint,

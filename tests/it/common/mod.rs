@@ -222,7 +222,11 @@ impl EtcdServer {
     pub async fn put_via(&self, i: usize, key: &str, value: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+            let mut options =
+                etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+            if self.root.get().is_some() {
+                options = options.with_user("root", "root-pw");
+            }
             let put = async {
                 let mut client = Client::connect([self.url(i)], Some(options)).await?;
                 client.put(key, value, None).await
