@@ -278,22 +278,38 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The port of an endpoint URL.
+fn port(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
 /// With the default settings, a stream that brings nothing for a while is checked, and
-/// kept while its server answers: no reconnect, neither on the members nor behind a proxy.
+/// kept while its server answers: no reconnect, neither on the members nor behind a proxy;
+/// and every request goes over the stream's one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_healthy_stream_is_kept() {
     let _serial = SERIAL.lock().await;
     let etcd = EtcdServer::cluster(3).await;
     let proxy = GrpcProxy::start(&etcd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = |name: &str| dir.path().join(format!("{name}.conf"));
+    let entries: Vec<(&str, String)> = ["direct", "proxied"]
+        .map(|name| {
+            let json = format!(
+                r#"{{"id":"{name}","key":"/w","recursive":true,"source":"tree.tmpl",
+                    "target":"{}"}}"#,
+                target(name).display()
+            );
+            (name, json)
+        })
+        .to_vec();
     let mut daemons = Vec::new();
-    for (name, endpoints) in [("direct", &etcd.endpoint), ("proxied", &proxy.endpoint)] {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("w.conf");
-        let entry = format!(
-            r#"{{"id":"w","key":"/w","recursive":true,"source":"tree.tmpl","target":"{}"}}"#,
-            target.display()
+    for ((name, entry), endpoints) in entries.into_iter().zip([&etcd.endpoint, &proxy.endpoint]) {
+        let cfg = cfgdir(
+            &dir.path().join(name),
+            &[(name, entry)],
+            &[("tree.tmpl", TREE_TMPL)],
         );
-        let cfg = cfgdir(dir.path(), &[("w", entry)], &[("tree.tmpl", TREE_TMPL)]);
         let args = [
             "--cfgdir",
             cfg.to_str().unwrap(),
@@ -302,32 +318,35 @@ async fn a_quiet_healthy_stream_is_kept() {
             "--metrics-addr",
             "127.0.0.1:0",
         ];
-        let daemon = Daemon::start(args, &dir.path().join("log"));
-        daemons.push((name, daemon, target, dir));
+        let daemon = Daemon::start(args, &dir.path().join(format!("{name}.log")));
+        let ports: Vec<u16> = endpoints.split(',').map(port).collect();
+        daemons.push((name, daemon, ports));
     }
+    let all_show = |value: &'static str| {
+        let daemons = &daemons;
+        let target = &target;
+        async move {
+            for (name, daemon, _) in daemons {
+                let text = format!("/w/a={value}\n");
+                wait_for_content(&target(name), &text, LIMIT, || daemon.log()).await;
+            }
+        }
+    };
     etcd.put_via(0, "/w/a", "0").await;
-    for (_, daemon, target, _) in &daemons {
-        wait_for_content(target, "/w/a=0\n", LIMIT, || daemon.log()).await;
-    }
+    all_show("0").await;
     // Quiet: nothing to poll for, the point is that nothing happens.
     tokio::time::sleep(QUIET).await;
-    for (name, daemon, _, _) in &daemons {
+    for (name, daemon, ports) in &daemons {
         let addr = metrics_addr(daemon).await;
         let (_, metrics) = http_get(&addr, "/metrics").await.unwrap();
-        assert_eq!(
-            sample(&metrics, "reconfig_watch_reconnects_total"),
-            Some(0.0),
-            "{name}: {metrics}\n{}",
-            daemon.log()
-        );
-        assert!(
-            !daemon.log().contains("watch lost"),
-            "{name}: {}",
-            daemon.log()
-        );
+        let reconnects = sample(&metrics, "reconfig_watch_reconnects_total");
+        let log = daemon.log();
+        assert_eq!(reconnects, Some(0.0), "{name}: {metrics}\n{log}");
+        assert!(!log.contains("watch lost"), "{name}: {log}");
+        let pid = daemon.pid().as_raw() as u32;
+        let connections: usize = ports.iter().map(|&p| tcp_connections_to(pid, p)).sum();
+        assert_eq!(connections, 1, "{name}: connections to {ports:?}");
     }
     etcd.put_via(0, "/w/a", "1").await;
-    for (_, daemon, target, _) in &daemons {
-        wait_for_content(target, "/w/a=1\n", LIMIT, || daemon.log()).await;
-    }
+    all_show("1").await;
 }
