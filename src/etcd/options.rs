@@ -52,12 +52,13 @@ pub struct ConnectArgs {
         value_parser = srv::parse_dns_server
     )]
     pub dns_server: Option<SocketAddr>,
-    /// Give up connecting after this long (seconds or 500ms/5s/1m)
+    /// Give up connecting, and on each request (then the next endpoint is tried), after
+    /// this long (seconds or 500ms/5s/1m)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// Ping etcd this often while a watch is open, to notice a connection that died
-    /// silently; etcd grpc-proxy closes connections pinged more often than every 5 minutes,
-    /// etcd itself allows every 5 s; 0: never
+    /// Also send HTTP/2 pings this often while a watch is open (--watch-check already
+    /// notices a silent server); etcd grpc-proxy closes connections pinged more often than
+    /// every 5 minutes, etcd itself allows every 5 s; 0: never
     #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = parse_duration)]
     pub keepalive: Duration,
     /// Check a watch stream that brought nothing for this long with a read on its
