@@ -26,6 +26,7 @@ mod common;
 
 mod crash_states;
 mod daemon;
+mod dead_stream;
 mod dispense;
 mod docs;
 mod etcd_util;

@@ -315,6 +315,72 @@ impl EtcdServer {
         }
     }
 
+    /// Member `i`'s client URL.
+    pub fn url(&self, i: usize) -> &str {
+        &self.members[i].client_url
+    }
+
+    /// Puts `key=value` through member `i` alone (another may be frozen), retrying for
+    /// 20 s while the cluster elects a leader.
+    pub async fn put_via(&self, i: usize, key: &str, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut options =
+                etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+            if self.root.get().is_some() {
+                options = options.with_user("root", "root-pw");
+            }
+            let put = async {
+                let mut client = Client::connect([self.url(i)], Some(options)).await?;
+                client.put(key, value, None).await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), put).await {
+                Ok(Ok(_)) => return,
+                failed => assert!(
+                    Instant::now() < deadline,
+                    "put {key} through {} failed: {failed:?}",
+                    self.url(i)
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many watch streams member `i` serves, by etcd's own gauge; None when it does
+    /// not answer (plain-HTTP members only).
+    async fn watch_streams(&self, i: usize) -> Option<u64> {
+        let address = self.url(i).strip_prefix("http://")?;
+        let (_, metrics) = http_get(address, "/metrics").await?;
+        metrics.lines().find_map(|line| {
+            line.strip_prefix("etcd_debugging_mvcc_watch_stream_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// The member serving the watch of the one program watching this cluster: waits (up to
+    /// 20 s) until exactly one member serves a watch stream and returns it.
+    pub async fn watch_member(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut serving = Vec::new();
+            for i in 0..self.size() {
+                if self.watch_streams(i).await.unwrap_or(0) > 0 {
+                    serving.push(i);
+                }
+            }
+            if let [member] = serving[..] {
+                return member;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members serving watch streams: {serving:?}, not one"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Number of members.
     pub fn size(&self) -> usize {
         self.members.len()
@@ -665,6 +731,35 @@ pub async fn wait_for_content(
     );
 }
 
+/// Established TCP connections of a process to `port`.
+pub fn tcp_connections_to(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = cols
+                .get(2)
+                .and_then(|r| r.split(':').nth(1))
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            cols.get(3) == Some(&"01")
+                && remote_port == Some(port)
+                && cols.get(9).is_some_and(|i| inodes.iter().any(|x| x == i))
+        })
+        .count()
+}
+
 /// Names in `dir`, sorted (none when it does not exist).
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -849,11 +944,16 @@ impl GrpcProxy {
     /// Starts a proxy of `etcd`'s release for its members and waits until it serves
     /// requests.
     pub async fn start(etcd: &EtcdServer) -> GrpcProxy {
-        let address = format!("127.0.0.1:{}", free_port());
+        Self::start_at(etcd, &format!("127.0.0.1:{}", free_port())).await
+    }
+
+    /// Starts a proxy for `etcd`'s members listening on `address` (`127.0.0.1:PORT`, a
+    /// port reserved with [`free_port`] and given to reconfig before the proxy runs).
+    pub async fn start_at(etcd: &EtcdServer, address: &str) -> GrpcProxy {
         let binary = etcd.version.binary();
         let child = Command::new(binary)
             .args(["grpc-proxy", "start", "--endpoints", &etcd.endpoint])
-            .args(["--listen-addr", &address])
+            .args(["--listen-addr", address])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -874,10 +974,17 @@ impl GrpcProxy {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Sends `signal` to the proxy (SIGSTOP/SIGCONT to freeze and continue it).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
 }
 
 impl Drop for GrpcProxy {
     fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
