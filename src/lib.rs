@@ -10,6 +10,8 @@
 //!   reload — through `fsx`, the one place files are created.
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
+//! - `rollout`: a change of an entry with a `rollout` object reaching the nodes of its group
+//!   a few at a time, coordinated through etcd.
 //!
 //! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
 //! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
@@ -27,6 +29,7 @@ mod etcd;
 mod fdlimit;
 mod fsx;
 mod pipeline;
+mod rollout;
 mod service;
 mod state;
 mod template;
@@ -36,7 +39,7 @@ pub use clap_complete::Shell;
 pub use cli::{
     completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
     Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
-    RunArgs,
+    RolloutArgs, RolloutCommand, RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};
@@ -46,6 +49,7 @@ pub use etcd::{
     dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot, CONNECT_ENVIRONMENT,
 };
 pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
+pub use rollout::{rollout_status, RolloutStatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

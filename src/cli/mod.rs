@@ -8,7 +8,10 @@ mod exit;
 mod logging;
 mod manual;
 
-pub use args::{Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, RunArgs, StatusArgs};
+pub use args::{
+    Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, RolloutArgs, RolloutCommand,
+    RolloutFlags, RolloutStatusArgs, RunArgs, StatusArgs,
+};
 pub use exit::{Exit, Fatal};
 pub use logging::{init as init_logging, LogControl, LogFormat};
 pub use manual::reconfig::{completions, manual};

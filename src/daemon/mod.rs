@@ -17,6 +17,7 @@
 
 mod generation;
 mod reload;
+mod rolling;
 mod templates;
 mod worker;
 
@@ -115,6 +116,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
         status: service.status.clone(),
         state,
         retry: args.retry.pacing(),
+        rollout: crate::rollout::Settings::from_flags(&args.rollout),
     };
     let mut generation = Generation::start(&settings, jobs);
     let mut ready = false;
