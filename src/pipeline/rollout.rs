@@ -179,16 +179,18 @@ impl Rolling<'_> {
                 }
             }
         }
+        // Said before the done marker goes in: a line of the next node's turn always
+        // comes after it.
+        info!(
+            entry = %entry.id,
+            "rollout of group {}: revision {}: reloaded, healthy and baked",
+            member.group(),
+            go.revision
+        );
         if let Err(e) = member.done(go).await {
             // The change is in; the place goes when the lease expires.
             error!(entry = %entry.id, "{e}");
         }
-        info!(
-            entry = %entry.id,
-            "rollout of group {}: revision {}: reloaded, healthy and baked: done",
-            member.group(),
-            go.revision
-        );
         Rolled::Done
     }
 
@@ -244,9 +246,10 @@ impl Rolling<'_> {
         }
         error!(
             entry = %self.job.entry.id,
-            "rollout of group {}: revision {}: {reason}; the group's rollout is held",
+            "rollout of group {} held at revision {}: {} (this node): {reason}",
             member.group(),
-            go.revision
+            go.revision,
+            member.node()
         );
         Rolled::Failed {
             error: error.into(),

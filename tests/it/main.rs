@@ -38,6 +38,7 @@ mod onetime;
 mod ops;
 mod pki;
 mod real_deployments;
+mod rollout;
 mod safety;
 mod secure;
 mod template_golden;
