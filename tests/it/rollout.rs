@@ -475,7 +475,10 @@ async fn a_failing_canary_holds_the_rest_until_a_good_value() {
     let canaries = fleet.who("reload", "value=bad");
     assert_eq!(canaries.len(), 1, "{}", fleet.logs());
     let canary = &canaries[0];
-    assert_eq!(fleet.who("reload", "value=v0"), [canary.clone()]);
+    assert_eq!(
+        fleet.who("reload", "value=v0"),
+        std::slice::from_ref(&canary)
+    );
     for i in 0..plan.nodes {
         assert_eq!(fleet.content(i), "value=v0\n", "{}", fleet.logs());
     }
@@ -672,7 +675,7 @@ async fn a_newer_change_supersedes_a_waiting_one() {
     // Only the canary ever had v1; the window held across both rollouts.
     assert_eq!(
         fleet.who("reload", "value=v1"),
-        [canary.clone()],
+        std::slice::from_ref(&canary),
         "{}",
         fleet.logs()
     );
@@ -718,7 +721,10 @@ async fn an_etcd_outage_mid_rollout_keeps_every_previous_file() {
     for i in (0..plan.nodes).filter(|i| *i != c) {
         assert_eq!(fleet.content(i), "value=v0\n", "{}", fleet.logs());
     }
-    assert_eq!(fleet.who("reload", "value=v1"), [canary.clone()]);
+    assert_eq!(
+        fleet.who("reload", "value=v1"),
+        std::slice::from_ref(&canary)
+    );
     for i in 0..etcd.size() {
         etcd.restart(i);
     }
