@@ -475,10 +475,7 @@ async fn a_failing_canary_holds_the_rest_until_a_good_value() {
     let canaries = fleet.who("reload", "value=bad");
     assert_eq!(canaries.len(), 1, "{}", fleet.logs());
     let canary = &canaries[0];
-    assert_eq!(
-        fleet.who("reload", "value=v0"),
-        std::slice::from_ref(&canary)
-    );
+    assert_eq!(fleet.who("reload", "value=v0"), [canary.as_str()]);
     for i in 0..plan.nodes {
         assert_eq!(fleet.content(i), "value=v0\n", "{}", fleet.logs());
     }
@@ -675,7 +672,7 @@ async fn a_newer_change_supersedes_a_waiting_one() {
     // Only the canary ever had v1; the window held across both rollouts.
     assert_eq!(
         fleet.who("reload", "value=v1"),
-        std::slice::from_ref(&canary),
+        [canary.as_str()],
         "{}",
         fleet.logs()
     );
@@ -721,10 +718,7 @@ async fn an_etcd_outage_mid_rollout_keeps_every_previous_file() {
     for i in (0..plan.nodes).filter(|i| *i != c) {
         assert_eq!(fleet.content(i), "value=v0\n", "{}", fleet.logs());
     }
-    assert_eq!(
-        fleet.who("reload", "value=v1"),
-        std::slice::from_ref(&canary)
-    );
+    assert_eq!(fleet.who("reload", "value=v1"), [canary.as_str()]);
     for i in 0..etcd.size() {
         etcd.restart(i);
     }
