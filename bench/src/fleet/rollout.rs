@@ -34,6 +34,9 @@ const METHODS: [&str; 8] = [
 ];
 /// Longest wait for the rollout.
 const LIMIT: Duration = Duration::from_secs(900);
+/// How long the quiet fleet's own requests are counted before the put (each daemon's watch
+/// check of its quiet stream), to take them off the rollout's.
+const QUIET: Duration = Duration::from_secs(20);
 
 /// Calls started at etcd, by method, and keep-alive messages, summed over the members.
 async fn rpcs(urls: &[String]) -> BTreeMap<String, f64> {
@@ -166,7 +169,18 @@ pub async fn run(o: &Options) -> Value {
     let watching = wait(|| logs.iter().all(|l| read(l).contains("watching")), LIMIT).await;
     assert!(watching, "not every daemon started");
     tokio::time::sleep(Duration::from_secs(2)).await;
+    say(&format!(
+        "counting the quiet fleet's requests for {} s",
+        QUIET.as_secs()
+    ));
+    let quiet_from = (rpcs(&urls).await, Instant::now());
+    tokio::time::sleep(QUIET).await;
     let before = rpcs(&urls).await;
+    let quiet = Quiet {
+        requests: diff(&quiet_from.0, &before),
+        seconds: quiet_from.1.elapsed().as_secs_f64(),
+    };
+    let counted = Instant::now();
     say("one put; waiting for every node to be done");
     let put_at = now_ns();
     client.put(KEY, "v1", None).await.unwrap();
@@ -183,9 +197,15 @@ pub async fn run(o: &Options) -> Value {
     // The last done markers go in right after their lines; keep-alives end with them.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rpcs(&urls).await;
+    let counted = counted.elapsed().as_secs_f64();
     let applied = targets.iter().filter(|t| read(t) == "value=v1\n").count();
     let turns: Vec<Turn> = logs.iter().filter_map(|l| turn_of(&read(l))).collect();
-    let report = figures(o, &turns, &read(&events), put_at, &before, &after);
+    let requests = Requests {
+        during: diff(&before, &after),
+        seconds: counted,
+        quiet,
+    };
+    let report = figures(o, &turns, &read(&events), put_at, &requests);
     drop(daemons);
     if o.keep {
         let kept = dir.keep();
@@ -196,6 +216,37 @@ pub async fn run(o: &Options) -> Value {
     report["waited_ms"] = json!(ms(waited));
     report["applied"] = json!(applied);
     report
+}
+
+/// What etcd received: during the rollout, and from the quiet fleet before it.
+struct Requests {
+    during: BTreeMap<String, f64>,
+    seconds: f64,
+    quiet: Quiet,
+}
+
+/// The quiet fleet's requests over `seconds`.
+struct Quiet {
+    requests: BTreeMap<String, f64>,
+    seconds: f64,
+}
+
+impl Requests {
+    /// The rollout's own requests of `what`: those counted during it, less what the quiet
+    /// fleet sends in as long.
+    fn own(&self, what: &str) -> f64 {
+        let during = self.during.get(what).copied().unwrap_or(0.0);
+        let quiet = self.quiet.requests.get(what).copied().unwrap_or(0.0);
+        during - quiet * self.seconds / self.quiet.seconds
+    }
+}
+
+/// `after - before`, by key.
+fn diff(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .collect()
 }
 
 /// Polls `condition` every 100 ms (the logs of N daemons) until it holds or `limit` passes.
@@ -211,14 +262,7 @@ async fn wait(condition: impl Fn() -> bool, limit: Duration) -> bool {
 }
 
 /// The figures of one rollout.
-fn figures(
-    o: &Options,
-    turns: &[Turn],
-    events: &str,
-    put_at: u128,
-    before: &BTreeMap<String, f64>,
-    after: &BTreeMap<String, f64>,
-) -> Value {
+fn figures(o: &Options, turns: &[Turn], events: &str, put_at: u128, requests: &Requests) -> Value {
     let mut moments: Vec<(u128, i32)> = turns
         .iter()
         .flat_map(|t| [(t.start, 1), (t.end.unwrap_or(u128::MAX), -1)])
@@ -261,11 +305,13 @@ fn figures(
     let (reload, health) = (median("reload"), median("health"));
     let rounds = (o.n.saturating_sub(o.canary)).div_ceil(o.max_parallel) + 1;
     let ideal = (reload + health + o.bake) * u32::try_from(rounds).unwrap_or(u32::MAX);
-    let delta =
-        |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
     // The benchmark's own put is one of them.
-    let all = delta("all") - 1.0;
-    let per_method: BTreeMap<&str, f64> = METHODS.iter().map(|m| (*m, delta(m))).collect();
+    let all = requests.own("all") - 1.0;
+    let per_method: BTreeMap<&str, f64> = METHODS.iter().map(|m| (*m, requests.own(m))).collect();
+    let raw: BTreeMap<&str, f64> = METHODS
+        .iter()
+        .map(|m| (*m, requests.during.get(*m).copied().unwrap_or(0.0)))
+        .collect();
     json!({
         "n": o.n,
         "max_parallel": o.max_parallel,
@@ -284,6 +330,11 @@ fn figures(
         "etcd_requests": all,
         "etcd_requests_per_node": all / o.n as f64,
         "etcd_requests_by_method": per_method,
-        "keepalive_messages_per_node": delta("keepalive_messages") / o.n as f64,
+        "etcd_requests_counted_by_method": raw,
+        "counted_s": requests.seconds,
+        "quiet_fleet_requests_per_s": requests.quiet.requests.get("all").copied().unwrap_or(0.0)
+            / requests.quiet.seconds,
+        "requests_note": "the rollout's own: the calls etcd's members started while it ran, less the quiet fleet's (each daemon's check of its quiet watch stream, --watch-check) for as long, less the benchmark's put",
+        "keepalive_messages_per_node": requests.own("keepalive_messages") / o.n as f64,
     })
 }
