@@ -24,6 +24,7 @@ mod config;
 mod daemon;
 mod dispense;
 mod etcd;
+mod exit;
 mod fdlimit;
 mod fsx;
 mod pipeline;
@@ -34,18 +35,20 @@ mod v2copy;
 
 pub use clap_complete::Shell;
 pub use cli::{
-    completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
-    Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
-    RunArgs,
+    completion_script, completions, init_logging, manual, print_generated, Cli, Command,
+    ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
+    PageNotes, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
-pub use daemon::{run as run_daemon, DaemonError};
-pub use dispense::{run as run_dispense, DispenseError};
+pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};
+pub use dispense::{run as run_dispense, DispenseError, DispenseSettings};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
-pub use etcd::{
-    dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot, CONNECT_ENVIRONMENT,
+pub use etcd::{dir_prefix, in_tree_bytes, Connection, Etcd, EtcdError, Snapshot};
+pub use exit::{Exit, Fatal};
+pub use pipeline::{
+    onetime, render_offline, status, OfflineError, OnetimeError, RenderSettings, RunSettings,
+    StatusError, StatusSettings,
 };
-pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let ended = match &cli.command {
         Some(Command::Render(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(reconfig::render_offline(args))
+            report(reconfig::render_offline(&args.settings()))
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
         Some(Command::Man(args)) => {
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Status(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(reconfig::status(args))
+            report(reconfig::status(&args.settings()))
         }
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
@@ -31,21 +31,28 @@ fn main() -> ExitCode {
                         prefix: args.data_prefix.clone(),
                         follow: args.follow,
                     };
-                    report(runtime().block_on(reconfig::copy_v2_data(&source, &args.connect)))
+                    let connection = args.connect.connection();
+                    report(runtime().block_on(reconfig::copy_v2_data(&source, &connection)))
                 }
                 None => report(migrate(args)),
             }
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
-            report(runtime().block_on(reconfig::run_dispense(args)))
+            let settings = args.settings();
+            let stopped = std::future::pending();
+            report(runtime().block_on(reconfig::run_dispense(&settings, stopped)))
         }
         None => {
             let log = reconfig::init_logging(cli.run.debug, cli.run.log_format);
             if cli.run.onetime {
-                report(runtime().block_on(reconfig::onetime(&cli.run)))
+                report(runtime().block_on(reconfig::onetime(&cli.run.run_settings())))
             } else {
-                report(runtime().block_on(reconfig::run_daemon(&cli.run, log)))
+                let settings = cli.run.daemon_settings();
+                let mut log = log;
+                let toggle = move || log.toggle_debug();
+                let stopped = std::future::pending();
+                report(runtime().block_on(reconfig::run_daemon(&settings, toggle, stopped)))
             }
         }
     };

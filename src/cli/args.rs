@@ -10,13 +10,17 @@ use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
+use super::connect::ConnectArgs;
 use super::logging::LogFormat;
 use crate::config::{
     parse_depth, parse_duration, parse_signal, parse_size, validate_prefix, LimitOverrides,
     RenderLimits,
 };
-use crate::etcd::ConnectArgs;
+use crate::daemon::DaemonSettings;
+use crate::dispense::DispenseSettings;
+use crate::pipeline::{RenderSettings, RunSettings, StatusSettings};
 use crate::service::retry::Pacing;
+use crate::service::Monitoring;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
 /// result, swaps it in atomically and reloads the service.
@@ -342,6 +346,84 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok()
         .filter(|mode| *mode <= 0o7777)
         .ok_or_else(|| format!("mode {text:?} must be octal, like 0600"))
+}
+
+impl RunArgs {
+    /// What a run over the entries needs (`--onetime`'s settings).
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            notreally: self.notreally,
+            limits: self.limits.limits(),
+            state_dir: self.state.state_dir.clone(),
+            connection: self.connect.connection(),
+        }
+    }
+
+    /// The daemon's settings.
+    pub fn daemon_settings(&self) -> DaemonSettings {
+        DaemonSettings {
+            run: self.run_settings(),
+            debounce: self.debounce,
+            reload_interval: self.reload_interval,
+            retry: self.retry.pacing(),
+            monitoring: self.monitoring.monitoring(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl MonitoringArgs {
+    /// Where health is served.
+    pub fn monitoring(&self) -> Monitoring {
+        Monitoring {
+            metrics_addr: self.metrics_addr,
+            unhealthy_after: self.unhealthy_after,
+        }
+    }
+}
+
+impl DispenseArgs {
+    /// `reconfig dispense`'s settings.
+    pub fn settings(&self) -> DispenseSettings {
+        DispenseSettings {
+            prefix: self.prefix.clone(),
+            target: self.target.clone(),
+            signal: self.signal,
+            mode: self.mode,
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            retry: self.retry.pacing(),
+            monitoring: self.monitoring.monitoring(),
+            connection: self.connect.connection(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl RenderArgs {
+    /// `reconfig render`'s settings.
+    pub fn settings(&self) -> RenderSettings {
+        RenderSettings {
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            data: self.data.clone(),
+            entry: self.entry.clone(),
+            limits: self.limits.limits(),
+        }
+    }
+}
+
+impl StatusArgs {
+    /// `reconfig status`'s settings.
+    pub fn settings(&self) -> StatusSettings {
+        StatusSettings {
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            state_dir: self.state.state_dir.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //! and reports.
 
 mod args;
-mod exit;
+mod connect;
 mod logging;
 mod manual;
 
-pub use args::{Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, RunArgs, StatusArgs};
-pub use exit::{Exit, Fatal};
+pub use args::{Cli, Command, ManArgs, MigrateArgs, RunArgs};
+pub use connect::{ConnectArgs, CONNECT_ENVIRONMENT};
 pub use logging::{init as init_logging, LogControl, LogFormat};
 pub use manual::reconfig::{completions, manual};
 pub use manual::{completion_script, print_generated, EnvVar, Manual, ManualError, PageNotes};

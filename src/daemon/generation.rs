@@ -27,7 +27,7 @@ use crate::state::StateDir;
 
 /// What every generation shares.
 #[derive(Clone)]
-pub struct Settings {
+pub struct Shared {
     /// The process's connection.
     pub etcd: Etcd,
     /// Write or preview.
@@ -55,7 +55,7 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn start(settings: &Settings, jobs: Vec<Job>) -> Generation {
+    pub fn start(settings: &Shared, jobs: Vec<Job>) -> Generation {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(serve(settings.clone(), jobs, cancel.clone()));
         Generation { cancel, task }
@@ -73,8 +73,8 @@ impl Generation {
 /// Reads everything once (retrying while etcd is away) and syncs every entry from that
 /// read, then starts one worker per entry and runs the watch loop from the next revision
 /// until cancelled.
-async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
-    let Settings {
+async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
+    let Shared {
         etcd,
         options,
         debounce,

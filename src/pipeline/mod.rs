@@ -8,9 +8,9 @@ mod onetime;
 mod status;
 mod step;
 
-pub use offline::{render_offline, OfflineError};
-pub use onetime::{onetime, OnetimeError};
-pub use status::{status, StatusError};
+pub use offline::{render_offline, OfflineError, RenderSettings};
+pub use onetime::{onetime, OnetimeError, RunSettings};
+pub use status::{status, StatusError, StatusSettings};
 pub use step::{
     apply_render, load_jobs, log_failure, own_snapshot, pass_of, recover, reload, remove_leftovers,
     render, state_dir, Job, LoadError, StepError,

@@ -1,6 +1,7 @@
 //! `reconfig --onetime`: every entry's step once, from one read of all keys at one
 //! revision, then exit — 0 when every entry succeeded, 1 when any failed or was invalid.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tracing::error;
@@ -10,9 +11,10 @@ use super::step::{
     LoadError, StepError,
 };
 use crate::apply::{ApplyOptions, Outcome};
-use crate::cli::{Exit, Fatal, RunArgs};
+use crate::config::RenderLimits;
 use crate::etcd::Snapshot;
-use crate::etcd::{retry_within, Etcd, EtcdError};
+use crate::etcd::{retry_within, Connection, Etcd, EtcdError};
+use crate::exit::{Exit, Fatal};
 
 /// Why `--onetime` could not run at all (entries that fail are counted, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -34,18 +36,35 @@ impl Fatal for OnetimeError {
     }
 }
 
+/// What a run over the entries needs, the daemon's and `--onetime`'s alike.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The configuration directory (`conf.d/`, `templates/`).
+    pub cfgdir: PathBuf,
+    /// Prepended to every entry's key.
+    pub prefix: String,
+    /// Preview: write nothing, run nothing.
+    pub notreally: bool,
+    /// The render limits of entries that set none of their own.
+    pub limits: RenderLimits,
+    /// Where each entry's state is kept across restarts.
+    pub state_dir: PathBuf,
+    /// Where etcd is.
+    pub connection: Connection,
+}
+
 /// Runs every entry once.
-pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
-    let state = state_dir(&args.state.state_dir, args.notreally);
+pub async fn onetime(settings: &RunSettings) -> Result<Exit, OnetimeError> {
+    let state = state_dir(&settings.state_dir, settings.notreally);
     let loaded = load_jobs(
-        &args.config.cfgdir,
-        &args.config.prefix,
-        args.limits.limits(),
+        &settings.cfgdir,
+        &settings.prefix,
+        settings.limits,
         state.as_ref(),
     )?;
-    let options = ApplyOptions::new(args.notreally);
+    let options = ApplyOptions::new(settings.notreally);
     remove_leftovers(&loaded.jobs, &options);
-    let etcd = Etcd::connect(&args.connect).await?;
+    let etcd = Etcd::connect(&settings.connection).await?;
     let failed = sync_all(&etcd, &loaded.jobs, &options).await?;
     Ok(if failed == 0 && loaded.refused == 0 {
         Exit::Ok

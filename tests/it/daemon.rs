@@ -40,24 +40,76 @@ fn daemon_args(cfg: &Path, etcd: &EtcdServer) -> Vec<String> {
     ]
 }
 
+/// The daemon run inside this process, as a program embedding the library would: its
+/// settings parsed from the command line `args`, stopped by sending on the returned sender
+/// (as SIGTERM would), its result from the returned task.
+fn in_process(
+    args: &[String],
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<reconfig::Exit, String>>,
+) {
+    use clap::Parser;
+    let argv = std::iter::once("reconfig".to_string()).chain(args.iter().cloned());
+    let settings = reconfig::Cli::try_parse_from(argv)
+        .unwrap()
+        .run
+        .daemon_settings();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let run = tokio::spawn(async move {
+        reconfig::run_daemon(&settings, || false, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    (stop, run)
+}
+
 #[tokio::test]
-async fn update_reaches_target_and_sigterm_exits_0() {
+async fn in_process_an_update_reaches_the_target_and_a_shutdown_ends_the_run() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (json, target) = tree_entry(dir.path(), "a", "/a", "");
     let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE_TMPL)]);
     etcd.put_all([("/a/1", "one")]).await;
-    let mut daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
-    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
-
+    let (stop, run) = in_process(&daemon_args(&cfg, &etcd));
+    wait_for_content(&target, "/a/1=one\n", LIMIT, String::new).await;
     etcd.put_all([("/a/2", "two")]).await;
-    wait_for_content(&target, "/a/1=one\n/a/2=two\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&target, "/a/1=one\n/a/2=two\n", LIMIT, String::new).await;
     let mut client = etcd.client().await;
     client.delete("/a/1", None).await.unwrap();
-    wait_for_content(&target, "/a/2=two\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&target, "/a/2=two\n", LIMIT, String::new).await;
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert_eq!(ended, Ok(reconfig::Exit::Ok));
+}
 
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+#[tokio::test]
+async fn in_process_a_shutdown_runs_the_reload_waiting_for_its_interval() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, target) = tree_entry(dir.path(), "w", "/w", "");
+    let cfg = cfgdir(dir.path(), &[("w", json)], &[("tree.tmpl", TREE_TMPL)]);
+    etcd.put_all([("/w/k", "0")]).await;
+    // An interval far longer than the test: only the stop can run the second reload.
+    let mut args = daemon_args(&cfg, &etcd);
+    args.extend(["--reload-interval".into(), "1h".into()]);
+    let (stop, run) = in_process(&args);
+    wait_for_content(&target, "/w/k=0\n", LIMIT, String::new).await;
+    assert!(eventually(LIMIT, || reloads(dir.path(), "w") == 1).await);
+    etcd.put_all([("/w/k", "1")]).await;
+    wait_for_content(&target, "/w/k=1\n", LIMIT, String::new).await;
+    assert_eq!(reloads(dir.path(), "w"), 1, "held back by the interval");
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert_eq!(ended, Ok(reconfig::Exit::Ok));
+    assert_eq!(
+        reloads(dir.path(), "w"),
+        2,
+        "the waiting reload ran before the end"
+    );
 }
 
 /// Wall-clock nanoseconds, comparable with `date +%s%N` in the reload commands.

@@ -13,7 +13,7 @@ use clap_complete::Shell;
 use clap_mangen::roff::{bold, roman, Inline, Roff};
 use clap_mangen::Man;
 
-use super::{Exit, Fatal};
+use crate::exit::{Exit, Fatal};
 use crate::fsx::{self, Perms};
 
 /// An environment variable and what it does, for a page's ENVIRONMENT section.

@@ -7,7 +7,7 @@ use clap_complete::Shell;
 
 use super::{completion_script, EnvVar, Manual, PageNotes};
 use crate::cli::args::Cli;
-use crate::etcd::CONNECT_ENVIRONMENT;
+use crate::cli::connect::CONNECT_ENVIRONMENT;
 
 /// The pages of the companion program, listed on every page.
 const RELATED: &[&str] = &["etcd-util"];

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::cli::{Exit, Fatal};
 use crate::config::Pattern;
+use crate::exit::{Exit, Fatal};
 use output::OutDir;
 pub use output::OutRefusal;
 use tree::{Found, Tree};
