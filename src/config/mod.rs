@@ -40,6 +40,9 @@ pub struct Entry {
     pub recursive: bool,
     /// Extra trees read at every render (name → key, no prefix applied).
     pub altkeys: BTreeMap<String, String>,
+    /// The prefix confd's functions (`go_getv`, `go_ls`, … in templates converted from
+    /// confd) read keys under, `--prefix` applied: their keys are relative to it.
+    pub prefix: Option<String>,
     /// Template tag delimiters.
     pub pattern: Pattern,
     /// Command that must succeed before a new file is kept.
@@ -256,6 +259,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "reload_timeout",
     "watchaltkeys",
     "reloadsignal",
+    "prefix",
 ];
 
 /// Parses one entry file's text; the error is the one-line reason.
@@ -302,6 +306,13 @@ pub fn parse_entry(
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("altkeys must be an object of name → key".to_string().into()),
     };
+    let confd_prefix = match fields.optional_str("prefix")? {
+        Some(p) if !p.starts_with('/') => {
+            return Err(format!("prefix {p:?} must begin with '/'").into())
+        }
+        Some(p) => Some(normalize_key(prefix, p)),
+        None => None,
+    };
     let pattern = match fields.optional_str("pattern")? {
         Some(p) => Pattern::parse(p).map_err(|e| e.to_string())?,
         None => Pattern::default(),
@@ -331,6 +342,7 @@ pub fn parse_entry(
         target,
         recursive: fields.bool("recursive")?,
         altkeys,
+        prefix: confd_prefix,
         pattern,
         checkcmd: fields.command("checkcmd")?,
         reloadcmd: fields.command("reloadcmd")?,
@@ -426,6 +438,7 @@ impl Entry {
             target: target.to_path_buf(),
             recursive: false,
             altkeys: BTreeMap::new(),
+            prefix: None,
             pattern: Pattern::default(),
             checkcmd: None,
             reloadcmd: None,

@@ -110,6 +110,7 @@ pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
         altdata,
         watched: &job.entry.key,
         snapshot: own,
+        prefix: job.entry.prefix.as_deref(),
     };
     Ok(job.template.render(input)?)
 }

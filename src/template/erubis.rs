@@ -369,6 +369,7 @@ mod tests {
             altdata: data,
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
+            prefix: None,
         };
         assert_eq!(t.render(input).unwrap(), "b");
     }

@@ -10,6 +10,7 @@ mod docs;
 mod etcd_util;
 mod faults;
 mod migrate;
+mod migrate_confd;
 mod nginx_e2e;
 mod onetime;
 mod ops;

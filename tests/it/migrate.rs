@@ -184,6 +184,7 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         altdata,
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
+        prefix: None,
     };
     match template.render(input) {
         Ok(text) => Rendered::Output(text),
@@ -470,6 +471,7 @@ fn string_filters_match_ruby_on_every_character() {
         altdata: json!({}),
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
+        prefix: None,
     };
     let ours: Value = serde_json::from_str(&template.render(input).unwrap()).unwrap();
     let (ours, expected) = (

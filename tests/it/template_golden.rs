@@ -92,6 +92,7 @@ impl Input {
             altdata: self.altdata.clone(),
             watched: &self.watched,
             snapshot: &self.snapshot,
+            prefix: None,
         })
     }
 }

@@ -61,6 +61,7 @@ fn render(pattern: &Pattern, text: &str, data: &Value) -> String {
             altdata: json!({}),
             watched: "/k",
             snapshot: &Arc::new(Snapshot::default()),
+            prefix: None,
         })
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -33,8 +33,8 @@ pub struct Converted {
 }
 
 /// Converts the Go template `source`, parsed as confd does under the name `name` (the
-/// file's base name), for an entry whose keys are read under `prefix`.
-pub fn convert(name: &str, source: &str, prefix: &str) -> Converted {
+/// file's base name).
+pub fn convert(name: &str, source: &str) -> Converted {
     let trees = match parser::parse(name, source, &functions::defined) {
         Ok(trees) => trees,
         Err(e) => {
@@ -66,12 +66,7 @@ pub fn convert(name: &str, source: &str, prefix: &str) -> Converted {
     for (tree, list) in &trees {
         e.scan(tree, list);
     }
-    write!(
-        e.out,
-        "{{{{ gt_confd(prefix={}) }}}}{{% set vroot = gt_nil() %}}",
-        string(prefix)
-    )
-    .expect("to a String");
+    e.out.push_str("{% set vroot = gt_nil() %}");
     e.vars.push(Var {
         go: "$".into(),
         tera: "vroot".into(),
@@ -221,6 +216,7 @@ impl Emitter<'_> {
             Node::Action { pipe, .. } => {
                 let value = self.pipeline(pipe, dot);
                 if pipe.decl.is_empty() {
+                    let value = self.hold(&value);
                     write!(self.out, "{{{{ gt_print(v={value}) }}}}").expect("to a String");
                 }
             }
@@ -334,12 +330,21 @@ impl Emitter<'_> {
         self.vars = outer;
     }
 
-    /// A value used more than once: a variable as it is, anything else `set` to a name.
+    /// `gt_field(v=…, n=[…])`: the fields `names` of `receiver`; `x=true` when arguments
+    /// follow (which Go refuses for fields and map keys).
+    fn field(&mut self, receiver: &str, names: &[String], has_args: bool) -> String {
+        let receiver = self.hold(receiver);
+        let names: Vec<String> = names.iter().map(|n| string(n)).collect();
+        let args = if has_args { ", x=true" } else { "" };
+        format!("gt_field(v={receiver}, n=[{}]{args})", names.join(", "))
+    }
+
+    /// A value as an atom: a name or a literal as it is, anything else `set` to a name
+    /// first. Every argument of a call is an atom, so no Tera expression nests calls in
+    /// calls (Tera's parser takes time exponential in that depth) and arguments are still
+    /// evaluated in Go's order.
     fn hold(&mut self, value: &str) -> String {
-        if value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        {
+        if is_atom(value) {
             return value.to_string();
         }
         let name = self.id("t");
@@ -371,6 +376,7 @@ impl Emitter<'_> {
         let value = self.pipeline(pipe, dot);
         match pipe.cmds.last() {
             Some(cmd) if pipe.decl.is_empty() && may_be_nil_interface(cmd) => {
+                let value = self.hold(&value);
                 format!("gt_dig(v={value})")
             }
             _ => value,
@@ -392,7 +398,8 @@ impl Emitter<'_> {
             return value;
         }
         if last.is_some_and(may_be_nil_interface) {
-            value = format!("gt_dig(v={value})");
+            let held = self.hold(&value);
+            value = format!("gt_dig(v={held})");
         }
         let line = pipe.line;
         for go in &pipe.decl {
@@ -445,10 +452,12 @@ impl Emitter<'_> {
             )
         };
         match &cmd.args[0] {
-            Arg::Field(names) => field(dot, names, has_args),
+            Arg::Field(names) => self.field(dot, names, has_args),
             Arg::Chain(node, names) => {
                 let receiver = self.arg(line, node, dot);
-                field(&format!("gt_dig(v={receiver})"), names, has_args)
+                let receiver = self.hold(&receiver);
+                let dug = self.hold(&format!("gt_dig(v={receiver})"));
+                self.field(&dug, names, has_args)
             }
             Arg::Identifier(name) => self.call(line, name, &cmd.args[1..], dot, fin),
             Arg::Pipe(p) => {
@@ -465,7 +474,7 @@ impl Emitter<'_> {
                     }
                     return var;
                 }
-                field(&var, &parts[1..], has_args)
+                self.field(&var, &parts[1..], has_args)
             }
             other if has_args => not_a_function(self, other),
             Arg::Bool(b) => b.to_string(),
@@ -479,7 +488,9 @@ impl Emitter<'_> {
     /// A number where Go does not know the type it needs (`idealConstant`).
     fn ideal(&self, line: usize, n: &Number) -> String {
         let float_syntax = n.text.contains(['.', 'e', 'E', 'p', 'P'])
-            && !(n.text.len() > 2 && n.text[..2].eq_ignore_ascii_case("0x") && !n.text.contains(['p', 'P']))
+            && !(n.text.len() > 2
+                && n.text[..2].eq_ignore_ascii_case("0x")
+                && !n.text.contains(['p', 'P']))
             && !n.text.starts_with('\'');
         if n.is_complex {
             return self.fail(line, "complex constant");
@@ -499,20 +510,22 @@ impl Emitter<'_> {
         match arg {
             Arg::Dot => dot.to_string(),
             Arg::Nil => "gt_nil()".into(),
-            Arg::Field(names) => field(dot, names, false),
+            Arg::Field(names) => self.field(dot, names, false),
             Arg::Variable(parts) => {
                 let var = self.lookup(&parts[0]).tera.clone();
                 if parts.len() == 1 {
                     var
                 } else {
-                    field(&var, &parts[1..], false)
+                    self.field(&var, &parts[1..], false)
                 }
             }
             Arg::Pipe(p) => self.pipeline(p, dot),
             Arg::Identifier(name) => self.call(line, name, &[], dot, None),
             Arg::Chain(node, names) => {
                 let receiver = self.arg(line, node, dot);
-                field(&format!("gt_dig(v={receiver})"), names, false)
+                let receiver = self.hold(&receiver);
+                let dug = self.hold(&format!("gt_dig(v={receiver})"));
+                self.field(&dug, names, false)
             }
             Arg::Bool(b) => b.to_string(),
             Arg::Str(s) => string(s),
@@ -522,7 +535,9 @@ impl Emitter<'_> {
                 if n.is_int {
                     parts.push(format!("i={}", n.int));
                 }
-                parts.push(format!("v={}", self.ideal(line, n)));
+                let ideal = self.ideal(line, n);
+                let ideal = self.hold(&ideal);
+                parts.push(format!("v={ideal}"));
                 format!("gt_num({})", parts.join(", "))
             }
         }
@@ -543,9 +558,12 @@ impl Emitter<'_> {
         let mut values = vec![];
         for a in args {
             let v = self.arg(line, a, dot);
+            let v = self.hold(&v);
             values.push(v);
         }
-        values.extend(fin);
+        if let Some(f) = fin {
+            values.push(self.hold(&f));
+        }
         format!("go_{name}(a=[{}])", values.join(", "))
     }
 
@@ -593,12 +611,19 @@ impl Emitter<'_> {
     }
 }
 
-/// `gt_field(v=…, n=[…])`: the fields `names` of `receiver`; `x=true` when arguments
-/// follow (which Go refuses for fields and map keys).
-fn field(receiver: &str, names: &[String], has_args: bool) -> String {
-    let names: Vec<String> = names.iter().map(|n| string(n)).collect();
-    let args = if has_args { ", x=true" } else { "" };
-    format!("gt_field(v={receiver}, n=[{}]{args})", names.join(", "))
+/// Whether a Tera expression is a name or a literal (`t3`, `p2.1`, `"x"`, `42`, `true`).
+fn is_atom(expr: &str) -> bool {
+    let name = !expr.is_empty()
+        && expr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let number = expr
+        .strip_prefix('-')
+        .unwrap_or(expr)
+        .chars()
+        .all(|c| c.is_ascii_digit())
+        && !expr.is_empty();
+    name || number || expr.starts_with(['"', '\'', '`', '(']) || expr == "gt_nil()"
 }
 
 /// Whether a command can give an interface holding nil, which Go's pipeline turns into "no

@@ -11,7 +11,7 @@ mod functions;
 pub mod gotmpl;
 mod resource;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::{Check, Finding, MigrateError, Migration, Outcome};
@@ -30,16 +30,16 @@ pub fn migrate(confdir: &Path, check: Check<'_>) -> Result<Migration, MigrateErr
         });
     }
     let mut m = Migration::default();
-    // Template → the prefix its resources read under, and the first resource using it.
-    let mut uses: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+    // The templates the resources use.
+    let mut uses: BTreeSet<String> = BTreeSet::new();
     for path in files(&confd)? {
         if path.extension().is_none_or(|x| x != "toml") {
             continue;
         }
         resource_file(&path, &templates, &mut uses, &mut m)?;
     }
-    for (src, (prefix, _)) in &uses {
-        template_file(&templates.join(src), src, prefix, check, &mut m)?;
+    for src in &uses {
+        template_file(&templates.join(src), src, check, &mut m)?;
     }
     m.report.sort();
     Ok(m)
@@ -63,7 +63,7 @@ fn finding(file: &Path, line: Option<usize>, message: impl Into<String>) -> Find
 fn resource_file(
     path: &Path,
     templates: &Path,
-    uses: &mut BTreeMap<String, (String, PathBuf)>,
+    uses: &mut BTreeSet<String>,
     m: &mut Migration,
 ) -> Result<(), MigrateError> {
     let stem = path
@@ -94,19 +94,12 @@ fn resource_file(
     if !templates.join(&r.src).is_file() {
         problems.push(format!("template {} not found", r.src));
     }
-    match uses.get(&r.src) {
-        Some((prefix, other)) if *prefix != r.prefix => problems.push(format!(
-            "template {} is also used by {} with prefix {prefix}: give each prefix its own \
-             template",
-            r.src,
-            other.display()
-        )),
-        Some(_) => {}
-        None => {
-            uses.insert(r.src.clone(), (r.prefix.clone(), path.to_path_buf()));
-        }
-    }
-    let checkcmd = match r.check_cmd.as_deref().map(|c| resource::check_cmd(c, &r.dest)) {
+    uses.insert(r.src.clone());
+    let checkcmd = match r
+        .check_cmd
+        .as_deref()
+        .map(|c| resource::check_cmd(c, &r.dest))
+    {
         None => None,
         Some(Ok((cmd, notes))) => {
             for note in notes {
@@ -138,7 +131,6 @@ fn resource_file(
 fn template_file(
     path: &Path,
     src: &str,
-    prefix: &str,
     check: Check<'_>,
     m: &mut Migration,
 ) -> Result<(), MigrateError> {
@@ -163,7 +155,7 @@ fn template_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let converted = convert(&name, &text, prefix);
+    let converted = convert(&name, &text);
     let mut problems: Vec<Finding> = converted
         .problems
         .iter()
@@ -179,7 +171,9 @@ fn template_file(
         }
     }
     for (line, note) in &converted.notes {
-        m.report.notes.push(finding(path, Some(*line), note.clone()));
+        m.report
+            .notes
+            .push(finding(path, Some(*line), note.clone()));
     }
     if problems.is_empty() {
         let rel = PathBuf::from("templates").join(src);

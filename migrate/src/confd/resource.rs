@@ -24,9 +24,9 @@ pub struct Resource {
 
 /// Reads a resource file's text; the error is one line.
 pub fn parse(text: &str) -> Result<Resource, String> {
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        format!("not valid TOML: {}", e.message())
-    })?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
     // confd's TOML decoder matches field names without regard to case.
     let template = doc
         .iter()
@@ -54,7 +54,9 @@ pub fn parse(text: &str) -> Result<Resource, String> {
             Some(_) => Err(format!("{name} must be a number")),
         }
     };
-    let src = string("src")?.filter(|s| !s.is_empty()).ok_or("empty src template")?;
+    let src = string("src")?
+        .filter(|s| !s.is_empty())
+        .ok_or("empty src template")?;
     let dest = string("dest")?.filter(|s| !s.is_empty()).ok_or("no dest")?;
     let keys = match get("keys") {
         None => vec![],
@@ -71,9 +73,9 @@ pub fn parse(text: &str) -> Result<Resource, String> {
     let mode = match string("mode")? {
         None => None,
         Some(m) if m.is_empty() => None,
-        Some(m) => Some(
-            parse_mode(&m).ok_or_else(|| format!("mode {m:?}: confd cannot read it either"))?,
-        ),
+        Some(m) => {
+            Some(parse_mode(&m).ok_or_else(|| format!("mode {m:?}: confd cannot read it either"))?)
+        }
     };
     Ok(Resource {
         src,
@@ -143,9 +145,7 @@ pub fn check_cmd(cmd: &str, dest: &str) -> Result<(String, Vec<String>), String>
         match node {
             Node::Text(t) => out.push_str(t),
             Node::Action { pipe, .. }
-                if pipe.decl.is_empty()
-                    && pipe.cmds.len() == 1
-                    && pipe.cmds[0].args.len() == 1 =>
+                if pipe.decl.is_empty() && pipe.cmds.len() == 1 && pipe.cmds[0].args.len() == 1 =>
             {
                 match &pipe.cmds[0].args[0] {
                     Arg::Field(f) if f.len() == 1 && f[0] == "src" => out.push_str("{{src}}"),
@@ -176,7 +176,10 @@ fn unsupported_check() -> String {
 pub fn entry(stem: &str, r: &Resource, checkcmd: Option<String>) -> Value {
     let mut e = Map::new();
     e.insert("id".into(), json!(stem));
-    let key = r.keys.first().map_or_else(|| r.prefix.clone(), |k| join(&r.prefix, k));
+    let key = r
+        .keys
+        .first()
+        .map_or_else(|| r.prefix.clone(), |k| join(&r.prefix, k));
     e.insert("key".into(), json!(key));
     e.insert("recursive".into(), json!(true));
     if r.keys.len() > 1 {
@@ -188,6 +191,7 @@ pub fn entry(stem: &str, r: &Resource, checkcmd: Option<String>) -> Value {
         e.insert("altkeys".into(), Value::Object(alt));
         e.insert("watchaltkeys".into(), json!(true));
     }
+    e.insert("prefix".into(), json!(r.prefix));
     e.insert("pattern".into(), json!("{{ }}"));
     e.insert("source".into(), json!(r.src));
     e.insert("target".into(), json!(r.dest));
@@ -223,7 +227,9 @@ mod tests {
         assert_eq!(r.prefix, "/production");
         assert_eq!(r.mode, Some(644));
         assert_eq!(r.owner.as_deref(), Some("33"));
-        assert!(parse("[template]\ndest = \"/x\"").unwrap_err().contains("src"));
+        assert!(parse("[template]\ndest = \"/x\"")
+            .unwrap_err()
+            .contains("src"));
     }
 
     #[test]

@@ -155,6 +155,7 @@ mod tests {
             altdata: json!({}),
             watched: "/w",
             snapshot: &Arc::new(Snapshot::default()),
+            prefix: None,
         };
         t.render(input).unwrap()
     }

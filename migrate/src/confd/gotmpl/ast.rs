@@ -10,7 +10,10 @@ pub enum Node {
     /// Text printed as it is (trimming already applied).
     Text(String),
     /// `{{pipeline}}`: printed unless it declares or assigns variables.
-    Action { line: usize, pipe: Pipe },
+    Action {
+        line: usize,
+        pipe: Pipe,
+    },
     /// `{{if}}`, `{{range}}`, `{{with}}`.
     Control(Box<Control>),
     /// `{{template "name" pipeline}}` (and the call half of `{{block}}`).
@@ -19,8 +22,12 @@ pub enum Node {
         name: String,
         pipe: Option<Pipe>,
     },
-    Break { line: usize },
-    Continue { line: usize },
+    Break {
+        line: usize,
+    },
+    Continue {
+        line: usize,
+    },
 }
 
 /// Which control structure.

@@ -297,7 +297,11 @@ impl Lexer<'_> {
                 }
                 self.lex_field_or_variable(ItemType::Variable)
             }
-            State::Char => self.lex_quoted('\'', "unterminated character constant", ItemType::CharConstant),
+            State::Char => self.lex_quoted(
+                '\'',
+                "unterminated character constant",
+                ItemType::CharConstant,
+            ),
             State::Number => self.lex_number(),
             State::Quote => self.lex_quoted('"', "unterminated quoted string", ItemType::String),
             State::RawQuote => self.lex_raw_quote(),
@@ -440,10 +444,7 @@ impl Lexer<'_> {
             }
             Some(c) if c.is_ascii() && !c.is_ascii_control() => self.emit(ItemType::Char),
             Some(c) => {
-                return self.errorf(format!(
-                    "unrecognized character in action: {}",
-                    sharp_u(c)
-                ))
+                return self.errorf(format!("unrecognized character in action: {}", sharp_u(c)))
             }
         }
         Some(State::InsideAction)

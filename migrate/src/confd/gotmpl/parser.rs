@@ -498,10 +498,7 @@ impl Parser<'_> {
                 Arg::Variable(parts)
             }
             Arg::Bool(_) | Arg::Str(_) | Arg::Number(_) | Arg::Nil | Arg::Dot => {
-                return Err(self.errorf(format!(
-                    "unexpected . after term {:?}",
-                    node.go_string()
-                )))
+                return Err(self.errorf(format!("unexpected . after term {:?}", node.go_string())))
             }
             other => Arg::Chain(Box::new(other), fields),
         }))
@@ -536,7 +533,9 @@ impl Parser<'_> {
                 .map_err(|e| self.errorf(e.0))?;
                 Arg::Number(n)
             }
-            ItemType::LeftParen => Arg::Pipe(self.pipeline("parenthesized pipeline", ItemType::RightParen)?),
+            ItemType::LeftParen => {
+                Arg::Pipe(self.pipeline("parenthesized pipeline", ItemType::RightParen)?)
+            }
             ItemType::String | ItemType::RawString => {
                 Arg::Str(strconv::unquote(&token.val).map_err(|e| self.errorf(e.0))?)
             }
@@ -600,8 +599,12 @@ mod tests {
 
     #[test]
     fn defines_and_blocks_become_trees() {
-        let trees = parse("t", "{{define \"a\"}}A{{end}}{{block \"b\" .}}B{{end}}", &funcs)
-            .unwrap();
+        let trees = parse(
+            "t",
+            "{{define \"a\"}}A{{end}}{{block \"b\" .}}B{{end}}",
+            &funcs,
+        )
+        .unwrap();
         assert_eq!(trees.len(), 3);
         assert!(matches!(&trees["t"][0], Node::Template { name, .. } if name == "b"));
     }

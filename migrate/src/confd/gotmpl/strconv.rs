@@ -69,7 +69,10 @@ pub fn unquote_char(s: &str, quote: char) -> Result<(Vec<u8>, &str), Invalid> {
         if !digits.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad());
         }
-        Ok((u32::from_str_radix(digits, 16).map_err(|_| bad())?, &rest[n..]))
+        Ok((
+            u32::from_str_radix(digits, 16).map_err(|_| bad())?,
+            &rest[n..],
+        ))
     };
     match e {
         'x' => {
