@@ -281,6 +281,14 @@ impl Emitter<'_> {
         self.list(&c.list, &format!("{item}.1"));
         self.vars.truncate(scope);
         self.loops -= 1;
+        // In `{{else}}` the variables hold the whole value, at the outer depth.
+        for (go, tera) in decl.iter().zip(&names) {
+            self.vars.push(Var {
+                go: go.clone(),
+                tera: tera.clone(),
+                depth: self.loops,
+            });
+        }
         if let Some(else_list) = &c.else_list {
             self.out.push_str("{% else %}");
             self.list(else_list, dot);
@@ -362,12 +370,16 @@ impl Emitter<'_> {
         self.id(&format!("v{stem}_"))
     }
 
-    fn lookup(&self, go: &str) -> &Var {
+    /// The Tera name of a variable; Go's parser accepts a variable its own pipeline
+    /// declares (`{{$x := $x}}`) or an assignment to an undeclared one, which fail when
+    /// executed.
+    fn lookup(&self, line: usize, go: &str) -> Result<(String, usize), String> {
         self.vars
             .iter()
             .rev()
             .find(|v| v.go == go)
-            .expect("the parser checked that the variable is declared")
+            .map(|v| (v.tera.clone(), v.depth))
+            .ok_or_else(|| self.fail(line, &format!("undefined variable: {go}")))
     }
 
     /// A pipeline's value as Go's `evalPipeline` leaves it: an interface holding nil is
@@ -404,8 +416,13 @@ impl Emitter<'_> {
         let line = pipe.line;
         for go in &pipe.decl {
             if pipe.is_assign {
-                let var = self.lookup(go);
-                let (tera, depth) = (var.tera.clone(), var.depth);
+                let (tera, depth) = match self.lookup(line, go) {
+                    Ok(found) => found,
+                    Err(fail) => {
+                        write!(self.out, "{{{{ {fail} }}}}").expect("to a String");
+                        continue;
+                    }
+                };
                 let tag = if depth == self.loops {
                     "set"
                 } else if depth == 0 {
@@ -467,7 +484,10 @@ impl Emitter<'_> {
                 self.pipeline(p, dot)
             }
             Arg::Variable(parts) => {
-                let var = self.lookup(&parts[0]).tera.clone();
+                let var = match self.lookup(line, &parts[0]) {
+                    Ok((tera, _)) => tera,
+                    Err(fail) => return fail,
+                };
                 if parts.len() == 1 {
                     if has_args {
                         return not_a_function(self, &cmd.args[0]);
@@ -512,7 +532,10 @@ impl Emitter<'_> {
             Arg::Nil => "gt_nil()".into(),
             Arg::Field(names) => self.field(dot, names, false),
             Arg::Variable(parts) => {
-                let var = self.lookup(&parts[0]).tera.clone();
+                let var = match self.lookup(line, &parts[0]) {
+                    Ok((tera, _)) => tera,
+                    Err(fail) => return fail,
+                };
                 if parts.len() == 1 {
                     var
                 } else {

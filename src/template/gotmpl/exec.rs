@@ -541,12 +541,19 @@ fn le(a: &GoVal, b: &GoVal) -> Result<bool> {
 }
 
 /// The text of the arguments of `html`, `js` and `urlquery` (`fmt.Sprint`, one string
-/// argument as it is).
+/// argument as it is, nil as "<no value>" — a string, for `Sprint`'s spacing).
 fn eval_args(args: &[GoVal]) -> String {
     if let [GoVal::Str(s)] = args {
         return s.clone();
     }
-    fmt::sprint(args)
+    let printable: Vec<GoVal> = args
+        .iter()
+        .map(|a| match a {
+            GoVal::Invalid | GoVal::NilIface => GoVal::Str("<no value>".into()),
+            other => other.clone(),
+        })
+        .collect();
+    fmt::sprint(&printable)
 }
 
 /// `html`: Go's `HTMLEscapeString`.
