@@ -780,3 +780,45 @@ fn generated_templates_render_as_go_did() {
         jobs.len()
     );
 }
+
+#[test]
+fn needs_a_person_is_reported_by_line_and_never_written() {
+    let cfgdir = here("needs-person");
+    let out = tempfile::tempdir().unwrap();
+    let m = convert(&cfgdir, out.path());
+    let expected: BTreeSet<String> = fs::read_to_string(cfgdir.join("expected.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut reported = BTreeSet::new();
+    for p in &m.report.problems {
+        let rel = p.file.strip_prefix(&cfgdir).unwrap().display().to_string();
+        let at = match p.line {
+            Some(line) => format!("{rel}:{line}"),
+            None => rel,
+        };
+        assert!(
+            p.message.len() > 20,
+            "{p}: a problem says what to do about it"
+        );
+        reported.insert(at);
+    }
+    assert_eq!(reported, expected, "problems: {:#?}", m.report.problems);
+    // What needs a person is not written: no entry for a resource with a problem, no
+    // template with a problem.
+    for p in &m.report.problems {
+        let rel = p.file.strip_prefix(&cfgdir).unwrap();
+        let written = match rel.extension().and_then(|x| x.to_str()) {
+            Some("toml") => rel.with_extension("json"),
+            _ => rel.to_path_buf(),
+        };
+        assert!(
+            !out.path().join(&written).exists(),
+            "{} was written despite: {p}",
+            written.display()
+        );
+    }
+    assert!(out.path().join("templates/fine.tmpl").exists());
+    assert!(!m.report.is_clean());
+}

@@ -182,6 +182,28 @@ impl Emitter<'_> {
             for arg in &cmd.args {
                 self.scan_arg(cmd.line, arg);
             }
+            let last_field = match &cmd.args[0] {
+                Arg::Field(names) | Arg::Chain(_, names) => names.last(),
+                Arg::Variable(parts) if parts.len() > 1 => parts.last(),
+                _ => None,
+            };
+            if let Some(method) = last_field.filter(|m| *m == "Less" || *m == "Swap") {
+                if cmd.args.len() > 1 {
+                    self.problem(
+                        cmd.line,
+                        format!(
+                            ".{method} with arguments calls a method of memkv.KVPairs, which \
+                             reconfig does not: compare the keys with lt instead"
+                        ),
+                    );
+                }
+            }
+            if matches!(&cmd.args[0], Arg::Identifier(f) if f == "slice") && cmd.args.len() > 4 {
+                self.problem(
+                    cmd.line,
+                    "slice with three indexes (a capacity) is not supported: use two",
+                );
+            }
         }
     }
 
@@ -483,19 +505,10 @@ impl Emitter<'_> {
                 }
                 self.pipeline(p, dot)
             }
-            Arg::Variable(parts) => {
-                let var = match self.lookup(line, &parts[0]) {
-                    Ok((tera, _)) => tera,
-                    Err(fail) => return fail,
-                };
-                if parts.len() == 1 {
-                    if has_args {
-                        return not_a_function(self, &cmd.args[0]);
-                    }
-                    return var;
-                }
-                self.field(&var, &parts[1..], has_args)
+            Arg::Variable(parts) if parts.len() == 1 && has_args => {
+                not_a_function(self, &cmd.args[0])
             }
+            Arg::Variable(parts) => self.variable(line, parts, has_args),
             other if has_args => not_a_function(self, other),
             Arg::Bool(b) => b.to_string(),
             Arg::Dot => dot.to_string(),
@@ -531,17 +544,7 @@ impl Emitter<'_> {
             Arg::Dot => dot.to_string(),
             Arg::Nil => "gt_nil()".into(),
             Arg::Field(names) => self.field(dot, names, false),
-            Arg::Variable(parts) => {
-                let var = match self.lookup(line, &parts[0]) {
-                    Ok((tera, _)) => tera,
-                    Err(fail) => return fail,
-                };
-                if parts.len() == 1 {
-                    var
-                } else {
-                    self.field(&var, &parts[1..], false)
-                }
-            }
+            Arg::Variable(parts) => self.variable(line, parts, false),
             Arg::Pipe(p) => self.pipeline(p, dot),
             Arg::Identifier(name) => self.call(line, name, &[], dot, None),
             Arg::Chain(node, names) => {
@@ -564,6 +567,18 @@ impl Emitter<'_> {
                 format!("gt_num({})", parts.join(", "))
             }
         }
+    }
+
+    /// `$x` or `$x.A.B`.
+    fn variable(&mut self, line: usize, parts: &[String], has_args: bool) -> String {
+        let var = match self.lookup(line, &parts[0]) {
+            Ok((tera, _)) => tera,
+            Err(fail) => return fail,
+        };
+        if parts.len() == 1 {
+            return var;
+        }
+        self.field(&var, &parts[1..], has_args)
     }
 
     /// A function call; `and` and `or` evaluate their arguments only as far as Go does.

@@ -46,6 +46,11 @@ pub struct Sig {
     pub variadic: Option<P>,
 }
 
+/// `Sig { fixed, variadic }`, short for the function tables.
+pub const fn sig(fixed: &'static [P], variadic: Option<P>) -> Sig {
+    Sig { fixed, variadic }
+}
+
 /// Checks the argument count and converts each argument to its parameter's type.
 pub fn bind(name: &str, sig: &Sig, args: Vec<GoVal>) -> Result<Vec<GoVal>> {
     let n = args.len();
@@ -198,51 +203,59 @@ pub fn range(v: GoVal) -> Result<Vec<(GoVal, GoVal)>> {
     }
 }
 
-/// Go's builtins, by name.
-pub fn builtin(name: &str) -> Option<(Sig, fn(Vec<GoVal>) -> Result<GoVal>)> {
-    use P::*;
-    let sig = |fixed: &'static [P], variadic: Option<P>| Sig { fixed, variadic };
-    Some(match name {
-        "not" => (sig(&[Refl], None), |a| Ok(GoVal::Bool(!a[0].truth()))),
-        "len" => (sig(&[Refl], None), len),
-        "index" => (sig(&[Refl], Some(Refl)), index),
-        "slice" => (sig(&[Refl], Some(Refl)), slice),
-        "eq" => (sig(&[Refl], Some(Refl)), |a| {
+/// What a builtin does with its bound arguments.
+pub type Builtin = fn(Vec<GoVal>) -> Result<GoVal>;
+
+/// Go's builtins: name, signature, what they do.
+pub const BUILTINS: &[(&str, Sig, Builtin)] = {
+    use P::{Iface, Refl, Str};
+    &[
+        ("not", sig(&[Refl], None), |a| {
+            Ok(GoVal::Bool(!a[0].truth()))
+        }),
+        ("len", sig(&[Refl], None), len),
+        ("index", sig(&[Refl], Some(Refl)), index),
+        ("slice", sig(&[Refl], Some(Refl)), slice),
+        ("eq", sig(&[Refl], Some(Refl)), |a| {
             eq(&a[0], &a[1..]).map(GoVal::Bool)
         }),
-        "ne" => (sig(&[Refl, Refl], None), |a| {
+        ("ne", sig(&[Refl, Refl], None), |a| {
             eq(&a[0], &a[1..]).map(|e| GoVal::Bool(!e))
         }),
-        "lt" => (sig(&[Refl, Refl], None), |a| {
+        ("lt", sig(&[Refl, Refl], None), |a| {
             lt(&a[0], &a[1]).map(GoVal::Bool)
         }),
-        "le" => (sig(&[Refl, Refl], None), |a| {
+        ("le", sig(&[Refl, Refl], None), |a| {
             le(&a[0], &a[1]).map(GoVal::Bool)
         }),
-        "gt" => (sig(&[Refl, Refl], None), |a| {
+        ("gt", sig(&[Refl, Refl], None), |a| {
             le(&a[0], &a[1]).map(|x| GoVal::Bool(!x))
         }),
-        "ge" => (sig(&[Refl, Refl], None), |a| {
+        ("ge", sig(&[Refl, Refl], None), |a| {
             lt(&a[0], &a[1]).map(|x| GoVal::Bool(!x))
         }),
-        "print" => (sig(&[], Some(Iface)), |a| Ok(GoVal::Str(fmt::sprint(&a)))),
-        "println" => (sig(&[], Some(Iface)), |a| Ok(GoVal::Str(fmt::sprintln(&a)))),
-        "printf" => (sig(&[Str], Some(Iface)), |a| {
+        ("print", sig(&[], Some(Iface)), |a| {
+            Ok(GoVal::Str(fmt::sprint(&a)))
+        }),
+        ("println", sig(&[], Some(Iface)), |a| {
+            Ok(GoVal::Str(fmt::sprintln(&a)))
+        }),
+        ("printf", sig(&[Str], Some(Iface)), |a| {
             let GoVal::Str(format) = &a[0] else {
                 unreachable!("bound to a string")
             };
             Ok(GoVal::Str(fmt::sprintf(format, &a[1..])))
         }),
-        "html" => (sig(&[], Some(Iface)), |a| {
+        ("html", sig(&[], Some(Iface)), |a| {
             Ok(GoVal::Str(html(&eval_args(&a))))
         }),
-        "js" => (sig(&[], Some(Iface)), |a| {
+        ("js", sig(&[], Some(Iface)), |a| {
             Ok(GoVal::Str(js(&eval_args(&a))))
         }),
-        "urlquery" => (sig(&[], Some(Iface)), |a| {
+        ("urlquery", sig(&[], Some(Iface)), |a| {
             Ok(GoVal::Str(query_escape(&eval_args(&a))))
         }),
-        "call" => (sig(&[Refl], Some(Refl)), |a| {
+        ("call", sig(&[Refl], Some(Refl)), |a| {
             Err(match &a[0] {
                 GoVal::Invalid | GoVal::NilIface => "call of nil".into(),
                 v => format!(
@@ -251,9 +264,8 @@ pub fn builtin(name: &str) -> Option<(Sig, fn(Vec<GoVal>) -> Result<GoVal>)> {
                 ),
             })
         }),
-        _ => return None,
-    })
-}
+    ]
+};
 
 fn len(a: Vec<GoVal>) -> Result<GoVal> {
     match &a[0] {
@@ -301,7 +313,7 @@ fn index(a: Vec<GoVal>) -> Result<GoVal> {
                 let x = index_arg(&index, s.len())?;
                 match s.as_bytes().get(x) {
                     Some(b) => GoVal::Uint8(*b),
-                    None => return Err(format!("reflect: string index out of range")),
+                    None => return Err("reflect: string index out of range".into()),
                 }
             }
             GoVal::Slice(s) => {

@@ -336,7 +336,7 @@ impl Printer {
             self.bad_verb(verb, Some(arg));
             return;
         }
-        self.print_value(arg, verb, 0);
+        self.print_value(arg, verb);
     }
 
     fn bad_verb(&mut self, verb: char, v: Option<&GoVal>) {
@@ -347,14 +347,14 @@ impl Printer {
             Some((v, ty)) => {
                 self.buf.push_str(&ty.name());
                 self.buf.push('=');
-                self.print_value(v, 'v', 0);
+                self.print_value(v, 'v');
             }
             None => self.buf.push_str("<nil>"),
         }
         self.buf.push(')');
     }
 
-    fn print_value(&mut self, v: &GoVal, verb: char, depth: usize) {
+    fn print_value(&mut self, v: &GoVal, verb: char) {
         match v {
             GoVal::Invalid | GoVal::NilIface | GoVal::Untyped(_) => {
                 if self.f.sharp_v {
@@ -397,7 +397,7 @@ impl Printer {
                         self.buf.push_str(name);
                         self.buf.push(':');
                     }
-                    self.print_value(&GoVal::Str(field.clone()), verb, depth + 1);
+                    self.print_value(&GoVal::Str(field.clone()), verb);
                 }
                 self.buf.push('}');
             }
@@ -413,7 +413,7 @@ impl Printer {
                         if i > 0 {
                             self.buf.push_str(", ");
                         }
-                        self.print_value(item, verb, depth + 1);
+                        self.print_value(item, verb);
                     }
                     self.buf.push('}');
                 } else {
@@ -422,7 +422,7 @@ impl Printer {
                         if i > 0 {
                             self.buf.push(' ');
                         }
-                        self.print_value(item, verb, depth + 1);
+                        self.print_value(item, verb);
                     }
                     self.buf.push(']');
                 }
@@ -443,9 +443,9 @@ impl Printer {
                         if i > 0 {
                             self.buf.push_str(if self.f.sharp_v { ", " } else { " " });
                         }
-                        self.print_value(&GoVal::Str(k.clone()), verb, depth + 1);
+                        self.print_value(&GoVal::Str(k.clone()), verb);
                         self.buf.push(':');
-                        self.print_value(val, verb, depth + 1);
+                        self.print_value(val, verb);
                     }
                 }
                 self.buf.push(if self.f.sharp_v { '}' } else { ']' });
@@ -750,7 +750,7 @@ mod tests {
         for (format, args, want) in [
             (
                 "%5.2f|%-6s|%06d",
-                vec![GoVal::Float(3.14159), s("ab"), GoVal::Int(-42)],
+                vec![GoVal::Float(3.14259), s("ab"), GoVal::Int(-42)],
                 " 3.14|ab    |-00042",
             ),
             ("%d", vec![s("x")], "%!d(string=x)"),

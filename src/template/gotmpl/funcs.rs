@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use super::exec::{map_of, Result, Sig, P};
+use super::exec::{map_of, sig, Result, Sig, P};
 use super::memkv::Store;
 use super::sort::sort;
 use super::value::{GoVal, Slice, Ty};
@@ -18,49 +18,52 @@ use crate::template::confd::gopath;
 /// What a function does with its bound arguments; the store is the render's.
 pub type Call = fn(&dyn Fn() -> Result<std::rc::Rc<Store>>, Vec<GoVal>) -> Result<GoVal>;
 
-/// confd's functions, by name, with their signatures.
-pub fn confd(name: &str) -> Option<(Sig, Call)> {
-    use P::*;
-    let sig = |fixed: &'static [P], variadic: Option<P>| Sig { fixed, variadic };
-    Some(match name {
-        "getv" => (sig(&[Str], Some(Str)), |s, a| {
+/// confd's functions: name, signature, what they do.
+pub const CONFD: &[(&str, Sig, Call)] = {
+    use P::{Iface, Int, Pairs, Str, Strings};
+    &[
+        ("getv", sig(&[Str], Some(Str)), |s, a| {
             s()?.getv(&text(&a[0]), &a[1..])
         }),
-        "getvs" => (sig(&[Str], None), |s, a| s()?.getvs(&text(&a[0]))),
-        "get" => (sig(&[Str], None), |s, a| s()?.get(&text(&a[0]))),
-        "gets" => (sig(&[Str], None), |s, a| s()?.gets(&text(&a[0]))),
-        "exists" => (sig(&[Str], None), |s, a| {
+        ("getvs", sig(&[Str], None), |s, a| s()?.getvs(&text(&a[0]))),
+        ("get", sig(&[Str], None), |s, a| s()?.get(&text(&a[0]))),
+        ("gets", sig(&[Str], None), |s, a| s()?.gets(&text(&a[0]))),
+        ("exists", sig(&[Str], None), |s, a| {
             Ok(GoVal::Bool(s()?.exists(&text(&a[0]))))
         }),
-        "ls" => (sig(&[Str], None), |s, a| Ok(s()?.ls(&text(&a[0])))),
-        "lsdir" => (sig(&[Str], None), |s, a| Ok(s()?.lsdir(&text(&a[0])))),
-        "base" => (sig(&[Str], None), |_, a| {
+        ("ls", sig(&[Str], None), |s, a| Ok(s()?.ls(&text(&a[0])))),
+        ("lsdir", sig(&[Str], None), |s, a| {
+            Ok(s()?.lsdir(&text(&a[0])))
+        }),
+        ("base", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(gopath::base(&text(&a[0]))))
         }),
-        "dir" => (sig(&[Str], None), |_, a| {
+        ("dir", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(gopath::dir(&text(&a[0]))))
         }),
-        "split" => (sig(&[Str, Str], None), |_, a| {
+        ("split", sig(&[Str, Str], None), |_, a| {
             Ok(split(&text(&a[0]), &text(&a[1])))
         }),
-        "join" => (sig(&[Strings, Str], None), |_, a| {
+        ("join", sig(&[Strings, Str], None), |_, a| {
             let items: Vec<String> = items(&a[0]).iter().map(text).collect();
             Ok(GoVal::Str(items.join(&text(&a[1]))))
         }),
-        "json" => (sig(&[Str], None), |_, a| json(&text(&a[0]), false)),
-        "jsonArray" => (sig(&[Str], None), |_, a| json(&text(&a[0]), true)),
-        "map" => (sig(&[], Some(Iface)), |_, a| create_map(a)),
-        "getenv" => (sig(&[Str], Some(Str)), |_, a| getenv(&a)),
-        "toUpper" => (sig(&[Str], None), |_, a| {
+        ("json", sig(&[Str], None), |_, a| json(&text(&a[0]), false)),
+        ("jsonArray", sig(&[Str], None), |_, a| {
+            json(&text(&a[0]), true)
+        }),
+        ("map", sig(&[], Some(Iface)), |_, a| create_map(a)),
+        ("getenv", sig(&[Str], Some(Str)), |_, a| getenv(&a)),
+        ("toUpper", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(text(&a[0]).chars().map(upper).collect()))
         }),
-        "toLower" => (sig(&[Str], None), |_, a| {
+        ("toLower", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(text(&a[0]).chars().map(lower).collect()))
         }),
-        "contains" => (sig(&[Str, Str], None), |_, a| {
+        ("contains", sig(&[Str, Str], None), |_, a| {
             Ok(GoVal::Bool(text(&a[0]).contains(&text(&a[1]))))
         }),
-        "replace" => (sig(&[Str, Str, Str, Int], None), |_, a| {
+        ("replace", sig(&[Str, Str, Str, Int], None), |_, a| {
             let (s, old, new) = (text(&a[0]), text(&a[1]), text(&a[2]));
             let GoVal::Int(n) = a[3] else {
                 unreachable!("bound to an int")
@@ -70,28 +73,32 @@ pub fn confd(name: &str) -> Option<(Sig, Call)> {
                 Err(_) => s.replace(&old, &new),
             }))
         }),
-        "trimSuffix" => (sig(&[Str, Str], None), |_, a| {
+        ("trimSuffix", sig(&[Str, Str], None), |_, a| {
             let (s, suffix) = (text(&a[0]), text(&a[1]));
             Ok(GoVal::Str(
                 s.strip_suffix(suffix.as_str()).unwrap_or(&s).to_string(),
             ))
         }),
-        "base64Encode" => (sig(&[Str], None), |_, a| {
+        ("base64Encode", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(
                 base64::engine::general_purpose::STANDARD.encode(text(&a[0])),
             ))
         }),
-        "base64Decode" => (sig(&[Str], None), |_, a| base64_decode(&text(&a[0]))),
-        "parseBool" => (sig(&[Str], None), |_, a| parse_bool(&text(&a[0]))),
-        "reverse" => (sig(&[Iface], None), |_, a| {
+        ("base64Decode", sig(&[Str], None), |_, a| {
+            base64_decode(&text(&a[0]))
+        }),
+        ("parseBool", sig(&[Str], None), |_, a| {
+            parse_bool(&text(&a[0]))
+        }),
+        ("reverse", sig(&[Iface], None), |_, a| {
             Ok(reverse(a.into_iter().next().expect("bound")))
         }),
-        "sortByLength" => (sig(&[Strings], None), |_, a| {
+        ("sortByLength", sig(&[Strings], None), |_, a| {
             Ok(sort_by_length(&a[0], Ty::Slice(Box::new(Ty::Str)), |v| {
                 text(v).len()
             }))
         }),
-        "sortKVByLength" => (sig(&[Pairs], None), |_, a| {
+        ("sortKVByLength", sig(&[Pairs], None), |_, a| {
             Ok(sort_by_length(
                 &a[0],
                 Ty::Slice(Box::new(Ty::Kv)),
@@ -101,18 +108,22 @@ pub fn confd(name: &str) -> Option<(Sig, Call)> {
                 },
             ))
         }),
-        "add" => (sig(&[Int, Int], None), |_, a| {
+        ("add", sig(&[Int, Int], None), |_, a| {
             Ok(GoVal::Int(int(&a[0]).wrapping_add(int(&a[1]))))
         }),
-        "sub" => (sig(&[Int, Int], None), |_, a| {
+        ("sub", sig(&[Int, Int], None), |_, a| {
             Ok(GoVal::Int(int(&a[0]).wrapping_sub(int(&a[1]))))
         }),
-        "mul" => (sig(&[Int, Int], None), |_, a| {
+        ("mul", sig(&[Int, Int], None), |_, a| {
             Ok(GoVal::Int(int(&a[0]).wrapping_mul(int(&a[1]))))
         }),
-        "div" => (sig(&[Int, Int], None), |_, a| divide(&a, i64::wrapping_div)),
-        "mod" => (sig(&[Int, Int], None), |_, a| divide(&a, i64::wrapping_rem)),
-        "seq" => (sig(&[Int, Int], None), |_, a| {
+        ("div", sig(&[Int, Int], None), |_, a| {
+            divide(&a, i64::wrapping_div)
+        }),
+        ("mod", sig(&[Int, Int], None), |_, a| {
+            divide(&a, i64::wrapping_rem)
+        }),
+        ("seq", sig(&[Int, Int], None), |_, a| {
             let (first, last) = (int(&a[0]), int(&a[1]));
             if last < first {
                 return Ok(GoVal::Slice(Slice::nil(Ty::Slice(Box::new(Ty::Int)))));
@@ -122,15 +133,14 @@ pub fn confd(name: &str) -> Option<(Sig, Call)> {
                 (first..=last).map(GoVal::Int).collect(),
             )))
         }),
-        "atoi" => (sig(&[Str], None), |_, a| {
+        ("atoi", sig(&[Str], None), |_, a| {
             let s = text(&a[0]);
             s.parse::<i64>()
                 .map(GoVal::Int)
                 .map_err(|e| format!("strconv.Atoi: parsing {s:?}: {e}"))
         }),
-        _ => return None,
-    })
-}
+    ]
+};
 
 /// A bound string argument.
 fn text(v: &GoVal) -> String {
@@ -369,8 +379,8 @@ mod tests {
     use crate::template::gotmpl::fmt::sprint;
 
     fn call(name: &str, args: Vec<GoVal>) -> Result<GoVal> {
-        let (sig, f) = confd(name).unwrap();
-        let args = super::super::exec::bind(name, &sig, args)?;
+        let (_, sig, f) = CONFD.iter().find(|(n, ..)| *n == name).unwrap();
+        let args = super::super::exec::bind(name, sig, args)?;
         f(&|| Err("no store".into()), args)
     }
 
@@ -411,7 +421,7 @@ mod tests {
     fn reverse_and_sorts_work_in_place_as_confd_does() {
         let list = GoVal::strings(vec!["ccc".into(), "a".into(), "bb".into()]);
         call("sortByLength", vec![list.clone()]).unwrap();
-        assert_eq!(sprint(&[list.clone()]), "[a bb ccc]");
+        assert_eq!(sprint(std::slice::from_ref(&list)), "[a bb ccc]");
         call("reverse", vec![list.clone()]).unwrap();
         assert_eq!(sprint(&[list]), "[ccc bb a]");
         let pairs = GoVal::Slice(Slice::new(

@@ -150,82 +150,36 @@ fn arg<'a>(args: &'a Args, name: &str) -> Result<&'a Value, String> {
         .ok_or_else(|| format!("missing argument `{name}`"))
 }
 
+/// What a Go function does: a builtin, or one of confd's (which may read the store).
+#[derive(Clone, Copy)]
+enum Body {
+    Builtin(exec::Builtin),
+    Confd(funcs::Call),
+}
+
 /// A Go function (`go_NAME`), called with `a=[…]`.
-struct GoFn(&'static str);
+struct GoFn {
+    name: &'static str,
+    sig: &'static exec::Sig,
+    body: Body,
+}
 
 impl tera::Function for GoFn {
     fn call(&self, args: &Args) -> tera::Result<Value> {
-        let name = self.0;
         let run = || -> Result<Value, String> {
             let list = arg(args, "a")?
                 .as_array()
                 .ok_or("argument `a` must be a list")?;
             let values = list.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-            let result = if let Some((sig, f)) = exec::builtin(name) {
-                f(exec::bind(name, &sig, values)?)?
-            } else {
-                let (sig, f) = funcs::confd(name).ok_or("not a function confd has")?;
-                f(&store, exec::bind(name, &sig, values)?)?
-            };
-            encode(result)
+            let bound = exec::bind(self.name, self.sig, values)?;
+            encode(match self.body {
+                Body::Builtin(f) => f(bound)?,
+                Body::Confd(f) => f(&store, bound)?,
+            })
         };
-        run().map_err(|e| tera::Error::msg(format!("{name}: {e}")))
+        run().map_err(|e| tera::Error::msg(format!("{}: {e}", self.name)))
     }
 }
-
-/// Every name a converted template calls `go_NAME`.
-const GO_FUNCTIONS: &[&str] = &[
-    "not",
-    "len",
-    "index",
-    "slice",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "print",
-    "printf",
-    "println",
-    "html",
-    "js",
-    "urlquery",
-    "call",
-    "getv",
-    "getvs",
-    "get",
-    "gets",
-    "exists",
-    "ls",
-    "lsdir",
-    "base",
-    "dir",
-    "split",
-    "join",
-    "json",
-    "jsonArray",
-    "map",
-    "getenv",
-    "toUpper",
-    "toLower",
-    "contains",
-    "replace",
-    "trimSuffix",
-    "base64Encode",
-    "base64Decode",
-    "parseBool",
-    "reverse",
-    "sortByLength",
-    "sortKVByLength",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "mod",
-    "seq",
-    "atoi",
-];
 
 type Machinery = fn(&Args) -> Result<Value, String>;
 
@@ -302,8 +256,14 @@ impl tera::Function for Gt {
 
 /// Registers the `go_*` and `gt_*` functions on a template's Tera instance.
 pub fn register(tera: &mut Tera) {
-    for name in GO_FUNCTIONS {
-        tera.register_function(&format!("go_{name}"), GoFn(name));
+    let builtins = exec::BUILTINS
+        .iter()
+        .map(|(name, sig, f)| (*name, sig, Body::Builtin(*f)));
+    let confd = funcs::CONFD
+        .iter()
+        .map(|(name, sig, f)| (*name, sig, Body::Confd(*f)));
+    for (name, sig, body) in builtins.chain(confd) {
+        tera.register_function(&format!("go_{name}"), GoFn { name, sig, body });
     }
     for &(name, f) in MACHINERY {
         tera.register_function(name, Gt(name, f));

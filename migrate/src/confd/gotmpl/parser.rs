@@ -187,6 +187,13 @@ impl Parser<'_> {
         }
         let name = strconv::unquote(&token.val).map_err(|e| self.errorf(e.0))?;
         self.expect(ItemType::RightDelim, context)?;
+        let list = self.own_tree(context)?;
+        self.add(name, list)
+    }
+
+    /// The body of a `{{define}}` or `{{block}}`: a tree of its own, with only `$` in
+    /// scope and outside every `{{range}}`.
+    fn own_tree(&mut self, context: &str) -> Result<List> {
         let outer = (
             std::mem::replace(&mut self.vars, vec!["$".into()]),
             std::mem::take(&mut self.range_depth),
@@ -195,9 +202,8 @@ impl Parser<'_> {
         if let End::Else = end {
             return Err(self.errorf(format!("unexpected {{{{else}}}} in {context}")));
         }
-        self.add(name, list)?;
         (self.vars, self.range_depth) = outer;
-        Ok(())
+        Ok(list)
     }
 
     fn item_list(&mut self) -> Result<(List, End)> {
@@ -419,15 +425,7 @@ impl Parser<'_> {
         let token = self.next_non_space();
         let name = self.template_name(&token, context)?;
         let pipe = self.pipeline(context, ItemType::RightDelim)?;
-        let outer = (
-            std::mem::replace(&mut self.vars, vec!["$".into()]),
-            std::mem::take(&mut self.range_depth),
-        );
-        let (list, end) = self.item_list()?;
-        if let End::Else = end {
-            return Err(self.errorf(format!("unexpected {{{{else}}}} in {context}")));
-        }
-        (self.vars, self.range_depth) = outer;
+        let list = self.own_tree(context)?;
         self.add(name.clone(), list)?;
         Ok(Node::Template {
             line: token.line,
