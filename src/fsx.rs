@@ -6,12 +6,15 @@
 //! directory. This is the one place reconfig creates files.
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{fchown, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{fchown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{Group, User};
+use nix::fcntl::{openat, OFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
+use nix::unistd::{getegid, geteuid, getgroups, unlinkat, Gid, Group, UnlinkatFlags, User};
 use rand::distr::{Alphanumeric, SampleString};
 
 /// Names tried before giving up when another file already has the random name.
@@ -52,7 +55,18 @@ impl From<WriteError> for io::Error {
 /// Creates `path`, which must not exist, with `perms` from the start, writes `bytes` and
 /// syncs them.
 pub fn write_new(path: &Path, bytes: &[u8], perms: &Perms) -> Result<(), WriteError> {
-    let file = create_exclusive(path, perms.mode)?;
+    write_new_at(AT_FDCWD, path, bytes, perms)
+}
+
+/// [`write_new`] of `name` in the directory open as `dir`, wherever that directory has
+/// been moved or whatever links now lead to it.
+pub fn write_new_at(
+    dir: impl AsFd,
+    name: &Path,
+    bytes: &[u8],
+    perms: &Perms,
+) -> Result<(), WriteError> {
+    let file = create_exclusive(dir.as_fd(), name, perms.mode)?;
     fill(file, bytes, perms)
 }
 
@@ -65,12 +79,35 @@ pub fn write_new_named(
     bytes: &[u8],
     perms: &Perms,
 ) -> Result<PathBuf, WriteError> {
+    write_named_in(AT_FDCWD, dir, prefix, random, bytes, perms)
+}
+
+/// [`write_new_named`] in the directory open as `dir`. Returns the name.
+pub fn write_new_named_at(
+    dir: impl AsFd,
+    prefix: &OsStr,
+    random: usize,
+    bytes: &[u8],
+    perms: &Perms,
+) -> Result<PathBuf, WriteError> {
+    write_named_in(dir.as_fd(), Path::new(""), prefix, random, bytes, perms)
+}
+
+/// A new file under a fresh name in `dir`, a path taken from `at`.
+fn write_named_in(
+    at: BorrowedFd<'_>,
+    dir: &Path,
+    prefix: &OsStr,
+    random: usize,
+    bytes: &[u8],
+    perms: &Perms,
+) -> Result<PathBuf, WriteError> {
     let (path, file) = unique(dir, prefix, random, |path| {
-        create_exclusive(path, perms.mode)
+        create_exclusive(at, path, perms.mode)
     })?;
     if let Err(e) = fill(file, bytes, perms) {
         // Best effort on an error path; the error being reported matters more.
-        let _ = std::fs::remove_file(&path);
+        let _ = unlinkat(at, &path, UnlinkatFlags::NoRemoveDir);
         return Err(e);
     }
     Ok(path)
@@ -99,13 +136,13 @@ pub fn unique<T>(
     }
 }
 
-/// Opens a new file at `path` for writing, failing if anything is there, with `mode`.
-fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
+/// Opens a new file at `path` (from `at`) for writing, failing if anything is there, a
+/// link included, with `mode`.
+fn create_exclusive(at: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<File> {
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(at, path, flags, Mode::from_bits_truncate(mode))?;
+    Ok(File::from(fd))
 }
 
 /// Gives the new `file` its owner and exact mode before the first byte, then writes and
@@ -133,6 +170,23 @@ pub fn parent_dir(path: &Path) -> &Path {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     }
+}
+
+/// The owner and group a new file takes over from the file of `uid` and `gid` it replaces
+/// or copies: as root, both; as any other user, only the group, when it belongs to it (the
+/// file is the running user's whatever it asks).
+pub fn kept_ids(uid: u32, gid: u32) -> (Option<u32>, Option<u32>) {
+    if geteuid().is_root() {
+        (Some(uid), Some(gid))
+    } else {
+        (None, Some(gid).filter(|&gid| in_my_groups(gid)))
+    }
+}
+
+/// Whether the running process may give a file it owns to group `gid`.
+fn in_my_groups(gid: u32) -> bool {
+    getegid().as_raw() == gid
+        || getgroups().is_ok_and(|groups| groups.contains(&Gid::from_raw(gid)))
 }
 
 /// Why an owner or group name gives no id.

@@ -11,8 +11,10 @@
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
-//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `service` (what the
-//! long-running modes share: signals, the supervised child, health, systemd) and `cli` (the
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
+//! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
+//! long-running modes share: signals, the supervised child, health, systemd), `fdlimit`
+//! (the open-file limit they raise and every started process gets back) and `cli` (the
 //! edge: flags, logging, exit status). `docs/design.md` walks the same path with each
 //! guarantee and the code that enforces it.
 
@@ -22,21 +24,29 @@ mod config;
 mod daemon;
 mod dispense;
 mod etcd;
+mod fdlimit;
 mod fsx;
 mod pipeline;
 mod service;
+mod state;
 mod template;
+mod v2copy;
 
+pub use clap_complete::Shell;
 pub use cli::{
-    completions, init_logging, man, Cli, Command, Exit, Fatal, LogControl, LogFormat, MigrateArgs,
+    completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
+    Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
     RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};
 pub use dispense::{run as run_dispense, DispenseError};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
-pub use etcd::{dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot};
-pub use pipeline::{onetime, render_offline, OfflineError, OnetimeError};
+pub use etcd::{
+    dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot, CONNECT_ENVIRONMENT,
+};
+pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
-pub use template::{compile, RenderInput, Template, TemplateError};
+pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};
+pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};

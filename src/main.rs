@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal, MigrateArgs, MigrateError};
+use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,10 +14,27 @@ fn main() -> ExitCode {
             report(reconfig::render_offline(args))
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
-        Some(Command::Man) => print(&reconfig::man()),
+        Some(Command::Man(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(man(args))
+        }
+        Some(Command::Status(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            report(reconfig::status(args))
+        }
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(migrate(args))
+            match &args.data_from_v2 {
+                Some(url) => {
+                    let source = reconfig::V2Source {
+                        url: url.clone(),
+                        prefix: args.data_prefix.clone(),
+                        follow: args.follow,
+                    };
+                    report(runtime().block_on(reconfig::copy_v2_data(&source, &args.connect)))
+                }
+                None => report(migrate(args)),
+            }
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
@@ -35,13 +52,13 @@ fn main() -> ExitCode {
     ended.into()
 }
 
-/// `reconfig migrate`: one line per problem on stdout, the summary last; 0 when every
-/// template converted, 1 when any needs a person.
+/// `reconfig migrate`: one line per problem or note on stdout, the summary last; 0 when
+/// every template converted, 1 when any needs a person.
 fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     let out = args.out.as_deref().filter(|_| !args.in_place);
     let report = reconfig::migrate(&args.cfgdir, out)?;
-    for problem in &report.problems {
-        println!("{problem}");
+    for line in report.lines() {
+        println!("{line}");
     }
     println!("{}", report.summary());
     Ok(if report.is_clean() {
@@ -49,6 +66,23 @@ fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     } else {
         Exit::Failed
     })
+}
+
+/// `reconfig man`: a page on stdout, or every page into `--dir` (their paths on stdout).
+fn man(args: &ManArgs) -> Result<Exit, ManualError> {
+    let manual = reconfig::manual();
+    let Some(dir) = &args.dir else {
+        return Ok(print(&manual.page(args.command.as_deref())?));
+    };
+    for path in manual.write_all(dir)? {
+        println!("{}", path.display());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Writes a generated page or script to stdout.
+fn print(text: &[u8]) -> Exit {
+    reconfig::print_generated("reconfig", text)
 }
 
 /// How a mode ended; a failure that ended it is logged, once.
@@ -63,23 +97,14 @@ fn report(result: Result<Exit, impl Fatal>) -> Exit {
 /// disk, and a change is cheapest handled on the thread that received it (every hand-over
 /// between threads is a wake-up, which on a fleet's shared CPUs costs more than the
 /// render). At most eight more threads sync files to disk at once when many are written
-/// together — enough for their syncs to share the filesystem's journal commits.
+/// together — enough for their syncs to share the filesystem's journal commits — or finish
+/// renders that run long; they get the main thread's usual 8 MiB of stack, for templates
+/// whose includes and macro calls nest deep.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(8)
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .expect("cannot start the tokio runtime")
-}
-
-/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
-fn print(bytes: &[u8]) -> Exit {
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(bytes) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("reconfig: cannot write to stdout: {e}");
-            Exit::Failed
-        }
-    }
 }

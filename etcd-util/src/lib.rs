@@ -3,6 +3,12 @@
 //! takes the same endpoints, environment, TLS and auth options as `reconfig`.
 //!
 //! Exit codes: 0 ok, 1 the operation failed (missing key, etcd error), 2 usage error.
+//! `--man` and `--completions SHELL` print its manual page and completion scripts, which
+//! reconfig's manual code generates from these flags.
+
+mod manual;
+
+mod value;
 
 use std::io::Write;
 
@@ -11,14 +17,21 @@ use etcd_client::proto::PbEvent;
 use etcd_client::{DeleteOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use reconfig::{
     data_model, dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, ModelError, Range,
-    SessionError, Sink, WatchLoop,
+    SessionError, Shell, Sink, WatchLoop,
 };
 use tokio::signal::unix::{signal, SignalKind};
+
+pub use manual::{completions, manual};
+pub use value::ValueError;
+
+/// The flags of the key editing, which printing the manual or completions does not take.
+const KEY_EDITING: [&str; 6] = ["key", "operation", "value", "ttl", "recursive", "version"];
 
 /// Command-line flags (reconfig.rb's etcd-util, plus the shared connection flags).
 #[derive(Debug, Parser)]
 #[command(
     name = "etcd-util",
+    version,
     disable_version_flag = true,
     about = "Ad-hoc etcd key editing with reconfig.rb's flags and output: GET, SET, DEL, WATCH"
 )]
@@ -36,7 +49,7 @@ pub struct Args {
         default_value = "get"
     )]
     pub operation: Operation,
-    /// The value to SET
+    /// The value to SET; `-` reads it from stdin, `@FILE` from FILE (byte for byte)
     #[arg(short = 'v', long, value_name = "VALUE")]
     pub value: Option<String>,
     /// SET only: the key expires after this many seconds (attached lease)
@@ -45,12 +58,21 @@ pub struct Args {
     /// GET/DEL/WATCH the whole tree below the key
     #[arg(short = 'r', long)]
     pub recursive: bool,
+    /// DEL -r of `/` (every key under it) goes ahead only with this
+    #[arg(long)]
+    pub force: bool,
     /// Print connection details on stderr
     #[arg(short = 'd', long)]
     pub debug: bool,
     /// Connect and print the server version, the leader and the members
     #[arg(long)]
     pub version: bool,
+    /// Print etcd-util's manual page (roff) and exit
+    #[arg(long, conflicts_with_all = KEY_EDITING, conflicts_with = "completions")]
+    pub man: bool,
+    /// Print a completion script for this shell and exit
+    #[arg(long, value_name = "SHELL", conflicts_with_all = KEY_EDITING)]
+    pub completions: Option<Shell>,
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -84,13 +106,16 @@ pub enum UtilError {
     /// A value could not be shown as text (exit 1).
     #[error(transparent)]
     Model(ModelError),
+    /// SET's value could not be read from stdin or its file (exit 2).
+    #[error(transparent)]
+    Value(#[from] ValueError),
 }
 
 impl UtilError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            UtilError::Usage(_) => 2,
+            UtilError::Usage(_) | UtilError::Value(_) => 2,
             _ => 1,
         }
     }
@@ -114,6 +139,13 @@ fn validate(args: &Args) -> Result<String, UtilError> {
             "--ttl must be a positive number of seconds".into(),
         ));
     }
+    // Every key in etcd-util's world is below `/`, and `//` is `/` to reconfig.
+    let root = key.chars().all(|c| c == '/');
+    if args.operation == Operation::Del && args.recursive && root && !args.force {
+        return Err(UtilError::Usage(format!(
+            "DEL -r -k {key} would delete every key under /: add --force to mean it"
+        )));
+    }
     Ok(key)
 }
 
@@ -124,6 +156,10 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
     } else {
         Some(validate(&args)?)
     };
+    let value = match (&args.value, args.operation) {
+        (Some(spec), Operation::Set) => value::read_value(spec)?,
+        _ => Vec::new(),
+    };
     let etcd = Etcd::connect(&args.connect).await?;
     if args.debug {
         eprintln!("connected to {}", etcd.endpoints());
@@ -133,7 +169,7 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
     };
     match args.operation {
         Operation::Get => get(&etcd, &key, args.recursive).await,
-        Operation::Set => set(&etcd, &key, args.value.as_deref().unwrap_or(""), args.ttl).await,
+        Operation::Set => set(&etcd, &key, value, args.ttl).await,
         Operation::Del => del(&etcd, &key, args.recursive).await,
         Operation::Watch => watch(&etcd, &key, args.recursive).await,
     }
@@ -154,20 +190,30 @@ async fn get(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     Ok(())
 }
 
-/// SET, with a lease when a TTL is given.
-async fn set(etcd: &Etcd, key: &str, value: &str, ttl: Option<i64>) -> Result<(), UtilError> {
+/// SET, with a lease when a TTL is given. The value's length is shown, never the value.
+async fn set(etcd: &Etcd, key: &str, value: Vec<u8>, ttl: Option<i64>) -> Result<(), UtilError> {
     let mut client = etcd.client().clone();
     let mut options = None;
+    let size = plural(value.len(), "byte");
     match ttl {
         Some(ttl) => {
-            eprintln!("Setting {key} to {value} TTL={ttl}s");
+            eprintln!("Setting {key} ({size}) TTL={ttl}s");
             let lease = etcd.bounded(client.lease_grant(ttl, None)).await?;
             options = Some(PutOptions::new().with_lease(lease.id()));
         }
-        None => eprintln!("Setting {key} to {value}"),
+        None => eprintln!("Setting {key} ({size})"),
     }
     etcd.bounded(client.put(key, value, options)).await?;
     Ok(())
+}
+
+/// `1 byte`, `7 bytes`.
+fn plural<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// DEL of the key, or with `-r` of the key and everything below it.
@@ -192,10 +238,7 @@ async fn del(etcd: &Etcd, key: &str, recursive: bool) -> Result<(), UtilError> {
     if deleted == 0 {
         return Err(UtilError::KeyNotFound(key.to_string()));
     }
-    eprintln!(
-        "Deleted {key} ({deleted} key{})",
-        if deleted == 1 { "" } else { "s" }
-    );
+    eprintln!("Deleted {key} ({})", plural(deleted, "key"));
     Ok(())
 }
 

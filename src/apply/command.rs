@@ -1,5 +1,5 @@
-//! Running check and reload commands with a time limit, and the scrubbed environment of
-//! every process reconfig starts.
+//! Running check and reload commands with a time limit, and the scrubbed environment (and
+//! open-file limit) of every process reconfig starts.
 //!
 //! A command is a shell line run as `/bin/sh -c CMD` with stdin from `/dev/null` and
 //! `RECONFIG_ID`, `RECONFIG_TARGET`, `RECONFIG_KEY` in its environment, and none of
@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Entry;
 use crate::etcd::SECRET_ENV;
+use crate::fdlimit;
 
 /// How many trailing output lines a [`CommandError::Failed`] carries.
 const TAIL_LINES: usize = 5;
@@ -47,13 +48,15 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// group — the command and everything the command started, not just one shell.
 const GUARD: &str = r#"trap 'kill -KILL 0' TERM; /bin/sh -c "$1" & wait $!"#;
 
-/// A command for `program` whose environment is reconfig's without its secrets: what
-/// every process reconfig starts (check and reload commands, the supervised child) gets.
+/// A command for `program` whose environment is reconfig's without its secrets, and whose
+/// open-file limit is the one reconfig was given: what every process reconfig starts
+/// (check and reload commands, the supervised child) gets.
 pub fn scrubbed(program: impl AsRef<OsStr>) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
     for var in SECRET_ENV {
         command.env_remove(var);
     }
+    fdlimit::hand_back(&mut command);
     command
 }
 

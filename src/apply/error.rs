@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::command::CommandError;
 use crate::fsx::IdError;
+use crate::state::StateError;
 
 /// What happened to the target when a check after the swap failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,15 @@ pub enum ApplyError {
         check: CommandError,
         /// Why the previous state could not be put back.
         source: io::Error,
+    },
+    /// The change could not be recorded in the state directory, so it was not made: a crash
+    /// could have stranded it.
+    #[error("{}: {source}; target left unchanged", .target.display())]
+    State {
+        /// The entry's target.
+        target: PathBuf,
+        /// Why the record could not be written.
+        source: StateError,
     },
     /// The target was changed but `reloadcmd` failed: the service may run the old config.
     #[error("{}: file changed, but reload command {source}", .target.display())]

@@ -33,11 +33,12 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::config::Entry;
-use crate::fsx::{parent_dir, Perms, WriteError};
+use crate::fsx::{kept_ids, parent_dir, Perms, WriteError};
+use crate::state::{digest, CheckAfter, Ledger, PreviousFile};
 use diff::unified_diff;
-use perms::{asked_ids, describe_ids, drift, fix_in_place, kept_ids, wanted_perms, Drift};
+use perms::{asked_ids, describe_ids, drift, fix_in_place, wanted_perms, Drift};
 use staged::Staged;
-use target::{check_dir, read_current, real_path, Current};
+use target::{check_dir, read_current, real_path};
 
 pub use command::scrubbed;
 pub use error::{ApplyError, Restored};
@@ -82,6 +83,16 @@ impl ApplyOptions {
     }
 }
 
+/// Where a change is recorded as it goes ([`crate::state`]), and the etcd revision it was
+/// rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct Journal<'a> {
+    /// The entry's record.
+    pub ledger: &'a Ledger,
+    /// The revision of the render.
+    pub revision: i64,
+}
+
 /// What [`apply`] did, so the caller can count, print and signal accordingly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -105,10 +116,12 @@ pub enum Outcome {
 /// Brings `entry.target` up to date with `new`, running the entry's check command; see the
 /// module documentation for the steps. The reload is the caller's ([`reload`]). `new` is
 /// taken whole: it goes into the staged file without a copy, wherever that is written.
+/// With a `journal`, what a crash could strand is recorded before the file work.
 pub async fn apply(
     entry: &Entry,
     new: Vec<u8>,
     opts: &ApplyOptions,
+    journal: Option<Journal<'_>>,
 ) -> Result<Outcome, ApplyError> {
     let target = &entry.target;
     let path = real_path(target)?;
@@ -162,13 +175,35 @@ pub async fn apply(
         target: target.clone(),
         source,
     };
-    let write = {
-        let path = path.clone();
-        move || Staged::write(&path, &new, &perms)
-    };
     let (staged_check, target_check) = match entry.checkcmd.as_deref() {
         Some(cmd) if cmd.contains(SRC_PLACEHOLDER) => (Some(cmd), None),
         other => (None, other),
+    };
+    if let Some(journal) = journal {
+        let previous = current.as_ref().map(|c| {
+            let file = PreviousFile {
+                mode: c.mode,
+                uid: c.uid,
+                gid: c.gid,
+            };
+            (c.bytes.as_slice(), file)
+        });
+        let sha256 = target_check.map(|_| digest(&new));
+        let check_after = sha256
+            .as_deref()
+            .map(|sha256| CheckAfter { sha256, previous });
+        let reload = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
+        journal
+            .ledger
+            .swapping(journal.revision, reload, check_after)
+            .map_err(|source| ApplyError::State {
+                target: target.clone(),
+                source,
+            })?;
+    }
+    let write = {
+        let path = path.clone();
+        move || Staged::write(&path, &new, &perms)
     };
     match staged_check {
         // Nothing runs between the write and the swap: one piece of file work.
@@ -193,9 +228,30 @@ pub async fn apply(
     }
 
     if let Some(cmd) = target_check {
-        if let Err(check) = command::run(entry, cmd, entry.check_timeout).await {
-            let restore = path.clone();
-            let restored = file_work(opts.syncs, move || roll_back(&restore, current)).await;
+        let checked = command::run(entry, cmd, entry.check_timeout).await;
+        let restored = match checked {
+            Ok(()) => None,
+            Err(check) => {
+                let restore = path.clone();
+                let previous = current.map(|c| (c.bytes, c.mode, c.uid, c.gid));
+                let restored = file_work(opts.syncs, move || roll_back(&restore, previous)).await;
+                Some((check, restored))
+            }
+        };
+        // Checked, or put back as it was: nothing waits for a check any more. A rollback
+        // that failed leaves the record as it is, to be tried again at the next start.
+        if !matches!(restored, Some((_, Err(_)))) {
+            if let Some(journal) = journal {
+                journal
+                    .ledger
+                    .confirmed()
+                    .map_err(|source| ApplyError::State {
+                        target: target.clone(),
+                        source,
+                    })?;
+            }
+        }
+        if let Some((check, restored)) = restored {
             return Err(match restored {
                 Ok(restored) => ApplyError::CheckAfterSwap {
                     target: target.clone(),
@@ -212,6 +268,61 @@ pub async fn apply(
     }
 
     Ok(Outcome::Changed)
+}
+
+/// After a restart: a change that was swapped in before its post-swap check passed (the
+/// process died in between) is checked now, and the previous file put back if the check
+/// fails. A record about content the target no longer holds is cleared.
+pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
+    let Some(unconfirmed) = ledger.record().and_then(|r| r.unconfirmed) else {
+        return Ok(());
+    };
+    let target = &entry.target;
+    let state_error = |source| ApplyError::State {
+        target: target.clone(),
+        source,
+    };
+    let path = real_path(target)?;
+    let current = read_current(target, &path)?;
+    let holds = current
+        .as_ref()
+        .is_some_and(|c| digest(&c.bytes) == unconfirmed.sha256);
+    let check = entry
+        .checkcmd
+        .as_deref()
+        .filter(|cmd| !cmd.contains(SRC_PLACEHOLDER));
+    let (true, Some(cmd)) = (holds, check) else {
+        return ledger.confirmed().map_err(state_error);
+    };
+    tracing::info!(
+        entry = %entry.id,
+        "{}: swapped in before a restart, not checked yet: checking it now",
+        target.display()
+    );
+    let Err(check) = command::run(entry, cmd, entry.check_timeout).await else {
+        return ledger.confirmed().map_err(state_error);
+    };
+    let previous = match unconfirmed.previous {
+        Some(file) => ledger
+            .previous_content()
+            .map(|bytes| Some((bytes, file.mode, file.uid, file.gid))),
+        None => Ok(None),
+    };
+    match previous.and_then(|previous| roll_back(&path, previous)) {
+        Ok(restored) => {
+            ledger.confirmed().map_err(state_error)?;
+            Err(ApplyError::CheckAfterSwap {
+                target: target.clone(),
+                source: check,
+                restored,
+            })
+        }
+        Err(source) => Err(ApplyError::Rollback {
+            target: target.clone(),
+            check,
+            source,
+        }),
+    }
 }
 
 /// Reloads the entry's service after its target changed: `reloadcmd`, after a random
@@ -273,18 +384,15 @@ async fn file_work<T: Send + 'static, E: From<io::Error> + Send + 'static>(
     }
 }
 
-/// Puts back the state from before the swap: the previous file with its mode and owner
-/// (as far as the running user may give them), or no file at all.
-fn roll_back(path: &Path, previous: Option<Current>) -> io::Result<Restored> {
+/// Puts back the state from before the swap: the previous file (its bytes, mode, owner and
+/// group) with its mode and owner (as far as the running user may give them), or no file
+/// at all.
+fn roll_back(path: &Path, previous: Option<(Vec<u8>, u32, u32, u32)>) -> io::Result<Restored> {
     match previous {
-        Some(previous) => {
-            let (uid, gid) = kept_ids(Some(&previous));
-            let perms = Perms {
-                mode: previous.mode,
-                uid,
-                gid,
-            };
-            Staged::write(path, &previous.bytes, &perms)?.commit()?;
+        Some((bytes, mode, uid, gid)) => {
+            let (uid, gid) = kept_ids(uid, gid);
+            let perms = Perms { mode, uid, gid };
+            Staged::write(path, &bytes, &perms)?.commit()?;
             Ok(Restored::Previous)
         }
         None => {

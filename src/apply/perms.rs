@@ -6,12 +6,12 @@ use std::fmt;
 use std::fs::Permissions;
 use std::os::unix::fs::{fchown, PermissionsExt};
 
-use nix::unistd::{getegid, geteuid, getgroups, Gid, Group, User};
+use nix::unistd::{getegid, geteuid, Group, User};
 
 use super::error::ApplyError;
 use super::target::Current;
 use crate::config::Entry;
-use crate::fsx::{group_id, user_id, Perms};
+use crate::fsx::{self, group_id, user_id, Perms};
 
 /// Mode of a new target when the entry names none.
 const DEFAULT_MODE: u32 = 0o644;
@@ -87,26 +87,14 @@ pub(super) fn wanted_perms(entry: &Entry, asked: &Asked, current: Option<&Curren
     }
 }
 
-/// The owner and group a new file gets unasked: as root, the current file's (else root's
-/// own); as any other user, only the current file's group, when it belongs to it.
+/// The owner and group a new file gets unasked: the current file's as far as
+/// [`fsx::kept_ids`] keeps them; without one, root's own as root, else the defaults.
 pub(super) fn kept_ids(current: Option<&Current>) -> (Option<u32>, Option<u32>) {
-    if geteuid().is_root() {
-        (
-            Some(current.map_or_else(|| geteuid().as_raw(), |c| c.uid)),
-            Some(current.map_or_else(|| getegid().as_raw(), |c| c.gid)),
-        )
-    } else {
-        (
-            None,
-            current.map(|c| c.gid).filter(|&gid| in_my_groups(gid)),
-        )
+    match current {
+        Some(current) => fsx::kept_ids(current.uid, current.gid),
+        None if geteuid().is_root() => (Some(geteuid().as_raw()), Some(getegid().as_raw())),
+        None => (None, None),
     }
-}
-
-/// Whether the running process may give a file it owns to group `gid`.
-fn in_my_groups(gid: u32) -> bool {
-    getegid().as_raw() == gid
-        || getgroups().is_ok_and(|groups| groups.contains(&Gid::from_raw(gid)))
 }
 
 /// The permissions of `current` that differ from what the entry asks for.

@@ -62,7 +62,7 @@ impl Fixture {
 
 /// What `--onetime` does: apply, then reload when the target changed.
 async fn apply_for_real(entry: &Entry, new: &str) -> Result<Outcome, ApplyError> {
-    let outcome = apply(entry, new.into(), &ApplyOptions::default()).await?;
+    let outcome = apply(entry, new.into(), &ApplyOptions::default(), None).await?;
     if outcome == Outcome::Changed {
         reload(entry).await?;
     }
@@ -74,7 +74,7 @@ async fn apply_swaps_and_checks_but_leaves_the_reload_to_the_caller() {
     let fx = Fixture::new();
     let mut e = Entry::for_test(&fx.target);
     e.reloadcmd = Some(fx.touch_marker());
-    let outcome = apply(&e, b"new\n".to_vec(), &ApplyOptions::default())
+    let outcome = apply(&e, b"new\n".to_vec(), &ApplyOptions::default(), None)
         .await
         .unwrap();
     assert_eq!(outcome, Outcome::Changed);
@@ -95,7 +95,7 @@ async fn syncs_in_place_and_shared_write_check_and_roll_back_alike() {
         fx.existing("old\n", 0o640);
         let mut e = Entry::for_test(&fx.target);
         e.checkcmd = Some("grep -q new {{src}}".into());
-        let outcome = apply(&e, b"new\n".to_vec(), &opts).await.unwrap();
+        let outcome = apply(&e, b"new\n".to_vec(), &opts, None).await.unwrap();
         assert_eq!(outcome, Outcome::Changed, "{syncs:?}");
         assert_eq!(
             (fx.content(), fx.mode()),
@@ -104,7 +104,9 @@ async fn syncs_in_place_and_shared_write_check_and_roll_back_alike() {
         );
 
         e.checkcmd = Some("exit 1".into());
-        let err = apply(&e, b"newer\n".to_vec(), &opts).await.unwrap_err();
+        let err = apply(&e, b"newer\n".to_vec(), &opts, None)
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -163,7 +165,7 @@ async fn preview_returns_the_diff_and_touches_nothing() {
         ..ApplyOptions::default()
     };
 
-    let outcome = apply(&e, b"a\nc\n".to_vec(), &opts).await.unwrap();
+    let outcome = apply(&e, b"a\nc\n".to_vec(), &opts, None).await.unwrap();
     let t = fx.target.display();
     let diff = format!("--- {t}\n+++ {t} (new)\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n");
     assert_eq!(outcome, Outcome::Preview { diff });
@@ -180,7 +182,7 @@ async fn preview_of_a_missing_target_creates_nothing() {
         color: true,
         ..ApplyOptions::default()
     };
-    let outcome = apply(&Entry::for_test(&fx.target), b"x\n".to_vec(), &opts)
+    let outcome = apply(&Entry::for_test(&fx.target), b"x\n".to_vec(), &opts, None)
         .await
         .unwrap();
     let Outcome::Preview { diff } = outcome else {
@@ -514,7 +516,7 @@ async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
     };
     let t = fx.target.display();
 
-    let outcome = apply(&e, b"same\n".to_vec(), &preview).await.unwrap();
+    let outcome = apply(&e, b"same\n".to_vec(), &preview, None).await.unwrap();
     let diff = format!("{t}: mode 0644 → 0600\n");
     assert_eq!(outcome, Outcome::Preview { diff });
     assert_eq!(fx.mode(), 0o644);
@@ -532,7 +534,8 @@ async fn equal_content_with_another_mode_is_fixed_in_place_without_a_reload() {
 
     // A content change previews the mode change too.
     e.mode = Some(0o640);
-    let Outcome::Preview { diff } = apply(&e, b"new\n".to_vec(), &preview).await.unwrap() else {
+    let Outcome::Preview { diff } = apply(&e, b"new\n".to_vec(), &preview, None).await.unwrap()
+    else {
         panic!("expected a preview");
     };
     assert!(
@@ -591,6 +594,24 @@ fn splay_delay_stays_within_bounds() {
     assert_eq!(splay_delay(Duration::ZERO), Duration::ZERO);
     let max = Duration::from_millis(50);
     assert!((0..1000).all(|_| splay_delay(max) <= max));
+}
+
+/// The `"splay": "10s"` that `reconfig migrate` writes for a reconfig.rb entry without one
+/// spreads reloads over the whole range, as reconfig.rb's `rand(10) + 1` spread them over
+/// 1-10 s (1,000 draws all missing a tenth of it: a chance of 1e-46).
+#[test]
+fn splay_delay_spreads_over_the_whole_range() {
+    let max = Duration::from_secs(10);
+    let draws: Vec<Duration> = (0..1000).map(|_| splay_delay(max)).collect();
+    assert!(draws.iter().all(|d| *d <= max));
+    assert!(
+        draws.iter().any(|d| *d < Duration::from_secs(1)),
+        "{draws:?}"
+    );
+    assert!(
+        draws.iter().any(|d| *d > Duration::from_secs(9)),
+        "{draws:?}"
+    );
 }
 
 #[test]

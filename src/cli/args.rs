@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
 
 use super::logging::LogFormat;
-use crate::config::{parse_duration, parse_signal, validate_prefix};
+use crate::config::{
+    parse_depth, parse_duration, parse_signal, parse_size, validate_prefix, LimitOverrides,
+    RenderLimits,
+};
 use crate::etcd::ConnectArgs;
+use crate::service::retry::Pacing;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
 /// result, swaps it in atomically and reloads the service.
@@ -42,11 +46,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print reconfig's manual page (roff) to stdout.
-    Man,
+    /// Print reconfig's manual page (roff) to stdout, or a subcommand's, or write them all.
+    Man(ManArgs),
+    /// Show what each entry's recorded state says: reloaded, or a reload or check still due
+    /// from a change the last run swapped in.
+    Status(StatusArgs),
     /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
     /// the Ruby in each template's tags becomes Tera with the same output.
-    Migrate(MigrateArgs),
+    Migrate(Box<MigrateArgs>),
 }
 
 /// Flags of the main job (reconfig.rb-compatible).
@@ -75,6 +82,15 @@ pub struct RunArgs {
     /// the interval fold into one reload at its end; 0 turns this off
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub reload_interval: Duration,
+    /// Where each entry's state is kept
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Render limits
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Retries
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
@@ -132,6 +148,9 @@ pub struct DispenseArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
+    /// Retries
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
@@ -156,6 +175,84 @@ pub struct MonitoringArgs {
     pub unhealthy_after: Duration,
 }
 
+/// The render limits of every entry that does not set its own (`render_timeout`,
+/// `render_max_iterations`, `render_max_output`, `render_max_depth` in an entry).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Longest time one render may take [default: 10s]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub render_timeout: Option<Duration>,
+    /// Most loop iterations one render may run, all its loops together [default: 10000000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub render_max_iterations: Option<u64>,
+    /// Largest output one render may produce, e.g. 64MiB [default: 64MiB]
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub render_max_output: Option<u64>,
+    /// Deepest nesting of includes and macro calls, 1 to 256 [default: 64]
+    #[arg(long, value_parser = parse_depth, value_name = "N")]
+    pub render_max_depth: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The limits these flags set, the defaults where they set none.
+    pub fn limits(&self) -> RenderLimits {
+        LimitOverrides {
+            timeout: self.render_timeout,
+            iterations: self.render_max_iterations,
+            output: self.render_max_output,
+            depth: self.render_max_depth,
+        }
+        .over(RenderLimits::default())
+    }
+}
+
+/// How a change that could not be applied, or a reload that failed, is tried again.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// About how long after a failed write, check or reload it is first tried again; each
+    /// retry waits twice as long, up to --retry-cap
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_first: Duration,
+    /// Longest wait between two retries of what keeps failing
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_cap: Duration,
+}
+
+impl RetryArgs {
+    /// The pacing these flags set.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            first: self.retry_first,
+            cap: self.retry_cap,
+        }
+    }
+}
+
+/// Flags of `reconfig status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where the entries are
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Where each entry's state is kept
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where each entry's state is kept across restarts.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Where each entry's state is kept across restarts: a reload still due, a check not yet
+    /// run after a swap
+    #[arg(
+        long,
+        env = "RECONFIG_STATE_DIR",
+        default_value = "/var/lib/reconfig",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+}
+
 /// Flags of `reconfig render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -168,11 +265,31 @@ pub struct RenderArgs {
     /// Where the entries are
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Render limits
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
-/// Flags of `reconfig migrate`.
+/// Flags of `reconfig man`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "in_place"])))]
+pub struct ManArgs {
+    /// Print the page of this subcommand, reconfig-COMMAND(1), instead of reconfig(1)
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+    /// Write every page instead (reconfig.1 and reconfig-COMMAND.1 for each subcommand)
+    /// into this directory, replacing earlier ones, and print their paths
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Flags of `reconfig migrate`: converting the configuration (`--out` or `--in-place`),
+/// or copying the v2 data (`--data-from-v2`), one job per run.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("job")
+        .required(true)
+        .args(["out", "in_place", "data_from_v2"])
+))]
 pub struct MigrateArgs {
     /// reconfig.rb's config directory, holding conf.d/ and templates/
     #[arg(
@@ -180,7 +297,8 @@ pub struct MigrateArgs {
         long,
         visible_alias = "cfg-dir",
         default_value = "/etc/reconfig",
-        value_name = "DIR"
+        value_name = "DIR",
+        conflicts_with = "data_from_v2"
     )]
     pub cfgdir: PathBuf,
     /// Write the converted configuration (conf.d/ and templates/) under this directory
@@ -189,22 +307,27 @@ pub struct MigrateArgs {
     /// Convert the templates where they are, keeping each original as NAME.orig
     #[arg(long)]
     pub in_place: bool,
-}
-
-/// `reconfig completions SHELL`: the completion script, generated from these definitions.
-pub fn completions(shell: Shell) -> Vec<u8> {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "reconfig", &mut script);
-    script
-}
-
-/// `reconfig man`: the manual page in roff, generated from these definitions.
-pub fn man() -> Vec<u8> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .expect("writing into memory cannot fail");
-    page
+    /// Instead of converting: copy every key of etcd's v2 keyspace at this URL (e.g.
+    /// http://10.0.0.1:4001) into v3 at the same paths (the connection flags say where v3
+    /// is), read it back, and exit 1 listing every key that does not match
+    #[arg(long, value_name = "URL")]
+    pub data_from_v2: Option<String>,
+    /// The v2 directory (or key) to copy, with everything below it
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "/",
+        value_parser = parse_prefix,
+        conflicts_with_all = ["out", "in_place"]
+    )]
+    pub data_prefix: String,
+    /// After the copy, keep copying every v2 change into v3 until SIGINT or SIGTERM
+    #[arg(long, conflicts_with_all = ["out", "in_place"])]
+    pub follow: bool,
+    /// etcd v3 connection (read with --data-from-v2 only: the environment may set it for
+    /// every run)
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
@@ -312,7 +435,20 @@ mod tests {
             Some(Command::Completions { shell: Shell::Zsh })
         ));
         let cli = Cli::try_parse_from(["reconfig", "man"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Man)));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Man(ManArgs {
+                command: None,
+                dir: None
+            }))
+        ));
+        let cli = Cli::try_parse_from(["reconfig", "man", "render"]).unwrap();
+        let Some(Command::Man(args)) = cli.command else {
+            panic!("not man");
+        };
+        assert_eq!(args.command.as_deref(), Some("render"));
+        let argv = ["reconfig", "man", "render", "--dir", "/d"];
+        assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
     }
 
     #[test]
@@ -332,13 +468,59 @@ mod tests {
         for argv in [
             &["reconfig", "migrate"][..],
             &["reconfig", "migrate", "--out", "o", "--in-place"],
+            &[
+                "reconfig",
+                "migrate",
+                "--out",
+                "o",
+                "--data-from-v2",
+                "http://h:1",
+            ],
+            &["reconfig", "migrate", "--in-place", "--follow"],
+            &["reconfig", "migrate", "--out", "o", "--data-prefix", "/a"],
+            &[
+                "reconfig",
+                "migrate",
+                "-c",
+                "/rb",
+                "--data-from-v2",
+                "http://h:1",
+            ],
+            &[
+                "reconfig",
+                "migrate",
+                "--data-from-v2",
+                "http://h:1",
+                "--data-prefix",
+                "a",
+            ],
         ] {
             assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
         }
     }
 
     #[test]
+    fn migrate_copies_v2_data_with_the_connection_flags() {
+        let argv = "reconfig migrate --data-from-v2 http://h:4001 --data-prefix /app --follow \
+                    --endpoints http://e:2379 --username u";
+        let cli = Cli::try_parse_from(argv.split_whitespace()).unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!(args.data_from_v2.as_deref(), Some("http://h:4001"));
+        assert_eq!((args.data_prefix.as_str(), args.follow), ("/app", true));
+        assert_eq!(args.connect.endpoints, ["http://e:2379"]);
+        let cli =
+            Cli::try_parse_from(["reconfig", "migrate", "--data-from-v2", "http://h:1"]).unwrap();
+        let Some(Command::Migrate(args)) = cli.command else {
+            panic!("not migrate");
+        };
+        assert_eq!((args.data_prefix.as_str(), args.follow), ("/", false));
+    }
+
+    #[test]
     fn definition_is_consistent() {
+        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

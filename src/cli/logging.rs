@@ -1,8 +1,14 @@
 //! Log set-up: human-readable text by default, JSON lines for machines, on stderr
 //! (stdout carries `--notreally` diffs and `reconfig render` output).
 //!
+//! A text line shows keys from etcd and commands' output, which anyone able to write a key
+//! or make a command print controls: control characters (a newline that would start a
+//! forged line, a terminal escape) and Unicode's direction overrides are escaped in it, so
+//! one event is always one line, shown as it is. JSON lines are escaped by JSON itself.
+//!
 //! The level comes from `-d` or `RUST_LOG` and can be flipped at run time (SIGUSR1).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
@@ -110,9 +116,52 @@ where
         let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         write!(writer, "{now} {on}{level:>5}{off} ")?;
         if let Some(entry) = &fields.entry {
-            write!(writer, "[{entry}] ")?;
+            write!(writer, "[{}] ", escaped(entry))?;
         }
-        writeln!(writer, "{}{}", fields.message, fields.rest)
+        writeln!(
+            writer,
+            "{}{}",
+            escaped(&fields.message),
+            escaped(&fields.rest)
+        )
+    }
+}
+
+/// Whether a character could break a log line or change how the terminal shows it: control
+/// characters but the tab, and the bidirectional formatting characters.
+fn unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every [`unsafe_char`] written as Rust's escape (`\n`, `\u{1b}`).
+fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.contains(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escaped("plain text\tand tab"), "plain text\tand tab");
+        assert_eq!(
+            escaped("key /a\n2026 INFO forged\u{1b}[31m\u{202e}"),
+            "key /a\\n2026 INFO forged\\u{1b}[31m\\u{202e}"
+        );
+        assert_eq!(escaped("café ✓"), "café ✓");
     }
 }
 

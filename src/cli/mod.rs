@@ -1,11 +1,15 @@
 //! The edge of the program: the command line (reconfig.rb's flags, kebab-case aliases,
-//! the subcommands), the log set-up, and how a run ends (its exit status). `main` parses
-//! here, runs a mode, and reports.
+//! the subcommands), the log set-up, how a run ends (its exit status), and the manual
+//! pages and completion scripts generated from the flags. `main` parses here, runs a mode,
+//! and reports.
 
 mod args;
 mod exit;
 mod logging;
+mod manual;
 
-pub use args::{completions, man, Cli, Command, DispenseArgs, MigrateArgs, RenderArgs, RunArgs};
+pub use args::{Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, RunArgs, StatusArgs};
 pub use exit::{Exit, Fatal};
 pub use logging::{init as init_logging, LogControl, LogFormat};
+pub use manual::reconfig::{completions, manual};
+pub use manual::{completion_script, print_generated, EnvVar, Manual, ManualError, PageNotes};

@@ -15,10 +15,14 @@ use nix::sys::signal::Signal;
 use serde_json::{Map, Value};
 
 mod duration;
+mod limits;
 mod pattern;
+mod source;
 
 pub use duration::parse_duration;
+pub use limits::{parse_depth, parse_size, LimitOverrides, RenderLimits, MAX_DEPTH};
 pub use pattern::{Pattern, PatternError};
+pub use source::{SourceError, TemplateDir};
 
 /// Default time a check or reload command may take before its process group is killed.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -70,6 +74,8 @@ pub struct Entry {
     pub watchaltkeys: bool,
     /// Signal for the supervised child after this entry's target changed.
     pub reloadsignal: Option<Signal>,
+    /// The entry's own render limits, over the process-wide ones.
+    pub limits: LimitOverrides,
 }
 
 impl Entry {
@@ -100,6 +106,9 @@ pub enum EntryError {
     /// A field is missing or wrong; the message names it.
     #[error("{0}")]
     Field(String),
+    /// `source` names no template inside `templates/`.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Another entry writes the same target.
     #[error("target {} is already claimed by {}", .target.display(), .other.display())]
     TargetTaken {
@@ -145,7 +154,7 @@ pub enum ConfigError {
     /// `cfgdir` must hold `conf.d/` and `templates/`.
     #[error("{}: not a directory (the config dir needs conf.d/ and templates/)", .0.display())]
     NotADir(PathBuf),
-    /// `conf.d/` cannot be listed.
+    /// `conf.d/` cannot be listed, or `templates/` resolved.
     #[error("{}: {source}", .path.display())]
     List {
         /// The directory.
@@ -195,6 +204,10 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
             return Err(ConfigError::NotADir(dir.clone()));
         }
     }
+    let templates = TemplateDir::open(&templates).map_err(|source| ConfigError::List {
+        path: templates.clone(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&confd)
         .map_err(|source| ConfigError::List {
             path: confd.clone(),
@@ -259,6 +272,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "reload_timeout",
     "watchaltkeys",
     "reloadsignal",
+    "render_timeout",
+    "render_max_iterations",
+    "render_max_output",
+    "render_max_depth",
     "prefix",
 ];
 
@@ -266,7 +283,7 @@ const KNOWN_FIELDS: &[&str] = &[
 pub fn parse_entry(
     file: &Path,
     text: &str,
-    templates: &Path,
+    templates: &TemplateDir,
     prefix: &str,
 ) -> Result<Entry, EntryError> {
     let value: Value = serde_json::from_str(text).map_err(EntryError::Json)?;
@@ -284,11 +301,7 @@ pub fn parse_entry(
     if !raw_key.starts_with('/') {
         return Err(format!("key {raw_key:?} must begin with '/'").into());
     }
-    let source = fields.required_str("source")?;
-    let template = templates.join(source);
-    if !template.is_file() {
-        return Err(format!("template {} not found", template.display()).into());
-    }
+    let template = templates.template(fields.required_str("source")?)?;
     let target = PathBuf::from(fields.required_str("target")?);
     if target.as_os_str().is_empty() || target.file_name().is_none() {
         return Err(format!("target {:?} is not a file path", target.display()).into());
@@ -360,6 +373,22 @@ pub fn parse_entry(
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
         watchaltkeys: fields.bool("watchaltkeys")?,
         reloadsignal,
+        limits: LimitOverrides {
+            timeout: fields.duration("render_timeout")?,
+            iterations: fields.count("render_max_iterations")?,
+            output: fields.size("render_max_output")?,
+            depth: fields
+                .count("render_max_depth")?
+                .map(|depth| {
+                    u32::try_from(depth)
+                        .ok()
+                        .and_then(limits::check_depth)
+                        .ok_or_else(|| {
+                            format!("field \"render_max_depth\" must be from 1 to {MAX_DEPTH}")
+                        })
+                })
+                .transpose()?,
+        },
     })
 }
 
@@ -408,6 +437,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn count(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Ok(n.as_u64()),
+            Some(_) => Err(format!("field {name:?} must be a whole number above 0")),
+        }
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => parse_size(s)
+                .map(Some)
+                .map_err(|e| format!("field {name:?}: {e}")),
+            _ => self.count(name),
+        }
+    }
+
     fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -452,6 +498,7 @@ impl Entry {
             reload_timeout: DEFAULT_COMMAND_TIMEOUT,
             watchaltkeys: false,
             reloadsignal: None,
+            limits: LimitOverrides::default(),
         }
     }
 }
@@ -523,6 +570,14 @@ mod tests {
                     "9.json",
                     r#"{"key":"/k","source":"t","target":"/tmp/g","mode":"99"}"#,
                 ),
+                (
+                    "a.json",
+                    r#"{"key":"/k","source":"/proc/self/environ","target":"/tmp/h"}"#,
+                ),
+                (
+                    "b.json",
+                    r#"{"key":"/k","source":"../conf.d/1.json","target":"/tmp/i"}"#,
+                ),
             ],
             &["t"],
         );
@@ -538,6 +593,14 @@ mod tests {
             ("7.json", "altkeys must be an object"),
             ("8.json", "invalid pattern"),
             ("9.json", "octal"),
+            (
+                "a.json",
+                "source \"/proc/self/environ\" is an absolute path",
+            ),
+            (
+                "b.json",
+                "source \"../conf.d/1.json\" leads outside templates/",
+            ),
         ];
         assert_eq!(reasons.len(), expect.len(), "{reasons:#?}");
         for (reason, (file, text)) in reasons.iter().zip(expect) {

@@ -16,12 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::reload::{reload, Pending, ReloadTask};
-use super::worker::Worker;
+use super::worker::{Synced, Worker};
 use crate::apply::{ApplyOptions, Syncs};
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
-use crate::etcd::Etcd;
-use crate::pipeline::{own_snapshot, remove_leftovers, Job};
+use crate::etcd::{Backoff, Etcd};
+use crate::pipeline::{own_snapshot, recover, remove_leftovers, Job};
+use crate::service::retry::Pacing;
 use crate::service::{Reloader, Status};
+use crate::state::StateDir;
 
 /// What every generation shares.
 #[derive(Clone)]
@@ -40,6 +42,10 @@ pub struct Settings {
     pub synced: Arc<Notify>,
     /// The process's health, for monitoring.
     pub status: Arc<Status>,
+    /// Where each entry's state is kept (none: not remembered across restarts).
+    pub state: Option<StateDir>,
+    /// How failed changes and reloads are retried.
+    pub retry: Pacing,
 }
 
 /// The running configuration: entry workers and the watch loop, stopped together.
@@ -76,6 +82,8 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
         reloader,
         synced,
         status,
+        state: _,
+        retry,
     } = settings;
     status.set_entries(jobs.iter().map(|j| j.entry.id.as_str()));
     // The previous generation has finished its writes: every staged file found is stale.
@@ -127,36 +135,54 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
             cancel: cancel.clone(),
             reload,
             status: status.clone(),
+            slow: Default::default(),
         };
         workers.push(worker);
     }
     // The first sync reloads what changed before anyone is told: a child started then
     // finds the services it depends on reloaded, and gets none of these signals.
-    let first = workers.iter().map(|w| async {
+    let mut backoffs: Vec<Backoff> = workers.iter().map(|_| retry.backoff()).collect();
+    let first = workers.iter().zip(&mut backoffs).map(|(w, backoff)| async {
+        // What the previous run left unfinished: a change not yet checked is checked now,
+        // a reload still due runs below, with this sync's own.
+        let due = recover(&w.job).await;
         // Every entry at once: the files are synced side by side on the blocking pool.
-        if w.sync(&own_snapshot(&w.job, &snapshot), Syncs::Shared)
-            .await
-        {
+        let own = own_snapshot(&w.job, &snapshot);
+        let synced = w.sync(&own, Syncs::Shared, backoff).await;
+        let retry = match synced {
+            Synced::Failed {
+                retry_in: Some(delay),
+            } => Some((own, Instant::now() + delay)),
+            _ => None,
+        };
+        let reloaded = if w.reload.is_some() && (due || synced == Synced::Changed) {
+            status.reload_due(&w.job.entry.id);
             let at = Instant::now();
-            reload(&w.job, &reloader, &status).await;
-            Some(at)
+            Some((at, reload(&w.job, &reloader, &status).await))
         } else {
             None
-        }
+        };
+        (reloaded, retry)
     });
-    let reloaded = join_all(first).await;
-    for (worker, last) in workers.iter().zip(reloaded) {
+    let (reloaded, retries): (Vec<_>, Vec<_>) = join_all(first).await.into_iter().unzip();
+    for (worker, reloaded) in workers.iter().zip(reloaded) {
         let Some(pending) = &worker.reload else {
             continue;
         };
+        let mut backoff = retry.backoff();
+        let retry_at = reloaded
+            .filter(|(_, ok)| !ok)
+            .map(|_| Instant::now() + backoff.next_delay());
         let task = ReloadTask {
-            last,
+            last: reloaded.map(|(at, _)| at),
             job: worker.job.clone(),
             pending: pending.clone(),
             interval: worker.job.entry.reload_interval.unwrap_or(reload_interval),
             child: reloader.clone(),
             status: status.clone(),
             flush: flush.clone(),
+            backoff,
+            retry_at,
         };
         reloads.spawn(task.run());
     }
@@ -164,8 +190,8 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     let revision = snapshot.revision();
     drop(snapshot);
     let mut tasks = JoinSet::new();
-    for worker in workers {
-        tasks.spawn(worker.run(revision));
+    for ((worker, retry), backoff) in workers.into_iter().zip(retries).zip(backoffs) {
+        tasks.spawn(worker.run(revision, retry, backoff));
     }
     info!(
         "watching {} key(s) for {entries} entr{} from revision {}",

@@ -30,7 +30,7 @@ use tracing::{error, info};
 use crate::apply::ApplyOptions;
 use crate::cli::{Exit, Fatal, LogControl, RunArgs};
 use crate::etcd::{Etcd, EtcdError};
-use crate::pipeline::{load_jobs, LoadError};
+use crate::pipeline::{load_jobs, state_dir, LoadError};
 use crate::service::{memory, systemd, Service, StartError, SuperviseError, Supervisor};
 use generation::{Generation, Settings};
 use templates::watch_templates;
@@ -75,7 +75,15 @@ impl Fatal for DaemonError {
 
 /// Runs the daemon until SIGTERM/SIGINT, or until the supervised command exits.
 pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonError> {
-    let jobs = load_jobs(&args.config.cfgdir, &args.config.prefix)?.jobs;
+    let limits = args.limits.limits();
+    let state = state_dir(&args.state.state_dir, args.notreally);
+    let jobs = load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        limits,
+        state.as_ref(),
+    )?
+    .jobs;
     let monitoring = &args.monitoring;
     let mut service = Service::start(
         &args.command,
@@ -105,6 +113,8 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
         reloader,
         synced: Arc::new(Notify::new()),
         status: service.status.clone(),
+        state,
+        retry: args.retry.pacing(),
     };
     let mut generation = Generation::start(&settings, jobs);
     let mut ready = false;
@@ -148,7 +158,12 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
 /// configuration has no valid entry.
 async fn reload(settings: &Settings, args: &RunArgs, current: Generation) -> Generation {
-    match load_jobs(&args.config.cfgdir, &args.config.prefix) {
+    match load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        args.limits.limits(),
+        settings.state.as_ref(),
+    ) {
         Ok(loaded) => {
             current.stop().await;
             Generation::start(settings, loaded.jobs)

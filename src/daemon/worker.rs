@@ -3,18 +3,35 @@
 //! pipeline's step for each new snapshot. Renders and commands are not interrupted by
 //! shutdown: the worker stops only between steps. A step that changed its target asks the
 //! entry's reload task for a reload ([`super::reload`]) and goes on with the next change.
+//!
+//! Renders run on the daemon's one thread, where a change is cheapest, but only for a short
+//! [`SLICE`]: a render that runs longer (a large tree, or a loop a value made long) is
+//! stopped and run again on a thread of its own, and the entry's renders stay there until
+//! one is quick again. So one entry's render never holds up the others, the watch,
+//! `/healthz` or a signal for longer than a slice.
+//!
+//! A change whose file work or check failed is tried again, from the same snapshot, with a
+//! backoff ([`crate::service::retry`]), until it succeeds or a newer change takes its place:
+//! a failure outside the data (a full disk, a missing directory, a check that needs a file
+//! not yet there) never leaves a target behind until the next change.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use super::reload::Pending;
 use crate::apply::{ApplyOptions, Outcome, Syncs};
-use crate::etcd::watch::{Follow, Replica, Wake};
-use crate::etcd::{Etcd, Snapshot};
-use crate::pipeline::{log_failure, pass_of, step, Job};
+use crate::etcd::watch::{Follow, Next, Replica, Wake};
+use crate::etcd::{Backoff, Etcd, Snapshot};
+use crate::pipeline::{apply_render, log_failure, pass_of, render, Job, StepError};
 use crate::service::Status;
+
+/// How long a render may run on the daemon's thread before it moves to a thread of its own.
+pub const SLICE: Duration = Duration::from_millis(50);
 
 /// One entry's worker and everything it needs besides its job.
 pub struct Worker {
@@ -38,31 +55,96 @@ pub struct Worker {
     pub reload: Option<Arc<Pending>>,
     /// Where the outcome of every step is recorded for monitoring.
     pub status: Arc<Status>,
+    /// Whether the entry's last render ran longer than a slice.
+    pub slow: AtomicBool,
+}
+
+/// How a step ended, for what comes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// The target changed: a reload follows, if the entry has one.
+    Changed,
+    /// Nothing to reload.
+    Unchanged,
+    /// It failed.
+    Failed {
+        /// When trying the same snapshot again may succeed: after how long.
+        retry_in: Option<Duration>,
+    },
 }
 
 impl Worker {
     /// Takes the step from `snapshot`, writing where `syncs` says, and records the outcome
-    /// in the status registry; whether the target changed and has a reload to follow.
-    pub async fn sync(&self, snapshot: &Arc<Snapshot>, syncs: Syncs) -> bool {
+    /// in the status registry; a failure is logged, saying when it is tried again.
+    pub async fn sync(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        syncs: Syncs,
+        backoff: &mut Backoff,
+    ) -> Synced {
         let options = ApplyOptions {
             syncs,
             ..self.options.clone()
         };
-        let result = step(&self.job, snapshot, &options).await;
+        let result = match self.render(snapshot).await {
+            Ok(text) => apply_render(&self.job, snapshot.revision(), text, &options).await,
+            Err(e) => Err(e),
+        };
         self.status
             .record(&self.job.entry.id, snapshot.revision(), pass_of(&result));
         match result {
-            Ok(Outcome::Changed) => self.reload.is_some(),
-            Ok(Outcome::Unchanged | Outcome::Adjusted { .. } | Outcome::Preview { .. }) => false,
+            Ok(Outcome::Changed) => {
+                backoff.reset();
+                Synced::Changed
+            }
+            Ok(Outcome::Unchanged | Outcome::Adjusted { .. } | Outcome::Preview { .. }) => {
+                backoff.reset();
+                Synced::Unchanged
+            }
             Err(e) => {
-                log_failure(&self.job.entry, &e);
-                false
+                let retry_in = retriable(&e).then(|| backoff.next_delay());
+                log_failure(&self.job.entry, &e, retry_in);
+                Synced::Failed { retry_in }
             }
         }
     }
 
-    /// Takes the step for every wake-up for a revision after `rendered`, until cancelled.
-    pub async fn run(self, mut rendered: i64) {
+    /// Renders on this thread within a [`SLICE`], or on a thread of its own when the
+    /// entry's renders run longer.
+    async fn render(&self, snapshot: &Arc<Snapshot>) -> Result<String, StepError> {
+        if !self.slow.load(Ordering::Relaxed) {
+            match render(&self.job, snapshot, Some(SLICE)) {
+                Err(StepError::Template(e)) if e.is_slice() => {
+                    self.slow.store(true, Ordering::Relaxed);
+                    info!(
+                        entry = %self.job.entry.id,
+                        "render runs long (over {} ms): rendering on a thread of its own",
+                        SLICE.as_millis()
+                    );
+                }
+                done => return done,
+            }
+        }
+        let (job, own) = (Arc::clone(&self.job), Arc::clone(snapshot));
+        let started = Instant::now();
+        let rendered = tokio::task::spawn_blocking(move || render(&job, &own, None))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        if started.elapsed() < SLICE / 2 {
+            self.slow.store(false, Ordering::Relaxed);
+        }
+        rendered
+    }
+
+    /// Takes the step for every wake-up for a revision after `rendered`, and retries a
+    /// failed one (`retry`: the first sync's snapshot and when to try it again, when it
+    /// failed and may succeed later), until cancelled.
+    pub async fn run(
+        self,
+        mut rendered: i64,
+        mut retry: Option<(Arc<Snapshot>, Instant)>,
+        mut backoff: Backoff,
+    ) {
         let keys: Vec<&str> = self.job.entry.read_keys().collect();
         let follow = Follow {
             etcd: &self.etcd,
@@ -71,16 +153,43 @@ impl Worker {
             debounce: self.debounce,
             cancel: &self.cancel,
         };
-        while let Some(snapshot) = follow.next(&keys, rendered).await {
+        while let Some(next) = follow
+            .next(&keys, rendered, retry.as_ref().map(|r| r.1))
+            .await
+        {
+            let snapshot = match next {
+                Next::Changed(snapshot) => {
+                    backoff.reset();
+                    snapshot
+                }
+                Next::Retry => match retry.take() {
+                    Some((snapshot, _)) => snapshot,
+                    None => continue,
+                },
+            };
             rendered = snapshot.revision();
             // Boxed: applying (commands, file I/O) needs a large future, which an idle
             // worker would otherwise carry all the time — 500 entries, megabytes.
             // One entry's change at a time: its file is written on this thread.
-            if Box::pin(self.sync(&snapshot, Syncs::InPlace)).await {
-                if let Some(reload) = &self.reload {
-                    reload.request();
+            match Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await {
+                Synced::Changed => {
+                    retry = None;
+                    if let Some(reload) = &self.reload {
+                        self.status.reload_due(&self.job.entry.id);
+                        reload.request();
+                    }
+                }
+                Synced::Unchanged => retry = None,
+                Synced::Failed { retry_in } => {
+                    retry = retry_in.map(|delay| (snapshot, Instant::now() + delay));
                 }
             }
         }
     }
+}
+
+/// Whether a failed step may succeed from the same snapshot: what failed was the file work
+/// or the check, not the data or the template.
+fn retriable(error: &StepError) -> bool {
+    matches!(error, StepError::Apply(_))
 }

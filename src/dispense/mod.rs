@@ -22,15 +22,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{DispenseArgs, Exit, Fatal};
-use crate::etcd::watch::{subscriptions, Follow, Replica, Wake, Watched};
-use crate::etcd::{Etcd, EtcdError, Snapshot};
+use crate::etcd::watch::{subscriptions, Follow, Next, Replica, Wake, Watched};
+use crate::etcd::{Backoff, Etcd, EtcdError, Snapshot};
 use crate::fsx::{group_id, user_id, IdError, Perms};
 use crate::service::{
-    memory, systemd, FailureKind, Pass, Service, StartError, SuperviseError, Supervisor,
+    memory, retry, retry::Pacing, systemd, FailureKind, Pass, Service, StartError, SuperviseError,
+    Supervisor,
 };
 use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
@@ -99,7 +101,8 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     };
     let (etcd, first) = started?;
     status.etcd_up();
-    let mut mirror = Mirror::new(&prefix, Layout::new(args.target.clone(), perms));
+    let layout = Layout::new(args.target.clone(), perms);
+    let mut mirror = Mirror::new(&prefix, layout, args.retry.pacing());
     let (published, update) = publish(mirror, first.clone()).await;
     mirror = published;
     status.record(&prefix, first.revision(), pass_of(&update));
@@ -203,12 +206,32 @@ async fn follow(
         cancel: &cancel,
     };
     let prefix = mirror.prefix.clone();
-    while let Some(snapshot) = follow.next(&[&prefix], seen).await {
+    let mut retry: Option<(Arc<Snapshot>, Instant)> = None;
+    while let Some(next) = follow
+        .next(&[&prefix], seen, retry.as_ref().map(|r| r.1))
+        .await
+    {
+        let snapshot = match next {
+            Next::Changed(snapshot) => {
+                mirror.retry.reset();
+                snapshot
+            }
+            Next::Retry => match retry.take() {
+                Some((snapshot, _)) => snapshot,
+                None => continue,
+            },
+        };
         seen = snapshot.revision();
-        let (published, update) = publish(mirror, snapshot).await;
+        let (published, update) = publish(mirror, Arc::clone(&snapshot)).await;
         mirror = published;
+        retry = None;
         if let Err(e) = &update {
-            error!("{e}; revision {seen} not published");
+            let delay = mirror.retry.next_delay();
+            error!(
+                "{e}; revision {seen} not published; {}",
+                retry::retrying_in(delay)
+            );
+            retry = Some((snapshot, Instant::now() + delay));
         }
         on_update(seen, &update);
     }
@@ -243,15 +266,18 @@ struct Mirror {
     revision: Option<i64>,
     /// Keys refused at the last build, so each refusal is logged once, not at every change.
     refused: BTreeSet<String>,
+    /// Paces the retries of a publish that failed.
+    retry: Backoff,
 }
 
 impl Mirror {
-    fn new(prefix: &str, layout: Layout) -> Mirror {
+    fn new(prefix: &str, layout: Layout, retry: Pacing) -> Mirror {
         Mirror {
             prefix: prefix.to_string(),
             layout,
             revision: None,
             refused: BTreeSet::new(),
+            retry: retry.backoff(),
         }
     }
 
@@ -310,7 +336,8 @@ mod tests {
             uid: None,
             gid: None,
         };
-        let mut mirror = Mirror::new("/p", Layout::new(tmp.path().to_path_buf(), perms));
+        let layout = Layout::new(tmp.path().to_path_buf(), perms);
+        let mut mirror = Mirror::new("/p", layout, Pacing::default());
         let data = |name: &str| std::fs::read_to_string(tmp.path().join(name)).ok();
 
         assert!(mirror.update(&snapshot(5, &[("/p/a", "1")])).unwrap());

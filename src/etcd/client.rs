@@ -140,7 +140,7 @@ impl Etcd {
     }
 
     /// A KV client that takes messages up to [`MAX_MESSAGE_BYTES`].
-    pub(super) fn kv(&self) -> KvClient {
+    pub(crate) fn kv(&self) -> KvClient {
         self.shared
             .client
             .kv_client()

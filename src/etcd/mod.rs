@@ -16,7 +16,10 @@ pub mod watch;
 
 pub use client::Etcd;
 pub use error::EtcdError;
-pub use options::ConnectArgs;
-pub use retry::retry_within;
+pub use options::{ConnectArgs, CONNECT_ENVIRONMENT};
+pub(crate) use read::MAX_TXN_OPS;
+pub(crate) use retry::retry_until;
+pub use retry::{retry_within, until, Backoff};
 pub use secret::SECRET_ENV;
 pub use snapshot::{dir_prefix, in_tree_bytes, Snapshot};
+pub(crate) use tls::{ClientTls, TlsError};

@@ -21,6 +21,28 @@ use super::srv::{self, Dns, SrvError};
 use super::tls::{ClientTls, TlsError, TlsFiles};
 use crate::config::parse_duration;
 
+/// The environment variables of the connection, for the manual pages of every program that
+/// connects (flags beat them).
+pub const CONNECT_ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "ETCD_ENDPOINTS",
+        "Comma-separated etcd endpoints, used when no --endpoints, --srv, --srv-domain, \
+         --host or --port is given.",
+    ),
+    (
+        "ETCD_USERNAME",
+        "etcd user, as --username; auth is off when unset or empty.",
+    ),
+    (
+        "ETCD_PASSWORD",
+        "etcd password, as --password (which shows up in ps; this does not).",
+    ),
+    (
+        "RECONFIG_DNS_SERVER",
+        "DNS server for the SRV look-ups, as --dns-server.",
+    ),
+];
+
 /// Connection flags, flattened into every program that talks to etcd. `--ssl` has no
 /// short flag here because `reconfig dispense` uses `-s` for `--signal`; the programs that
 /// want reconfig.rb's `-s` add it with `mut_arg`.
@@ -237,6 +259,12 @@ impl ConnectArgs {
         Dns::new(self.dns_server, self.connect_timeout)
     }
 
+    /// The TLS configuration of the flags, whether or not the endpoints turn TLS on: for
+    /// another URL of the same etcd that is `https://` (the v2 API's).
+    pub fn client_tls(&self) -> Result<ClientTls, TlsError> {
+        ClientTls::load(&self.tls_files())
+    }
+
     fn tls_files(&self) -> TlsFiles {
         TlsFiles {
             ca: self.ssl_cafile.clone(),
@@ -273,6 +301,27 @@ fn with_scheme(
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// Every variable clap reads for a flag is in the manual's list.
+    #[test]
+    fn the_manual_lists_every_variable() {
+        #[derive(Parser)]
+        struct Program {
+            #[command(flatten)]
+            connect: ConnectArgs,
+        }
+        let documented: Vec<&str> = CONNECT_ENVIRONMENT.iter().map(|(name, _)| *name).collect();
+        let command = <Program as clap::CommandFactory>::command();
+        let read: Vec<String> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(!read.is_empty());
+        for name in read {
+            assert!(documented.contains(&name.as_str()), "{name} is not listed");
+        }
+    }
 
     fn args() -> ConnectArgs {
         ConnectArgs {

@@ -10,7 +10,7 @@ use super::retry::retry_until;
 use super::snapshot::{in_tree_bytes, tree_range, Snapshot};
 
 /// etcd refuses transactions with more operations than this (`--max-txn-ops`, default 128).
-const MAX_TXN_OPS: usize = 128;
+pub(crate) const MAX_TXN_OPS: usize = 128;
 
 /// Keys in the first page of a tree: few enough that the page fits in one gRPC message
 /// (2 GiB) even if every value is as large as etcd allows (1.5 MiB by default).

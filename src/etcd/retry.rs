@@ -1,7 +1,8 @@
-//! The one way reconfig retries against etcd: capped exponential backoff with jitter (many
-//! daemons retrying in lock-step would hammer a recovering cluster), either within a time
-//! limit (one-shot commands) or until etcd answers (the daemon and dispense). The watch
-//! loop paces its reconnects with the same [`Backoff`].
+//! The one way reconfig retries: capped exponential backoff with jitter (many daemons
+//! retrying in lock-step would hammer a recovering cluster), against etcd either within a
+//! time limit (one-shot commands) or until etcd answers (the daemon and dispense). The
+//! watch loop paces its reconnects with the same [`Backoff`], and the daemon and dispense
+//! their retries of a change that could not be applied.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -17,6 +18,8 @@ use tracing::{info, warn};
 /// endpoints that many stale errors must be gone through before an attempt can tell.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    first: Duration,
+    cap: Duration,
     next: Duration,
     /// Attempts at once before each delay.
     quick: usize,
@@ -37,9 +40,22 @@ impl Backoff {
     /// every attempt).
     pub fn new(quick: usize) -> Self {
         Backoff {
+            first: FIRST,
+            cap: CAP,
             next: FIRST,
             quick,
             left: quick,
+        }
+    }
+
+    /// Starts at `first`, doubling up to `cap`, no attempt at once.
+    pub fn between(first: Duration, cap: Duration) -> Self {
+        Backoff {
+            first,
+            cap: cap.max(first),
+            next: first,
+            quick: 0,
+            left: 0,
         }
     }
 
@@ -51,15 +67,23 @@ impl Backoff {
         }
         self.left = self.quick;
         let full = self.next;
-        self.next = (self.next * 2).min(CAP);
+        self.next = (self.next * 2).min(self.cap);
         let jitter = rand::rng().random_range(0.5..=1.0);
         full.mul_f64(jitter)
     }
 
     /// Back to the shortest delay, after a success.
     pub fn reset(&mut self) {
-        self.next = FIRST;
+        self.next = self.first;
         self.left = self.quick;
+    }
+}
+
+/// Waits until `time`; for ever when there is none (a retry not scheduled).
+pub async fn until(time: Option<Instant>) {
+    match time {
+        Some(time) => tokio::time::sleep_until(time).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -138,6 +162,16 @@ mod tests {
         assert!(delays[9] >= CAP / 2);
         b.reset();
         assert!(b.next_delay() <= FIRST);
+    }
+
+    #[test]
+    fn a_backoff_between_two_delays_stays_between_them() {
+        let (first, cap) = (Duration::from_secs(1), Duration::from_secs(30));
+        let mut b = Backoff::between(first, cap);
+        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
+        assert!(delays[0] <= first && delays[0] >= first / 2);
+        assert!(delays.iter().all(|d| *d <= cap));
+        assert!(delays[9] >= cap / 2);
     }
 
     #[test]

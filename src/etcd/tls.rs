@@ -1,5 +1,7 @@
-//! Certificates and keys → the TLS configuration of the etcd client (rustls, through
-//! tonic's `ClientTlsConfig`, which etcd-client re-exports as [`TlsOptions`]).
+//! Certificates and keys → the TLS configuration of the etcd clients: the v3 client's
+//! (rustls, through tonic's `ClientTlsConfig`, which etcd-client re-exports as
+//! [`TlsOptions`]), and a rustls `ClientConfig` from the same files for the v2 HTTP API
+//! that `reconfig migrate --data-from-v2` reads.
 //!
 //! Every file is read and checked here, up front, so a wrong path or a bad key is one
 //! clear line naming the file instead of an opaque handshake failure later. Encrypted
@@ -9,6 +11,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use etcd_client::{Certificate, Identity, TlsOptions};
 use pkcs8::der::{Document, SecretDocument};
@@ -66,6 +69,14 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
+    /// rustls refuses a certificate or key that the files hold.
+    #[error("{}: cannot use it for TLS: {source}", path.display())]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// rustls's reason.
+        source: rustls::Error,
+    },
     /// The passphrase does not open the key (or the key is damaged).
     #[error("{}: cannot decrypt the key: wrong passphrase or damaged file ({reason})", path.display())]
     Decrypt {
@@ -93,24 +104,76 @@ pub struct TlsFiles {
 pub struct ClientTls {
     options: TlsOptions,
     files: TlsFiles,
+    /// The CA certificates' PEM, when given.
+    ca: Option<Vec<u8>>,
+    /// The client certificate's PEM and its (decrypted) key's PEM, when given.
+    identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl ClientTls {
     /// Reads and checks every file, decrypting the key when it is encrypted.
     pub fn load(files: &TlsFiles) -> Result<ClientTls, TlsError> {
         let mut options = TlsOptions::new();
-        options = match &files.ca {
-            Some(path) => options.ca_certificate(Certificate::from_pem(certificates(path)?)),
+        let ca = files.ca.as_deref().map(certificates).transpose()?;
+        options = match &ca {
+            Some(pem) => options.ca_certificate(Certificate::from_pem(pem)),
             None => options.with_native_roots(),
         };
-        if let Some((cert, key)) = &files.client {
-            let key = private_key(key, files.passphrase.as_ref())?;
-            options = options.identity(Identity::from_pem(certificates(cert)?, key));
+        let identity = match &files.client {
+            Some((cert, key)) => {
+                let key = private_key(key, files.passphrase.as_ref())?;
+                Some((certificates(cert)?, key))
+            }
+            None => None,
+        };
+        if let Some((cert, key)) = &identity {
+            options = options.identity(Identity::from_pem(cert, key));
         }
         Ok(ClientTls {
             options,
             files: files.clone(),
+            ca,
+            identity,
         })
+    }
+
+    /// The same trust and client certificate as a rustls configuration, for a client that
+    /// speaks HTTP itself (the v2 API). Verifies servers against the CA file, else the
+    /// system's roots, like the v3 client.
+    pub fn rustls_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let unusable = |path: &Option<PathBuf>| {
+            let path = path.clone().unwrap_or_default();
+            move |source| TlsError::Unusable { path, source }
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem).flatten() {
+                    roots.add(cert).map_err(unusable(&self.files.ca))?;
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(unusable(&self.files.ca))?
+            .with_root_certificates(roots);
+        let Some((cert, key)) = &self.identity else {
+            return Ok(builder.with_no_client_auth());
+        };
+        let cert_path = self.files.client.as_ref().map(|(cert, _)| cert.clone());
+        let key_path = self.files.client.as_ref().map(|(_, key)| key.clone());
+        let chain = CertificateDer::pem_slice_iter(cert).flatten().collect();
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::Key {
+            path: key_path.unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(unusable(&cert_path))
     }
 
     /// The configuration for etcd-client.
@@ -261,7 +324,12 @@ mod tests {
         ClientTls::load(&files(cert.clone(), plain, None)).unwrap();
 
         let locked = write(dir.path(), "e.pem", &encrypted(&key, "s3cret"));
-        ClientTls::load(&files(cert.clone(), locked.clone(), Some("s3cret"))).unwrap();
+        let tls = ClientTls::load(&files(cert.clone(), locked.clone(), Some("s3cret"))).unwrap();
+        let config = tls.rustls_config().unwrap();
+        assert!(
+            config.client_auth_cert_resolver.has_certs(),
+            "the v2 client has it too"
+        );
         assert_eq!(
             private_key(&locked, Some(&Secret::new("s3cret".into()))).unwrap(),
             key.as_bytes(),

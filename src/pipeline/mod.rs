@@ -5,10 +5,13 @@
 
 mod offline;
 mod onetime;
+mod status;
 mod step;
 
 pub use offline::{render_offline, OfflineError};
 pub use onetime::{onetime, OnetimeError};
+pub use status::{status, StatusError};
 pub use step::{
-    load_jobs, log_failure, own_snapshot, pass_of, remove_leftovers, step, Job, LoadError,
+    apply_render, load_jobs, log_failure, own_snapshot, pass_of, recover, reload, remove_leftovers,
+    render, state_dir, Job, LoadError, StepError,
 };

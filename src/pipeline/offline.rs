@@ -108,7 +108,12 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, OfflineError> {
 
 /// Renders the selected entries to stdout; any failing entry makes the exit code 1.
 pub fn render_offline(args: &RenderArgs) -> Result<Exit, OfflineError> {
-    let loaded = load_jobs(&args.config.cfgdir, &args.config.prefix)?;
+    let loaded = load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        args.limits.limits(),
+        None,
+    )?;
     let snapshot = read_snapshot(&args.data)?;
     let selected: Vec<_> = loaded
         .jobs
@@ -120,7 +125,7 @@ pub fn render_offline(args: &RenderArgs) -> Result<Exit, OfflineError> {
     }
     let mut failed = loaded.refused > 0 && args.entry.is_none();
     for job in &selected {
-        match render(job, &own_snapshot(job, &snapshot)) {
+        match render(job, &own_snapshot(job, &snapshot), None) {
             Ok(text) => {
                 if selected.len() > 1 {
                     println!("==> {} ({}) <==", job.entry.id, job.entry.target.display());

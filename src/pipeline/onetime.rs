@@ -6,9 +6,10 @@ use std::sync::Arc;
 use tracing::error;
 
 use super::step::{
-    load_jobs, log_failure, own_snapshot, remove_leftovers, step, Job, LoadError, StepError,
+    load_jobs, log_failure, own_snapshot, recover, reload, remove_leftovers, state_dir, step, Job,
+    LoadError, StepError,
 };
-use crate::apply::{self, ApplyOptions, Outcome};
+use crate::apply::{ApplyOptions, Outcome};
 use crate::cli::{Exit, Fatal, RunArgs};
 use crate::etcd::Snapshot;
 use crate::etcd::{retry_within, Etcd, EtcdError};
@@ -35,7 +36,13 @@ impl Fatal for OnetimeError {
 
 /// Runs every entry once.
 pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
-    let loaded = load_jobs(&args.config.cfgdir, &args.config.prefix)?;
+    let state = state_dir(&args.state.state_dir, args.notreally);
+    let loaded = load_jobs(
+        &args.config.cfgdir,
+        &args.config.prefix,
+        args.limits.limits(),
+        state.as_ref(),
+    )?;
     let options = ApplyOptions::new(args.notreally);
     remove_leftovers(&loaded.jobs, &options);
     let etcd = Etcd::connect(&args.connect).await?;
@@ -47,18 +54,19 @@ pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
     })
 }
 
-/// The step, then the reload when the target changed: with one pass there is nothing to
-/// pace.
+/// What a killed run left unfinished, the step, then the reload when the target changed (or
+/// one was still due): with one pass there is nothing to pace.
 async fn once(
     job: &Job,
     own: &Arc<Snapshot>,
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
-    let outcome = step(job, own, options).await?;
-    if outcome == Outcome::Changed {
-        apply::reload(&job.entry).await?;
+    let due = recover(job).await;
+    let stepped = step(job, own, options).await;
+    if due || matches!(stepped, Ok(Outcome::Changed)) {
+        reload(job).await?;
     }
-    Ok(outcome)
+    stepped
 }
 
 /// Reads every entry's keys at one revision and syncs each entry; returns the failures.
@@ -81,7 +89,7 @@ async fn sync_all(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<u
         };
         if let Err(e) = once(job, &own, options).await {
             failed += 1;
-            log_failure(&job.entry, &e);
+            log_failure(&job.entry, &e, None);
         }
     }
     Ok(failed)
@@ -94,7 +102,7 @@ async fn sync_each(etcd: &Etcd, jobs: &[Job], options: &ApplyOptions) -> Result<
         let synced = match etcd.snapshot(job.entry.read_keys()).await {
             Ok(snapshot) => once(job, &Arc::new(snapshot), options)
                 .await
-                .map_err(|e| log_failure(&job.entry, &e)),
+                .map_err(|e| log_failure(&job.entry, &e, None)),
             Err(e @ EtcdError::PermissionDenied { .. }) => {
                 error!(entry = %job.entry.id, "{e}");
                 Err(())

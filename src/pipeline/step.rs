@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use crate::apply::{self, apply, ApplyError, ApplyOptions, Outcome};
-use crate::config::{self, ConfigError, Entry, Pattern};
+use crate::apply::{self, apply, ApplyError, ApplyOptions, Journal, Outcome};
+use crate::config::{self, ConfigError, Entry, Pattern, RenderLimits};
 use crate::etcd::Snapshot;
-use crate::service::{FailureKind, Pass};
+use crate::service::{retry, FailureKind, Pass};
+use crate::state::{Ledger, StateDir};
 use crate::template::model::{self, ModelError};
 use crate::template::{RenderInput, Template, TemplateError};
 
@@ -20,6 +22,10 @@ pub struct Job {
     pub entry: Entry,
     /// Its template, compiled once (and shared by entries using the same file and pattern).
     pub template: Arc<Template>,
+    /// How far one of its renders may go: the entry's own limits over the process's.
+    pub limits: RenderLimits,
+    /// Its record in the state directory, when there is one.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// Why one entry's pass failed. The entry id is added where it is logged.
@@ -55,10 +61,16 @@ pub enum LoadError {
     NoEntry(PathBuf),
 }
 
-/// Loads `conf.d`, compiles every template, and logs one line per refused entry.
+/// Loads `conf.d`, compiles every template, and logs one line per refused entry; `limits`
+/// hold every entry that sets none of its own; each entry's record is read from `state`.
 /// Entries that use the same template file with the same pattern share one compiled
 /// template: 500 entries on one template cost one compilation and one copy in memory.
-pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
+pub fn load_jobs(
+    cfgdir: &Path,
+    prefix: &str,
+    limits: RenderLimits,
+    state: Option<&StateDir>,
+) -> Result<Jobs, LoadError> {
     let loaded = config::load(cfgdir, prefix)?;
     let mut refused = loaded.problems.len();
     for problem in &loaded.problems {
@@ -78,6 +90,8 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
         match template {
             Ok(template) => jobs.push(Job {
                 template: template.clone(),
+                limits: entry.limits.over(limits),
+                ledger: state.map(|state| Arc::new(state.ledger(&entry))),
                 entry,
             }),
             Err(e) => {
@@ -92,9 +106,26 @@ pub fn load_jobs(cfgdir: &Path, prefix: &str) -> Result<Jobs, LoadError> {
     Ok(Jobs { jobs, refused })
 }
 
+/// The state directory at `path`, unless previewing (`--notreally` writes nothing); one that
+/// cannot be used is a warning: changes are then not remembered across restarts.
+pub fn state_dir(path: &Path, notreally: bool) -> Option<StateDir> {
+    if notreally {
+        return None;
+    }
+    StateDir::open(path)
+        .inspect_err(|e| {
+            warn!("{e}: a reload or check due when reconfig stops is not remembered (--state-dir)")
+        })
+        .ok()
+}
+
 /// Renders one entry from its own snapshot (its key's and altkeys' trees, see
-/// [`own_snapshot`]).
-pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
+/// [`own_snapshot`]), stopping after `slice` if given (see [`Template::render`]).
+pub fn render(
+    job: &Job,
+    own: &Arc<Snapshot>,
+    slice: Option<Duration>,
+) -> Result<String, StepError> {
     let data = model::data(own, &job.entry.key, job.entry.recursive)?;
     if data.as_object().is_some_and(|tree| tree.is_empty()) {
         // An emptied tree is a state to show (every backend gone), but rarely the wish.
@@ -112,7 +143,7 @@ pub fn render(job: &Job, own: &Arc<Snapshot>) -> Result<String, StepError> {
         snapshot: own,
         prefix: job.entry.prefix.as_deref(),
     };
-    Ok(job.template.render(input)?)
+    Ok(job.template.render(input, &job.limits, slice)?)
 }
 
 /// What one entry may see of a read shared by several entries: its own trees only, so a
@@ -128,29 +159,76 @@ pub async fn step(
     own: &Arc<Snapshot>,
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
-    let text = render(job, own)?;
-    let outcome = apply(&job.entry, text.into_bytes(), options).await?;
+    let text = render(job, own, None)?;
+    apply_render(job, own.revision(), text, options).await
+}
+
+/// The step after the render: applies the text rendered from `revision`, logging what
+/// changed; a preview diff goes to stdout.
+pub async fn apply_render(
+    job: &Job,
+    revision: i64,
+    text: String,
+    options: &ApplyOptions,
+) -> Result<Outcome, StepError> {
+    let journal = job
+        .ledger
+        .as_deref()
+        .filter(|_| !options.notreally)
+        .map(|ledger| Journal { ledger, revision });
+    let outcome = apply(&job.entry, text.into_bytes(), options, journal).await?;
     match &outcome {
         Outcome::Unchanged => debug!(
             entry = %job.entry.id,
-            "target unchanged (revision {})",
-            own.revision()
+            "target unchanged (revision {revision})"
         ),
         Outcome::Changed => info!(
             entry = %job.entry.id,
-            "updated {} (revision {})",
-            job.entry.target.display(),
-            own.revision()
+            "updated {} (revision {revision})",
+            job.entry.target.display()
         ),
         Outcome::Adjusted { change } => info!(
             entry = %job.entry.id,
-            "{}: {change} (content unchanged, no reload; revision {})",
-            job.entry.target.display(),
-            own.revision()
+            "{}: {change} (content unchanged, no reload; revision {revision})",
+            job.entry.target.display()
         ),
         Outcome::Preview { diff } => print!("{diff}"),
     }
     Ok(outcome)
+}
+
+/// Runs the entry's `reloadcmd` and records in its state what the service was reloaded
+/// with.
+pub async fn reload(job: &Job) -> Result<(), ApplyError> {
+    let reloading = job.ledger.as_ref().map(|ledger| ledger.reloading());
+    apply::reload(&job.entry).await?;
+    if let (Some(ledger), Some(reloading)) = (&job.ledger, reloading) {
+        if let Err(e) = ledger.reloaded(reloading) {
+            warn!(entry = %job.entry.id, "{e}");
+        }
+    }
+    Ok(())
+}
+
+/// Finishes what a killed run left of `job`'s last change: a change swapped in before its
+/// post-swap check ran is checked now (and rolled back if it fails); returns whether a
+/// reload is still due for a change swapped in before it.
+pub async fn recover(job: &Job) -> bool {
+    let Some(ledger) = &job.ledger else {
+        return false;
+    };
+    if let Err(e) = apply::confirm(&job.entry, ledger).await {
+        log_failure(&job.entry, &StepError::Apply(e), None);
+    }
+    let due = ledger.record().is_some_and(|r| r.reload_pending);
+    if due {
+        info!(
+            entry = %job.entry.id,
+            "a reload was still due when reconfig last stopped: reloading {}",
+            job.entry.target.display()
+        );
+    }
+    due
 }
 
 /// Removes the staged files a killed run left beside the targets of `jobs`, each logged;
@@ -164,13 +242,15 @@ pub fn remove_leftovers(jobs: &[Job], options: &ApplyOptions) {
     }
 }
 
-/// Logs an entry's failure on one line; a missing key is a warning (reconfig.rb).
-pub fn log_failure(entry: &Entry, err: &StepError) {
-    match err {
-        StepError::Model(ModelError::Missing(_)) => {
+/// Logs an entry's failure on one line, saying when it is tried again (`retry_in`); a
+/// missing key is a warning (reconfig.rb).
+pub fn log_failure(entry: &Entry, err: &StepError, retry_in: Option<Duration>) {
+    match (err, retry_in) {
+        (StepError::Model(ModelError::Missing(_)), _) => {
             warn!(entry = %entry.id, "{err}; {} left untouched", entry.target.display())
         }
-        _ => error!(entry = %entry.id, "{err}"),
+        (_, Some(delay)) => error!(entry = %entry.id, "{err}; {}", retry::retrying_in(delay)),
+        (_, None) => error!(entry = %entry.id, "{err}"),
     }
 }
 
@@ -196,6 +276,7 @@ pub fn pass_of(result: &Result<Outcome, StepError>) -> Pass {
             | ApplyError::Chmod { .. }
             | ApplyError::Id { .. }
             | ApplyError::Stage { .. }
+            | ApplyError::State { .. }
             | ApplyError::Swap { .. } => FailureKind::Write,
         },
     };

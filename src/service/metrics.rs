@@ -4,6 +4,9 @@
 //! `/healthz` answers 200 with the JSON report while healthy and 503 with the same report
 //! once etcd has been unreachable, or an entry failing, longer than `--unhealthy-after`, so
 //! load balancers and probes can use the status code and people the body.
+//!
+//! They are served by the bounded server of [`super::server`]; bound beyond loopback they
+//! can be read from the network, which is logged as a warning.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +17,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{info, warn};
 
+use super::server;
 use super::status::Status;
 
 /// The content type of the OpenMetrics text format Prometheus scrapes.
@@ -40,16 +44,18 @@ pub async fn serve(addr: SocketAddr, status: Arc<Status>) -> Result<SocketAddr, 
     let bind_error = |source| MetricsError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
+    if !bound.ip().to_canonical().is_loopback() {
+        warn!(
+            "--metrics-addr {addr} is not a loopback address: /metrics and /healthz can be \
+             read from the network"
+        );
+    }
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(status);
     info!("serving http://{bound}/metrics and http://{bound}/healthz");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            error!("the metrics server stopped: {e}");
-        }
-    });
+    tokio::spawn(server::serve(listener, app));
     Ok(bound)
 }
 

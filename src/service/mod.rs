@@ -1,11 +1,14 @@
 //! What the long-running modes (the daemon and dispense) share around the data path: the
 //! signals they handle, the child they may supervise, their health registry served on
-//! `--metrics-addr`, systemd's notifications, memory handed back after start-up — and the
-//! one way both start.
+//! `--metrics-addr` by a bounded server, systemd's notifications, memory handed back after
+//! start-up, how a change that could not be applied is retried — and the one way both start,
+//! with the open-file limit raised.
 
 mod child;
 pub mod memory;
 mod metrics;
+pub mod retry;
+mod server;
 mod signals;
 mod status;
 pub mod systemd;
@@ -44,14 +47,16 @@ pub struct Service {
 }
 
 impl Service {
-    /// Handles `own` signals (or, with a `command` to supervise, every signal a child
-    /// gets), serves the health registry on `metrics_addr`, starts the watchdog.
+    /// Raises the open-file limit, handles `own` signals (or, with a `command` to
+    /// supervise, every signal a child gets), serves the health registry on
+    /// `metrics_addr`, starts the watchdog.
     pub async fn start(
         command: &[OsString],
         own: &[Signal],
         metrics_addr: Option<SocketAddr>,
         unhealthy_after: Duration,
     ) -> Result<Service, StartError> {
+        crate::fdlimit::raise();
         let signals = Signals::for_command(command, own)?;
         let status = Arc::new(Status::new(unhealthy_after));
         if let Some(addr) = metrics_addr {

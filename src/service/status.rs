@@ -8,6 +8,12 @@
 //! turns unhealthy when etcd has been unreachable, or an entry has been failing, for longer
 //! than `--unhealthy-after`. An entry that has not rendered yet counts as failing from the
 //! moment it was loaded, so a daemon stuck before its first render turns unhealthy too.
+//!
+//! Short of unhealthy, an entry is *degraded* while it is not applied — its target does not
+//! hold the render of the newest data it saw, or its service's reload keeps failing — and
+//! the report says why; the metrics show, per entry, whether it is applied, whether a
+//! reload is due or failing, the revision applied and the newest seen, the failures in a
+//! row and the time since the last success.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -20,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use std::sync::atomic::AtomicU64;
 
 /// Why a pass over an entry failed, coarsely: what an operator has to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,6 +73,13 @@ struct Series {
     reloads: Family<EntryLabel, Counter>,
     reload_failures: Family<EntryLabel, Counter>,
     entry_failing: Family<EntryLabel, Gauge>,
+    applied: Family<EntryLabel, Gauge>,
+    reload_pending: Family<EntryLabel, Gauge>,
+    reload_failing: Family<EntryLabel, Gauge>,
+    revision_applied: Family<EntryLabel, Gauge>,
+    revision_seen: Family<EntryLabel, Gauge>,
+    consecutive_failures: Family<EntryLabel, Gauge>,
+    since_success: Family<EntryLabel, Gauge<f64, AtomicU64>>,
     watch_reconnects: Counter,
     revision: Gauge,
     etcd_up: Gauge,
@@ -79,6 +93,47 @@ impl Series {
             &self.check_failures,
             &self.reloads,
             &self.reload_failures,
+        ]
+    }
+
+    /// The per-entry gauges, each with its name and help.
+    fn entry_gauges(&self) -> [(&'static str, &'static str, &Family<EntryLabel, Gauge>); 7] {
+        [
+            (
+                "entry_failing",
+                "1 while an entry's last pass failed (or it has not rendered yet), else 0",
+                &self.entry_failing,
+            ),
+            (
+                "entry_applied",
+                "1 while an entry's target holds the render of the newest data it saw, else 0",
+                &self.applied,
+            ),
+            (
+                "entry_reload_pending",
+                "1 while a reload of an entry's service is due (waiting, running or retried), else 0",
+                &self.reload_pending,
+            ),
+            (
+                "entry_reload_failing",
+                "1 while the last reload of an entry's service failed, else 0",
+                &self.reload_failing,
+            ),
+            (
+                "entry_revision_applied",
+                "The etcd revision an entry's target was last brought up to date from",
+                &self.revision_applied,
+            ),
+            (
+                "entry_revision_seen",
+                "The newest etcd revision an entry rendered from, applied or not",
+                &self.revision_seen,
+            ),
+            (
+                "entry_consecutive_failures",
+                "Passes and reloads of an entry that failed since it was last fully applied",
+                &self.consecutive_failures,
+            ),
         ]
     }
 
@@ -103,10 +158,13 @@ impl Series {
         for ((name, help), family) in per_entry.into_iter().zip(self.per_entry()) {
             registry.register(name, help, family.clone());
         }
+        for (name, help, family) in self.entry_gauges() {
+            registry.register(name, help, family.clone());
+        }
         registry.register(
-            "entry_failing",
-            "1 while an entry's last pass failed (or it has not rendered yet), else 0",
-            self.entry_failing.clone(),
+            "entry_seconds_since_success",
+            "Seconds since an entry's last good pass (since it was loaded, before one)",
+            self.since_success.clone(),
         );
         registry.register(
             "watch_reconnects",
@@ -155,25 +213,59 @@ struct Failure {
     message: String,
 }
 
+/// Where an entry's service stands with its reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadState {
+    /// No reload is due.
+    Done,
+    /// A reload is due: waiting for the reload interval, or running.
+    Pending,
+    /// The last reload failed; it is being retried.
+    Failing,
+}
+
 /// What the health report says about one entry.
 #[derive(Debug, Clone)]
 struct EntryState {
+    loaded: Moment,
     last_outcome: Option<&'static str>,
     last_success: Option<Moment>,
     last_error: Option<Failure>,
     /// Since when the entry has had no good pass: loaded and not rendered yet, or failing.
     failing_since: Option<Moment>,
     revision: Option<i64>,
+    seen: Option<i64>,
+    reload: ReloadState,
+    consecutive_failures: u32,
 }
 
 impl EntryState {
     fn loaded() -> EntryState {
+        let now = Moment::now();
         EntryState {
+            loaded: now,
             last_outcome: None,
             last_success: None,
             last_error: None,
-            failing_since: Some(Moment::now()),
+            failing_since: Some(now),
             revision: None,
+            seen: None,
+            reload: ReloadState::Done,
+            consecutive_failures: 0,
+        }
+    }
+
+    /// Why the entry is not applied, if it is not.
+    fn degraded(&self) -> Option<String> {
+        if self.reload == ReloadState::Failing {
+            let error = self.last_error.as_ref().map_or("", |e| e.message.as_str());
+            return Some(format!("reload failing: {error}"));
+        }
+        match (&self.failing_since, &self.last_error) {
+            (Some(_), Some(error)) => Some(format!("not applied: {}", error.message)),
+            (Some(_), None) => Some("not rendered yet".to_string()),
+            (None, _) => None,
         }
     }
 }
@@ -254,12 +346,16 @@ impl Status {
                 let label = EntryLabel {
                     entry: id.to_string(),
                 };
-                self.series.entry_failing.get_or_create(&label).set(1);
                 // Every series exists from the start: one that appears at its first event
                 // breaks rate() and alerts on it.
                 for family in self.series.per_entry() {
                     drop(family.get_or_create(&label));
                 }
+                for (_, _, family) in self.series.entry_gauges() {
+                    drop(family.get_or_create(&label));
+                }
+                self.series.entry_failing.get_or_create(&label).set(1);
+                drop(self.series.since_success.get_or_create(&label));
                 EntryState::loaded()
             });
             entries.insert(id.to_string(), kept);
@@ -271,7 +367,10 @@ impl Status {
             for family in self.series.per_entry() {
                 family.remove(&label);
             }
-            self.series.entry_failing.remove(&label);
+            for (_, _, family) in self.series.entry_gauges() {
+                family.remove(&label);
+            }
+            self.series.since_success.remove(&label);
         }
         state.entries = entries;
     }
@@ -295,12 +394,29 @@ impl Status {
             }
         };
         entry.last_outcome = Some(outcome);
+        entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
         let failing = i64::from(failure.is_some());
         self.series.entry_failing.get_or_create(&label).set(failing);
+        self.series.applied.get_or_create(&label).set(1 - failing);
+        self.series
+            .revision_seen
+            .get_or_create(&label)
+            .set(entry.seen.unwrap_or(revision));
         let Some(failure) = failure else {
             entry.last_success = Some(now);
             entry.failing_since = None;
             entry.revision = Some(revision);
+            self.series
+                .revision_applied
+                .get_or_create(&label)
+                .set(revision);
+            if entry.reload != ReloadState::Failing {
+                entry.consecutive_failures = 0;
+            }
+            self.series
+                .consecutive_failures
+                .get_or_create(&label)
+                .set(i64::from(entry.consecutive_failures));
             let newest = self.series.revision.inner();
             newest.fetch_max(revision, Ordering::Relaxed);
             return;
@@ -309,8 +425,27 @@ impl Status {
         if failure.kind == FailureKind::Check {
             self.series.check_failures.get_or_create(&label).inc();
         }
+        entry.consecutive_failures += 1;
+        self.series
+            .consecutive_failures
+            .get_or_create(&label)
+            .set(i64::from(entry.consecutive_failures));
         entry.failing_since.get_or_insert(now);
         entry.last_error = Some(failure);
+    }
+
+    /// Records that a reload of entry `id`'s service is due (its target changed, or a reload
+    /// was still due when the process last stopped).
+    pub fn reload_due(&self, id: &str) {
+        let label = EntryLabel {
+            entry: id.to_string(),
+        };
+        let mut state = self.state();
+        let entry = state.entry(id);
+        if entry.reload == ReloadState::Done {
+            entry.reload = ReloadState::Pending;
+        }
+        self.series.reload_pending.get_or_create(&label).set(1);
     }
 
     /// Records a reload of entry `id` (its `reloadcmd` run, its `reloadsignal` sent), or
@@ -330,6 +465,10 @@ impl Status {
                     entry.failing_since = None;
                     self.series.entry_failing.get_or_create(&label).set(0);
                 }
+                entry.reload = ReloadState::Done;
+                if entry.failing_since.is_none() {
+                    entry.consecutive_failures = 0;
+                }
             }
             Err(message) => {
                 self.series.reload_failures.get_or_create(&label).inc();
@@ -341,8 +480,23 @@ impl Status {
                     kind: FailureKind::Reload,
                     message,
                 });
+                entry.reload = ReloadState::Failing;
+                entry.consecutive_failures += 1;
             }
         }
+        let failing = entry.reload == ReloadState::Failing;
+        self.series
+            .reload_pending
+            .get_or_create(&label)
+            .set(i64::from(failing));
+        self.series
+            .reload_failing
+            .get_or_create(&label)
+            .set(i64::from(failing));
+        self.series
+            .consecutive_failures
+            .get_or_create(&label)
+            .set(i64::from(entry.consecutive_failures));
     }
 
     /// Records that etcd answers (connected at start-up).
@@ -371,6 +525,14 @@ impl Status {
 
     /// The metrics in the OpenMetrics text format, for Prometheus.
     pub fn metrics_text(&self) -> String {
+        for (id, entry) in &self.state().entries {
+            let since = entry.last_success.as_ref().unwrap_or(&entry.loaded);
+            let label = EntryLabel { entry: id.clone() };
+            self.series
+                .since_success
+                .get_or_create(&label)
+                .set(since.at.elapsed().as_secs_f64());
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -400,8 +562,21 @@ impl Status {
                         None => format!("{id}: not rendered for {secs}s"),
                     });
                 }
+                let degraded = entry.degraded();
                 let report = EntryHealth {
                     healthy: failing.is_none(),
+                    applied: degraded.is_none(),
+                    degraded,
+                    reload: entry.reload,
+                    revision_seen: entry.seen,
+                    consecutive_failures: entry.consecutive_failures,
+                    seconds_since_success: entry
+                        .last_success
+                        .as_ref()
+                        .unwrap_or(&entry.loaded)
+                        .at
+                        .elapsed()
+                        .as_secs(),
                     last_outcome: entry.last_outcome,
                     last_success: entry.last_success.as_ref().map(Moment::text),
                     failing_since: entry.failing_since.as_ref().map(Moment::text),
@@ -415,8 +590,16 @@ impl Status {
                 (id.clone(), report)
             })
             .collect();
+        let degraded = entries_degraded(&entries);
         Health {
             healthy: problems.is_empty(),
+            status: if !problems.is_empty() {
+                "unhealthy"
+            } else if degraded {
+                "degraded"
+            } else {
+                "healthy"
+            },
             problems,
             unhealthy_after_seconds: self.unhealthy_after.as_secs_f64(),
             etcd: EtcdHealth {
@@ -430,11 +613,19 @@ impl Status {
     }
 }
 
+/// Whether some entry of the report is not applied.
+fn entries_degraded(entries: &BTreeMap<String, EntryHealth>) -> bool {
+    entries.values().any(|e| !e.applied)
+}
+
 /// The health report served at `/healthz`.
 #[derive(Debug, Serialize)]
 pub struct Health {
     /// False when etcd has been unreachable, or an entry failing, too long.
     pub healthy: bool,
+    /// `healthy`; `degraded` while some entry is not applied; `unhealthy` (HTTP 503) when
+    /// etcd has been unreachable, or an entry failing, too long.
+    pub status: &'static str,
     /// Why not healthy, one line each.
     pub problems: Vec<String>,
     /// The `--unhealthy-after` threshold.
@@ -463,6 +654,19 @@ pub struct EtcdHealth {
 pub struct EntryHealth {
     /// False when the entry has been failing (or not rendered) too long.
     pub healthy: bool,
+    /// Whether the target holds the render of the newest data seen and the service's reload
+    /// is not failing.
+    pub applied: bool,
+    /// Why not applied.
+    pub degraded: Option<String>,
+    /// `done`, `pending` (due) or `failing` (being retried).
+    pub reload: ReloadState,
+    /// The newest etcd revision the entry rendered from, applied or not.
+    pub revision_seen: Option<i64>,
+    /// Passes and reloads that failed since the entry was last fully applied.
+    pub consecutive_failures: u32,
+    /// Seconds since the last good pass (since the entry was loaded, before one).
+    pub seconds_since_success: u64,
     /// `unchanged`, `changed` or `failed`; null before the first pass.
     pub last_outcome: Option<&'static str>,
     /// When the last good pass ended (RFC 3339).

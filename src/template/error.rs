@@ -1,7 +1,12 @@
 //! Template errors: one line naming the template file, the line in the original template
-//! (when known) and the reason, distilled from Tera's multi-line, chained errors.
+//! (when known) and the reason, distilled from Tera's multi-line, chained errors. A reason
+//! never shows a value from etcd: Tera's messages and some functions' quote what they were
+//! given, which may be a secret, so every value the render could see is masked in them.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use super::limits::Exceeded;
 
 /// Where in a template something went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +50,34 @@ pub enum TemplateError {
     Render {
         /// Where, the line of the last tag reached.
         at: Location,
-        /// The innermost Tera error, on one line.
+        /// The innermost Tera error, on one line, values masked.
         reason: String,
     },
+    /// The render went beyond one of its limits.
+    #[error("{at}: {exceeded}")]
+    Limit {
+        /// Where, when it could be located.
+        at: Location,
+        /// Which limit.
+        exceeded: Exceeded,
+    },
 }
+
+/// What a masked value reads as in an error.
+const MASK: &str = "<value>";
+
+/// Values this short are masked only where a message quotes them whole: anywhere else they
+/// would mask ordinary words.
+const SHORT: usize = 3;
 
 impl TemplateError {
     /// The line in the original template, when known.
     pub fn line(&self) -> Option<usize> {
         match self {
             TemplateError::Read { .. } => None,
-            TemplateError::Syntax { at, .. } | TemplateError::Render { at, .. } => at.line,
+            TemplateError::Syntax { at, .. }
+            | TemplateError::Render { at, .. }
+            | TemplateError::Limit { at, .. } => at.line,
         }
     }
 
@@ -94,13 +116,26 @@ impl TemplateError {
         }
     }
 
+    /// Whether the render stopped at the end of its time slice (to be finished elsewhere).
+    pub fn is_slice(&self) -> bool {
+        matches!(
+            self,
+            TemplateError::Limit {
+                exceeded: Exceeded::Slice,
+                ..
+            }
+        )
+    }
+
     /// A render error from Tera, at the line the render had reached; `rendered` is the
-    /// name Tera knew the template by, which its messages repeat.
-    pub(super) fn render(
+    /// name Tera knew the template by, which its messages repeat; `values` are every value
+    /// the render could see, masked in the reason.
+    pub(super) fn render<'v>(
         file: &str,
         rendered: &str,
         line: Option<usize>,
         error: &tera::Error,
+        values: impl Iterator<Item = &'v [u8]>,
     ) -> TemplateError {
         let message = innermost(error);
         let suffix = format!(" while rendering '{rendered}'");
@@ -109,9 +144,54 @@ impl TemplateError {
                 file: file.to_string(),
                 line,
             },
-            reason: one_line(&message.replacen(&suffix, "", 1)),
+            reason: mask(one_line(&message.replacen(&suffix, "", 1)), values),
         }
     }
+
+    /// A render stopped by one of its limits.
+    pub(super) fn limit(file: &str, line: Option<usize>, exceeded: Exceeded) -> TemplateError {
+        TemplateError::Limit {
+            at: Location {
+                file: file.to_string(),
+                line,
+            },
+            exceeded,
+        }
+    }
+}
+
+/// `message` with every one of `values` in it, as it is or as JSON escapes it (Tera quotes
+/// values as JSON), replaced by [`MASK`]; longest first, so a value containing another is
+/// masked whole.
+fn mask<'v>(mut message: String, values: impl Iterator<Item = &'v [u8]>) -> String {
+    let mut texts: Vec<Cow<'_, str>> = Vec::new();
+    for value in values.filter_map(|v| std::str::from_utf8(v).ok()) {
+        let json = serde_json::to_string(value).expect("a string is valid JSON");
+        let escaped = &json[1..json.len() - 1];
+        if escaped != value {
+            texts.push(Cow::Owned(escaped.to_string()));
+        }
+        if !value.is_empty() {
+            texts.push(Cow::Borrowed(value));
+        }
+    }
+    texts.sort_unstable_by_key(|v| std::cmp::Reverse(v.len()));
+    texts.dedup();
+    for value in texts.iter().map(|v| v.as_ref()) {
+        if value.len() >= SHORT {
+            if message.contains(value) {
+                message = message.replace(value, MASK);
+            }
+            continue;
+        }
+        for quote in ['"', '\'', '`'] {
+            let quoted = format!("{quote}{value}{quote}");
+            if message.contains(&quoted) {
+                message = message.replace(&quoted, &format!("{quote}{MASK}{quote}"));
+            }
+        }
+    }
+    message
 }
 
 /// The message of the innermost error in Tera's chain: the actual cause.
@@ -126,4 +206,24 @@ fn innermost(error: &tera::Error) -> String {
 /// Collapses white space, line breaks included, to single spaces.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_masked_in_reasons() {
+        let values: [&[u8]; 5] = [b"SECRET-in-json", b"SECRET", b"7", b"\xff", b"a\"b\nc"];
+        let masked = mask(
+            "getv: key \"SECRET-in-json\" not found; got `7` for 7 at line 7".into(),
+            values.into_iter(),
+        );
+        assert_eq!(
+            masked,
+            "getv: key \"<value>\" not found; got `<value>` for 7 at line 7"
+        );
+        let masked = mask(r#"got `"a\"b\nc"`"#.into(), values.into_iter());
+        assert_eq!(masked, r#"got `"<value>"`"#);
+    }
 }

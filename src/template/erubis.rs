@@ -371,7 +371,7 @@ mod tests {
             snapshot: &std::sync::Arc::new(Snapshot::default()),
             prefix: None,
         };
-        assert_eq!(t.render(input).unwrap(), "b");
+        assert_eq!(t.render(input, &Default::default(), None).unwrap(), "b");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod error;
 mod erubis;
 mod filters;
 mod gotmpl;
+mod limits;
 pub mod migrate;
 pub mod model;
 mod ruby;
@@ -26,6 +27,7 @@ mod scope;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tera::{Context, Tera};
@@ -34,6 +36,7 @@ use crate::config::Pattern;
 use crate::etcd::Snapshot;
 
 pub use error::TemplateError;
+pub use limits::{Exceeded, RenderLimits};
 
 /// What one render sees: the data model of one entry and the snapshot it came from. The
 /// model is moved into the render, not copied: a large tree is held once.
@@ -77,32 +80,56 @@ impl Template {
         compile(&name, &text, pattern)
     }
 
-    /// Renders to text; the same input always gives the same bytes.
-    pub fn render(&self, input: RenderInput<'_>) -> Result<String, TemplateError> {
-        let scope = scope::Scope::enter(Arc::clone(input.snapshot));
+    /// Renders to text, held to `limits` (and stopped after `slice`, if given); the same
+    /// input always gives the same bytes.
+    pub fn render(
+        &self,
+        input: RenderInput<'_>,
+        limits: &RenderLimits,
+        slice: Option<Duration>,
+    ) -> Result<String, TemplateError> {
+        let snapshot = Arc::clone(input.snapshot);
+        let scope = scope::Scope::enter(Arc::clone(&snapshot));
+        let budget = limits::Budget::open(*limits, slice);
         let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"));
         let context = self.context(input);
         let hint = self.last_len.load(Ordering::Relaxed);
-        let mut output = Vec::with_capacity(hint + hint / 16);
-        let rendered = self.tera.render_to(&self.name, &context, &mut output);
-        let rendered = rendered.map(|()| {
-            self.last_len.store(output.len(), Ordering::Relaxed);
-            // Tera writes only text: what it was given and what its filters return.
-            String::from_utf8(output).expect("Tera renders valid UTF-8")
-        });
-        rendered.map_err(|error| {
-            // Tera gives no line: the marked twin fails at the same place, recording it.
-            let located = self.marked.as_ref().and_then(|marked| {
-                let error = self.tera.render(marked, &context).err()?;
-                Some((marked, error))
-            });
-            match &located {
-                Some((marked, error)) => {
-                    TemplateError::render(&self.name, marked, scope.line(), error)
-                }
-                None => TemplateError::render(&self.name, &self.name, None, &error),
+        let mut output = limits::Output::new(hint + hint / 16, limits);
+        match self.tera.render_to(&self.name, &context, &mut output) {
+            Ok(()) => {
+                let output = output.into_bytes();
+                self.last_len.store(output.len(), Ordering::Relaxed);
+                // Tera writes only text: what it was given and what its filters return.
+                Ok(String::from_utf8(output).expect("Tera renders valid UTF-8"))
             }
-        })
+            Err(error) => {
+                let exceeded = budget.exceeded();
+                // Tera gives no line: the marked twin fails at the same place, recording
+                // it — unless the render ran out of time, which a second run would too.
+                let located = self
+                    .marked
+                    .as_ref()
+                    .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
+                    .and_then(|marked| {
+                        budget.restart();
+                        let mut twin = limits::Output::new(0, limits);
+                        let error = self.tera.render_to(marked, &context, &mut twin).err()?;
+                        Some((marked, error))
+                    });
+                let line = located.as_ref().and_then(|_| scope.line());
+                if let Some(exceeded) = exceeded {
+                    return Err(TemplateError::limit(&self.name, line, exceeded));
+                }
+                let (rendered, error) = match &located {
+                    Some((marked, error)) => (*marked, error),
+                    None => (&self.name, &error),
+                };
+                let values = snapshot.iter().map(|(_, value)| value);
+                Err(TemplateError::render(
+                    &self.name, rendered, line, error, values,
+                ))
+            }
+        }
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
@@ -132,6 +159,7 @@ fn engine() -> Tera {
     confd::register(&mut tera);
     gotmpl::register(&mut tera);
     scope::register(&mut tera);
+    limits::register(&mut tera);
     tera
 }
 
@@ -179,6 +207,7 @@ pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, Te
             error
         }
     })?;
+    limits::instrument(&mut tera);
     Ok(Template {
         name: name.to_string(),
         tera,

@@ -23,7 +23,7 @@ async fn set_get_recursive_get_and_delete() {
     let etcd = EtcdServer::start().await;
     let set = util_run(&etcd, &["-o", "set", "-k", "/app/a", "-v", "1"]).await;
     assert_eq!(set.code, 0, "{}", set.stderr);
-    assert_eq!(set.stderr, "Setting /app/a to 1\n");
+    assert_eq!(set.stderr, "Setting /app/a (1 byte)\n");
     util_run(&etcd, &["-o", "SET", "-k", "/app/dir/b", "-v", "2"]).await;
     util_run(&etcd, &["-o", "Set", "-k", "/appx", "-v", "sibling"]).await;
 
@@ -65,12 +65,130 @@ async fn set_get_recursive_get_and_delete() {
     );
 }
 
+/// etcd-util with `args`, `input` on its stdin.
+async fn util_with_stdin(etcd: &EtcdServer, args: &[&str], input: &[u8]) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = util();
+    cmd.args(["--endpoints", &etcd.endpoint]).args(args);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The value etcd holds at `key`, as bytes.
+async fn stored(etcd: &EtcdServer, key: &str) -> Option<Vec<u8>> {
+    let mut client = etcd.client().await;
+    let response = client.get(key, None).await.unwrap();
+    response.kvs().first().map(|kv| kv.value().to_vec())
+}
+
+/// Every key etcd holds.
+async fn all_keys(etcd: &EtcdServer) -> Vec<String> {
+    let mut client = etcd.client().await;
+    let everything = etcd_client::GetOptions::new()
+        .with_all_keys()
+        .with_keys_only();
+    let response = client.get("", Some(everything)).await.unwrap();
+    response
+        .kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn set_reads_a_value_verbatim_from_stdin_or_a_file_and_never_echoes_it() {
+    let etcd = EtcdServer::start().await;
+    let secret = b"hunter2\n\n";
+    let piped = util_with_stdin(&etcd, &["-o", "set", "-k", "/eu/pw", "-v", "-"], secret).await;
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert_eq!(piped.stderr, "Setting /eu/pw (9 bytes)\n");
+    assert_eq!(stored(&etcd, "/eu/pw").await.as_deref(), Some(&secret[..]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("value");
+    let bytes = [0xff, 0x00, b'\n', b'@', b'-', b'\r', b'\n'];
+    std::fs::write(&file, bytes).unwrap();
+    let from_file = format!("@{}", file.display());
+    let run = util_run(
+        &etcd,
+        &["-o", "set", "-k", "/eu/bin", "-v", &from_file, "-t", "60"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "Setting /eu/bin (7 bytes) TTL=60s\n");
+    assert_eq!(stored(&etcd, "/eu/bin").await.as_deref(), Some(&bytes[..]));
+
+    let inline = util_run(&etcd, &["-o", "set", "-k", "/eu/pw", "-v", "hunter2"]).await;
+    assert_eq!(inline.code, 0, "{}", inline.stderr);
+    assert_eq!(
+        inline.stderr, "Setting /eu/pw (7 bytes)\n",
+        "never the value"
+    );
+
+    // A literal "-" or "@..." goes in through stdin.
+    let literal = util_with_stdin(&etcd, &["-o", "set", "-k", "/eu/at", "-v", "-"], b"@x").await;
+    assert_eq!(literal.code, 0, "{}", literal.stderr);
+    assert_eq!(stored(&etcd, "/eu/at").await.as_deref(), Some(&b"@x"[..]));
+
+    let missing = dir.path().join("nope");
+    let run = util_run(
+        &etcd,
+        &[
+            "-o",
+            "set",
+            "-k",
+            "/eu/x",
+            "-v",
+            &format!("@{}", missing.display()),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{}: ", missing.display())),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stored(&etcd, "/eu/x").await, None);
+}
+
+#[tokio::test]
+async fn deleting_the_whole_keyspace_needs_force() {
+    let etcd = EtcdServer::start().await;
+    etcd.put_all([("/a", "1"), ("/b/c", "2"), ("/", "root")])
+        .await;
+    let before = all_keys(&etcd).await;
+    for root in ["/", "//", "///"] {
+        let run = util_run(&etcd, &["-o", "del", "-r", "-k", root]).await;
+        assert_eq!(run.code, 2, "{root}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains("--force"), "{}", run.stderr);
+        assert_eq!(all_keys(&etcd).await, before, "{root}: nothing deleted");
+    }
+    let forced = util_run(&etcd, &["-o", "del", "-r", "-k", "/", "--force"]).await;
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(forced.stderr, "Deleted / (3 keys)\n");
+    assert!(all_keys(&etcd).await.is_empty());
+}
+
 #[tokio::test]
 async fn ttl_key_expires() {
     let etcd = EtcdServer::start().await;
     let set = util_run(&etcd, &["-o", "set", "-k", "/ttl", "-v", "x", "-t", "1"]).await;
     assert_eq!(set.code, 0, "{}", set.stderr);
-    assert_eq!(set.stderr, "Setting /ttl to x TTL=1s\n");
+    assert_eq!(set.stderr, "Setting /ttl (1 byte) TTL=1s\n");
     assert_eq!(util_run(&etcd, &["-k", "/ttl"]).await.code, 0);
     let deadline = Instant::now() + LIMIT;
     loop {
@@ -348,4 +466,33 @@ async fn set_and_get_over_tls_with_a_client_certificate() {
         "{}",
         refused.stderr
     );
+}
+
+#[tokio::test]
+async fn prints_its_manual_page_and_completions_without_etcd() {
+    let run = run_command(util(), ["--man"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(".TH etcd-util 1 "), "{}", run.stdout);
+    for text in [
+        r"\-\-key",
+        r"\-\-operation",
+        r#".SH "EXIT STATUS""#,
+        "ETCD_ENDPOINTS",
+    ] {
+        assert!(run.stdout.contains(text), "{text} missing:\n{}", run.stdout);
+    }
+    for (shell, marker) in [
+        ("bash", "complete -F _etcd__util"),
+        ("zsh", "#compdef etcd-util"),
+        ("fish", "complete -c etcd-util"),
+    ] {
+        let run = run_command(util(), ["--completions", shell]).await;
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains(marker), "{shell}:\n{}", run.stdout);
+        assert!(run.stdout.contains("operation"), "{shell}:\n{}", run.stdout);
+    }
+    for args in [&["--man", "-k", "/k"][..], &["--completions", "tcsh"]] {
+        let run = run_command(util(), args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+    }
 }

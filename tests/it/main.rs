@@ -2,6 +2,7 @@
 //! harness ([`common`]), the `reconfig` and `etcd-util` binaries as operators run them,
 //! real users, files, links and commands.
 
+mod applied;
 mod common;
 
 mod daemon;
@@ -9,6 +10,7 @@ mod dispense;
 mod docs;
 mod etcd_util;
 mod faults;
+mod hostile;
 mod migrate;
 mod migrate_confd;
 mod nginx_e2e;
@@ -20,3 +22,4 @@ mod safety;
 mod secure;
 mod template_golden;
 mod template_props;
+mod v2data;

@@ -14,16 +14,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reconfig::{
-    altdata_model, compile, data_model, ModelError, Pattern, RenderInput, Snapshot, Template,
+    altdata_model, compile, data_model, ModelError, Pattern, RenderInput, RenderLimits, Snapshot,
+    Template,
 };
 use serde_json::{json, Value};
+
+use crate::common::{names, tree_state};
 
 fn here(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,6 +43,12 @@ fn read_json(path: &Path) -> Value {
 
 /// `reconfig migrate ARGS`: exit code and stdout.
 fn migrate(args: &[&str]) -> (i32, String) {
+    let (code, stdout, _) = migrate_logged(args);
+    (code, stdout)
+}
+
+/// `reconfig migrate ARGS`: exit code, stdout (the report) and stderr (a fatal error).
+fn migrate_logged(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_reconfig"))
         .arg("migrate")
         .args(args)
@@ -46,6 +57,7 @@ fn migrate(args: &[&str]) -> (i32, String) {
     (
         out.status.code().expect("exited"),
         String::from_utf8(out.stdout).expect("UTF-8 report"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -186,7 +198,7 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         snapshot: &Arc::new(snapshot.clone()),
         prefix: None,
     };
-    match template.render(input) {
+    match template.render(input, &Default::default(), None) {
         Ok(text) => Rendered::Output(text),
         Err(e) => Rendered::Failed(e.to_string()),
     }
@@ -245,17 +257,35 @@ fn corpus_renders_as_reconfig_rb_did() {
     ]);
     let entries = entries(&corpus);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(
-        report,
-        format!("{} converted, 0 need attention\n", entries.len())
-    );
+    let splayed = ["haproxy.json", "nginx.json"];
+    let mut expected: Vec<String> = splayed
+        .iter()
+        .map(|name| {
+            let entry = corpus.join("conf.d").join(name);
+            format!("{}: reloadcmd without splay: ", entry.display())
+        })
+        .collect();
+    expected.push(format!("{} converted, 0 need attention", entries.len()));
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{report}");
+    for (line, start) in lines.iter().zip(&expected) {
+        assert!(line.starts_with(start.as_str()), "{line}");
+    }
     for name in fs::read_dir(corpus.join("conf.d")).unwrap() {
         let name = name.unwrap().file_name();
-        assert_eq!(
-            fs::read(corpus.join("conf.d").join(&name)).unwrap(),
-            fs::read(out.path().join("conf.d").join(&name)).unwrap(),
-            "conf.d entries are copied as they are"
-        );
+        let original = read_json(&corpus.join("conf.d").join(&name));
+        let written = read_json(&out.path().join("conf.d").join(&name));
+        if splayed.contains(&name.to_str().unwrap()) {
+            let mut with_splay = original;
+            with_splay["splay"] = json!("10s");
+            assert_eq!(written, with_splay, "{name:?} gets reconfig.rb's jitter");
+        } else {
+            assert_eq!(
+                fs::read(corpus.join("conf.d").join(&name)).unwrap(),
+                fs::read(out.path().join("conf.d").join(&name)).unwrap(),
+                "other conf.d entries are copied as they are"
+            );
+        }
     }
     let sets = datasets();
     let mut ruby_jobs = vec![];
@@ -432,6 +462,245 @@ fn usage_errors_exit_2() {
     assert_eq!(migrate(&["--cfgdir", corpus, "--out", corpus]).0, 2);
 }
 
+/// The user `nobody`'s uid and gid, to own files root does not.
+fn nobody() -> (u32, u32) {
+    let user = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody exists");
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// A reconfig.rb configuration in `root/cfg` holding what an attacker or a careless
+/// operator leaves there, and the files outside it those links point to (`root/outside`):
+/// `templates/dirlink` to a directory holding a 0600 `id_rsa`, `templates/shadowlink` and
+/// `conf.d/evil.json` to a secret, `templates/sub/up` back to `templates/` (a loop), beside
+/// a 0600 template of nobody's and a 0640 one in a 0750 directory, in a 0750 `cfg`.
+fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
+    let outside = root.join("outside");
+    fs::create_dir_all(outside.join("secret")).unwrap();
+    fs::write(
+        outside.join("secret/id_rsa"),
+        "-----BEGIN KEY-----\nsecret\n",
+    )
+    .unwrap();
+    chmod(&outside.join("secret/id_rsa"), 0o600);
+    fs::write(
+        outside.join("shadow"),
+        "root:$6$salt$hash:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    chmod(&outside.join("shadow"), 0o640);
+
+    let cfg = root.join("cfg");
+    fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    fs::create_dir_all(cfg.join("templates/sub")).unwrap();
+    fs::write(
+        cfg.join("conf.d/a.json"),
+        r#"{"id":"a","key":"/a","source":"a.erb","target":"/tmp/a"}"#,
+    )
+    .unwrap();
+    symlink(outside.join("shadow"), cfg.join("conf.d/evil.json")).unwrap();
+    let secret = cfg.join("templates/a.erb");
+    fs::write(&secret, "password=<%= @reconfig[\"data\"] %>\n").unwrap();
+    chmod(&secret, 0o600);
+    let (uid, gid) = nobody();
+    std::os::unix::fs::chown(&secret, Some(uid), Some(gid)).unwrap();
+    fs::write(
+        cfg.join("templates/sub/b.erb"),
+        "b=<%= @reconfig[\"data\"] %>\n",
+    )
+    .unwrap();
+    chmod(&cfg.join("templates/sub/b.erb"), 0o640);
+    chmod(&cfg.join("templates/sub"), 0o750);
+    symlink(outside.join("secret"), cfg.join("templates/dirlink")).unwrap();
+    symlink(outside.join("shadow"), cfg.join("templates/shadowlink")).unwrap();
+    symlink("..", cfg.join("templates/sub/up")).unwrap();
+    chmod(&cfg, 0o750);
+    (cfg, outside)
+}
+
+/// Asserts the report has one line for each link, naming it, and that the links are still
+/// what they were.
+fn assert_links_refused(cfg: &Path, report: &str) {
+    for link in [
+        "conf.d/evil.json",
+        "templates/dirlink",
+        "templates/shadowlink",
+        "templates/sub/up",
+    ] {
+        let path = cfg.join(link);
+        let lines: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}: ", path.display())))
+            .collect();
+        assert_eq!(lines.len(), 1, "{link}:\n{report}");
+        assert!(lines[0].contains("symbolic link"), "{report}");
+        assert!(fs::symlink_metadata(&path).unwrap().is_symlink(), "{link}");
+    }
+}
+
+#[test]
+fn in_place_never_follows_a_link_and_keeps_modes_and_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, outside) = hostile_config(dir.path());
+    let before = tree_state(&outside);
+    let (code, report) = migrate(&["--cfgdir", cfg.to_str().unwrap(), "--in-place"]);
+    assert_eq!(code, 1, "{report}");
+    assert_links_refused(&cfg, &report);
+    assert!(
+        report.ends_with("2 converted, 4 need attention\n"),
+        "{report}"
+    );
+    assert_eq!(tree_state(&outside), before, "nothing outside is touched");
+    assert_eq!(names(&outside.join("secret")), ["id_rsa"]);
+
+    let (uid, gid) = nobody();
+    for name in ["a.erb", "a.erb.orig"] {
+        let path = cfg.join("templates").join(name);
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "{name}");
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{name}");
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{name}");
+    }
+    assert_eq!(
+        fs::read_to_string(cfg.join("templates/a.erb.orig")).unwrap(),
+        "password=<%= @reconfig[\"data\"] %>\n"
+    );
+    assert_ne!(
+        fs::read(cfg.join("templates/a.erb")).unwrap(),
+        fs::read(cfg.join("templates/a.erb.orig")).unwrap(),
+        "converted"
+    );
+    assert_eq!(mode_of(&cfg.join("templates/sub/b.erb")), 0o640);
+    assert_eq!(mode_of(&cfg.join("templates/sub/b.erb.orig")), 0o640);
+    assert_eq!(
+        names(&cfg.join("templates")),
+        ["a.erb", "a.erb.orig", "dirlink", "shadowlink", "sub"],
+        "no staged file left behind"
+    );
+}
+
+#[test]
+fn out_copies_only_real_files_with_their_modes_and_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, outside) = hostile_config(dir.path());
+    let before = tree_state(&outside);
+    let out = dir.path().join("new");
+    let (code, report) = migrate(&[
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{report}");
+    assert_links_refused(&cfg, &report);
+    assert_eq!(tree_state(&outside), before, "nothing outside is touched");
+    assert_eq!(names(&out.join("conf.d")), ["a.json"]);
+    assert_eq!(names(&out.join("templates")), ["a.erb", "sub"]);
+    assert_eq!(
+        names(&out.join("templates/sub")),
+        ["b.erb"],
+        "the loop is not followed"
+    );
+    let meta = fs::symlink_metadata(out.join("templates/a.erb")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), nobody());
+    assert_eq!(
+        mode_of(&out),
+        0o750,
+        "OUT, made by migrate, as the configuration directory"
+    );
+    assert_eq!(mode_of(&out.join("templates/sub")), 0o750);
+    assert_eq!(mode_of(&out.join("templates/sub/b.erb")), 0o640);
+    assert_eq!(
+        mode_of(&out.join("conf.d/a.json")),
+        mode_of(&cfg.join("conf.d/a.json"))
+    );
+}
+
+#[test]
+fn out_is_written_only_into_a_new_or_empty_directory_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, _) = hostile_config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+
+    // Each OUT, set up as a careless operator or another user left it, and what the one
+    // line of the refusal says.
+    type SetUp<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, SetUp<'_>, &str); 6] = [
+        (
+            "a link planted at OUT/templates/a.erb",
+            &|out| {
+                fs::create_dir_all(out.join("templates")).unwrap();
+                symlink(&victim, out.join("templates/a.erb")).unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT/templates a link",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                symlink(&elsewhere, out.join("templates")).unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT holding a file",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                fs::write(out.join("notes"), "mine\n").unwrap();
+            },
+            "not empty",
+        ),
+        (
+            "OUT owned by nobody",
+            &|out| {
+                fs::create_dir(out).unwrap();
+                let (uid, gid) = nobody();
+                std::os::unix::fs::chown(out, Some(uid), Some(gid)).unwrap();
+            },
+            "owned by uid",
+        ),
+        (
+            "OUT a link to an empty directory",
+            &|out| symlink(&elsewhere, out).unwrap(),
+            "a symbolic link",
+        ),
+        (
+            "OUT a file",
+            &|out| fs::write(out, "a file\n").unwrap(),
+            "not a directory",
+        ),
+    ];
+    for (i, (what, set_up, reason)) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("out{i}"));
+        set_up(&out);
+        let before = tree_state(dir.path());
+        let (code, report, log) =
+            migrate_logged(&["--cfgdir", cfg, "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 2, "{what}: {report}{log}");
+        assert_eq!(report, "", "{what}");
+        let line = format!("--out {}: {reason}", out.display());
+        assert!(log.contains(&line), "{what}: {log}");
+        assert_eq!(log.trim_end().lines().count(), 1, "{what}: {log}");
+        assert_eq!(tree_state(dir.path()), before, "{what}: nothing written");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(names(&elsewhere).is_empty(), "{what}");
+    }
+}
+
 #[test]
 fn string_filters_match_ruby_on_every_character() {
     // Every character Ruby 3.1 knows (Unicode 13, no surrogates or line ends), between
@@ -473,7 +742,14 @@ fn string_filters_match_ruby_on_every_character() {
         snapshot: &Arc::new(Snapshot::default()),
         prefix: None,
     };
-    let ours: Value = serde_json::from_str(&template.render(input).unwrap()).unwrap();
+    // 80,000 characters through six filters: longer than the default time limit in a
+    // debug build.
+    let limits = RenderLimits {
+        timeout: Duration::from_secs(3600),
+        ..RenderLimits::default()
+    };
+    let ours: Value =
+        serde_json::from_str(&template.render(input, &limits, None).unwrap()).unwrap();
     let (ours, expected) = (
         ours.as_array().unwrap(),
         ruby["expected"].as_array().unwrap(),
@@ -1025,4 +1301,122 @@ fn generated_templates_render_as_reconfig_rb_did() {
         "only {outputs} of {} renders produced output",
         ruby_jobs.len()
     );
+}
+
+/// reconfig.rb waited a random 1-10 s before every reload of an entry without `splay`;
+/// migrated entries keep that jitter written out, and the report says so, entry by entry.
+#[test]
+fn entries_with_a_reloadcmd_and_no_splay_keep_reconfig_rb_reload_jitter() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfgdir = dir.path().join("reconfig");
+    let entries: [(&str, &str); 5] = [
+        (
+            "a.json",
+            "{\n  \"id\": \"a\",\n  \"key\": \"/a\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/a\",\n  \"reloadcmd\": \"systemctl reload a\"\n}\n",
+        ),
+        (
+            "b.json",
+            r#"{"key":"/b","source":"t","target":"/tmp/b","reloadcmd":"kill -HUP 1"}"#,
+        ),
+        (
+            "c.json",
+            "{\r\n    \"key\": \"/c\",\r\n    \"source\": \"t\",\r\n    \"target\": \"/tmp/c\",\r\n    \"reloadcmd\": \"r\",\r\n    \"altkeys\": {\r\n        \"x\": \"/x\"\r\n    }\r\n}",
+        ),
+        (
+            "splayed.json",
+            "{\n  \"key\": \"/s\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/s\",\n  \"reloadcmd\": \"r\",\n  \"splay\": 3\n}\n",
+        ),
+        (
+            "quiet.json",
+            "{\n  \"key\": \"/q\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/q\"\n}\n",
+        ),
+    ];
+    let expected: [(&str, &str); 3] = [
+        (
+            "a.json",
+            "{\n  \"id\": \"a\",\n  \"key\": \"/a\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/a\",\n  \"reloadcmd\": \"systemctl reload a\",\n  \"splay\": \"10s\"\n}\n",
+        ),
+        (
+            "b.json",
+            r#"{"key":"/b","source":"t","target":"/tmp/b","reloadcmd":"kill -HUP 1", "splay": "10s"}"#,
+        ),
+        (
+            "c.json",
+            "{\r\n    \"key\": \"/c\",\r\n    \"source\": \"t\",\r\n    \"target\": \"/tmp/c\",\r\n    \"reloadcmd\": \"r\",\r\n    \"altkeys\": {\r\n        \"x\": \"/x\"\r\n    },\r\n    \"splay\": \"10s\"\r\n}",
+        ),
+    ];
+    fs::create_dir_all(cfgdir.join("conf.d")).unwrap();
+    fs::create_dir_all(cfgdir.join("templates")).unwrap();
+    for (name, text) in entries {
+        fs::write(cfgdir.join("conf.d").join(name), text).unwrap();
+    }
+    fs::write(
+        cfgdir.join("templates/t"),
+        "<%= @reconfig[\"watched\"] %>\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = migrate(&[
+        "--cfgdir",
+        cfgdir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "a note is no failure: {report}");
+    let note = |name: &str| {
+        format!(
+            "{}: reloadcmd without splay: \"splay\": \"10s\" added, as reconfig.rb waited a \
+             random 1-10 s before each reload",
+            cfgdir.join("conf.d").join(name).display()
+        )
+    };
+    let mut lines: Vec<String> = ["a.json", "b.json", "c.json"].map(note).to_vec();
+    lines.push("1 converted, 0 need attention".into());
+    assert_eq!(report.lines().collect::<Vec<_>>(), lines);
+    for (name, text) in expected {
+        let written = fs::read_to_string(out.join("conf.d").join(name)).unwrap();
+        assert_eq!(written, text, "{name}: the rest of its bytes as they were");
+    }
+    for name in ["splayed.json", "quiet.json"] {
+        assert_eq!(
+            fs::read(out.join("conf.d").join(name)).unwrap(),
+            fs::read(cfgdir.join("conf.d").join(name)).unwrap(),
+            "{name} is copied as it is"
+        );
+    }
+    let data = dir.path().join("data.json");
+    fs::write(
+        &data,
+        r#"{"/a": "1", "/b": "1", "/c": "1", "/s": "1", "/q": "1"}"#,
+    )
+    .unwrap();
+    let render = Command::new(env!("CARGO_BIN_EXE_reconfig"))
+        .args([
+            "render",
+            "--data",
+            data.to_str().unwrap(),
+            "-c",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        render.status.success(),
+        "reconfig loads the migrated entries"
+    );
+
+    // In place: the entry is rewritten and its original kept beside it, where reconfig
+    // does not read it; a second run finds the splay and leaves the entry alone.
+    let (code, report) = migrate(&["--cfgdir", cfgdir.to_str().unwrap(), "--in-place"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains(&note("a.json")), "{report}");
+    let a = cfgdir.join("conf.d/a.json");
+    assert_eq!(fs::read_to_string(&a).unwrap(), expected[0].1);
+    assert_eq!(
+        fs::read_to_string(cfgdir.join("conf.d/a.json.orig")).unwrap(),
+        entries[0].1
+    );
+    let (_, again) = migrate(&["--cfgdir", cfgdir.to_str().unwrap(), "--in-place"]);
+    assert!(!again.contains("reloadcmd without splay"), "{again}");
+    assert_eq!(fs::read_to_string(&a).unwrap(), expected[0].1);
 }

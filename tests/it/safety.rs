@@ -347,6 +347,74 @@ async fn templates_cannot_read_the_etcd_password() {
 }
 
 #[tokio::test]
+async fn sources_outside_templates_are_refused() {
+    let etcd = EtcdServer::start().await;
+    etcd.put_all([("/k", "v")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("outside.tmpl"), "OUTSIDE <%= data[\"/k\"] %>\n").unwrap();
+    let target = |id: &str| root.join(format!("{id}.conf"));
+    let entry = |id: &str, source: &str| {
+        let json = format!(
+            r#"{{"id":"{id}","key":"/k","source":"{source}","target":"{}"}}"#,
+            target(id).display()
+        );
+        (id.to_string(), json)
+    };
+    let entries = [
+        entry("environ", "/proc/self/environ"),
+        entry("dotdot", "../../outside.tmpl"),
+        entry("linkout", "linkout"),
+        entry("good", "t"),
+        entry("alias", "alias"),
+    ];
+    let cfg = config(root, &entries, "/k");
+    std::os::unix::fs::symlink("../../outside.tmpl", cfg.join("templates/linkout")).unwrap();
+    std::os::unix::fs::symlink("t", cfg.join("templates/alias")).unwrap();
+    for (id, _) in &entries {
+        std::fs::write(target(id), "original\n").unwrap();
+    }
+    let mut cmd = reconfig();
+    cmd.env("RECONFIG_TEST_SECRET", "hunter2");
+    let run = run_command(cmd, onetime_args(&cfg, &etcd, &[])).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(target("good")).unwrap(), "v\n");
+    assert_eq!(
+        std::fs::read_to_string(target("alias")).unwrap(),
+        "v\n",
+        "a link to another template inside templates/ is fine"
+    );
+    let refusals = [
+        (
+            "environ",
+            r#"source "/proc/self/environ" is an absolute path"#,
+        ),
+        (
+            "dotdot",
+            r#"source "../../outside.tmpl" leads outside templates/"#,
+        ),
+        ("linkout", r#"source "linkout" leads outside templates/"#),
+    ];
+    for (id, reason) in refusals {
+        let file = cfg.join(format!("conf.d/{id}.json"));
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&format!("{}: ", file.display())))
+            .collect();
+        assert_eq!(lines.len(), 1, "{id}: {}", run.stderr);
+        assert!(lines[0].contains(reason), "{id}: {}", lines[0]);
+        assert!(lines[0].contains("entry skipped"), "{id}: {}", lines[0]);
+        assert_eq!(
+            std::fs::read_to_string(target(id)).unwrap(),
+            "original\n",
+            "{id}: nothing rendered"
+        );
+    }
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+}
+
+#[tokio::test]
 async fn secrets_reach_no_command_and_no_child() {
     let etcd = EtcdServer::start().await;
     etcd.put_all([("/app/x", "v")]).await;

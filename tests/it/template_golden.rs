@@ -87,13 +87,17 @@ impl Input {
     }
 
     fn render(&self, template: &Template) -> Result<String, TemplateError> {
-        template.render(RenderInput {
-            data: self.data.clone(),
-            altdata: self.altdata.clone(),
-            watched: &self.watched,
-            snapshot: &self.snapshot,
-            prefix: None,
-        })
+        template.render(
+            RenderInput {
+                data: self.data.clone(),
+                altdata: self.altdata.clone(),
+                watched: &self.watched,
+                snapshot: &self.snapshot,
+                prefix: None,
+            },
+            &Default::default(),
+            None,
+        )
     }
 }
 

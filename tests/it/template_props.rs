@@ -56,13 +56,17 @@ fn tricky_text() -> impl Strategy<Value = String> {
 fn render(pattern: &Pattern, text: &str, data: &Value) -> String {
     let template = compile("prop.erb", text, pattern).unwrap_or_else(|e| panic!("{e}"));
     template
-        .render(RenderInput {
-            data: data.clone(),
-            altdata: json!({}),
-            watched: "/k",
-            snapshot: &Arc::new(Snapshot::default()),
-            prefix: None,
-        })
+        .render(
+            RenderInput {
+                data: data.clone(),
+                altdata: json!({}),
+                watched: "/k",
+                snapshot: &Arc::new(Snapshot::default()),
+                prefix: None,
+            },
+            &Default::default(),
+            None,
+        )
         .unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -7,17 +7,20 @@
 //! the follower is busy leave a single pending one, so a burst of thousands of writes costs
 //! a handful of renders and the last render always sees the final state. A read that
 //! fails because etcd is away is retried with backoff until it succeeds, so a change is
-//! never dropped.
+//! never dropped. A follower whose last change failed may ask to be woken at a time of its
+//! choosing to try it again ([`Next::Retry`]), unless a newer change comes first.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::replica::Replica;
 use crate::etcd::client::Etcd;
+use crate::etcd::retry::until;
 use crate::etcd::snapshot::Snapshot;
 
 /// How the watch tells a follower that its keys changed, and up to which revision.
@@ -45,6 +48,14 @@ impl Wake {
     }
 }
 
+/// What a follower is woken for.
+pub enum Next {
+    /// A change: the snapshot to take it from.
+    Changed(Arc<Snapshot>),
+    /// The time asked for came before any change: try the last one again.
+    Retry,
+}
+
 /// The wake → quiet period → read cycle of one follower.
 pub struct Follow<'a> {
     /// The shared etcd connection.
@@ -63,12 +74,14 @@ pub struct Follow<'a> {
 impl Follow<'_> {
     /// Waits for a wake-up asking for a revision after `seen`, then for the quiet period,
     /// and takes the replica's tree, or reads the trees of `keys` at one revision
-    /// (retrying while etcd is unreachable); None once cancelled. Wake-ups that arrive
-    /// while the caller handles a snapshot fold into one.
-    pub async fn next(&self, keys: &[&str], seen: i64) -> Option<Arc<Snapshot>> {
+    /// (retrying while etcd is unreachable); or, when `retry_at` comes first,
+    /// [`Next::Retry`]; None once cancelled. Wake-ups that arrive while the caller
+    /// handles a snapshot fold into one.
+    pub async fn next(&self, keys: &[&str], seen: i64, retry_at: Option<Instant>) -> Option<Next> {
         loop {
             tokio::select! {
                 () = self.wake.requested() => {}
+                () = until(retry_at) => return Some(Next::Retry),
                 () = self.cancel.cancelled() => return None,
             }
             if self.wake.wanted() > seen {
@@ -79,10 +92,12 @@ impl Follow<'_> {
             return None;
         }
         match self.replica {
-            Some(replica) => Some(replica.latest()),
+            Some(replica) => Some(Next::Changed(replica.latest())),
             // Boxed: an idle follower should not carry a read's future.
             None => tokio::select! {
-                snapshot = Box::pin(self.etcd.snapshot_retrying(keys)) => Some(Arc::new(snapshot)),
+                snapshot = Box::pin(self.etcd.snapshot_retrying(keys)) => {
+                    Some(Next::Changed(Arc::new(snapshot)))
+                }
                 () = self.cancel.cancelled() => None,
             },
         }

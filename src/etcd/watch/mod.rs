@@ -9,7 +9,7 @@ mod replica;
 mod stream;
 mod subscriptions;
 
-pub use follow::{Follow, Wake};
+pub use follow::{Follow, Next, Wake};
 pub use replica::Replica;
 pub use stream::{Range, SessionError, Sink, WatchLoop};
 pub use subscriptions::{subscriptions, Watched};

@@ -15,25 +15,43 @@ use super::value::{GoVal, Slice, Ty};
 use crate::etcd::SECRET_ENV;
 use crate::template::confd::gopath;
 
-/// What a function does with its bound arguments; the store is the render's.
-pub type Call = fn(&dyn Fn() -> Result<std::rc::Rc<Store>>, Vec<GoVal>) -> Result<GoVal>;
+/// What a confd function may use besides its arguments: the render's store, and the
+/// render's limits, checked before a function builds a large value.
+pub struct Ctx<'a> {
+    pub store: &'a dyn Fn() -> Result<std::rc::Rc<Store>>,
+    /// Fails when a list of this many items would run past the iteration limit.
+    pub iterations: &'a dyn Fn(u64) -> Result<()>,
+    /// Fails when a value of this many bytes would be larger than a render may produce.
+    pub size: &'a dyn Fn(u64) -> Result<()>,
+}
+
+/// What a function does with its bound arguments.
+pub type Call = fn(&Ctx<'_>, Vec<GoVal>) -> Result<GoVal>;
 
 /// confd's functions: name, signature, what they do.
 pub const CONFD: &[(&str, Sig, Call)] = {
     use P::{Iface, Int, Pairs, Str, Strings};
     &[
         ("getv", sig(&[Str], Some(Str)), |s, a| {
-            s()?.getv(&text(&a[0]), &a[1..])
+            (s.store)()?.getv(&text(&a[0]), &a[1..])
         }),
-        ("getvs", sig(&[Str], None), |s, a| s()?.getvs(&text(&a[0]))),
-        ("get", sig(&[Str], None), |s, a| s()?.get(&text(&a[0]))),
-        ("gets", sig(&[Str], None), |s, a| s()?.gets(&text(&a[0]))),
+        ("getvs", sig(&[Str], None), |s, a| {
+            (s.store)()?.getvs(&text(&a[0]))
+        }),
+        ("get", sig(&[Str], None), |s, a| {
+            (s.store)()?.get(&text(&a[0]))
+        }),
+        ("gets", sig(&[Str], None), |s, a| {
+            (s.store)()?.gets(&text(&a[0]))
+        }),
         ("exists", sig(&[Str], None), |s, a| {
-            Ok(GoVal::Bool(s()?.exists(&text(&a[0]))))
+            Ok(GoVal::Bool((s.store)()?.exists(&text(&a[0]))))
         }),
-        ("ls", sig(&[Str], None), |s, a| Ok(s()?.ls(&text(&a[0])))),
+        ("ls", sig(&[Str], None), |s, a| {
+            Ok((s.store)()?.ls(&text(&a[0])))
+        }),
         ("lsdir", sig(&[Str], None), |s, a| {
-            Ok(s()?.lsdir(&text(&a[0])))
+            Ok((s.store)()?.lsdir(&text(&a[0])))
         }),
         ("base", sig(&[Str], None), |_, a| {
             Ok(GoVal::Str(gopath::base(&text(&a[0]))))
@@ -63,11 +81,17 @@ pub const CONFD: &[(&str, Sig, Call)] = {
         ("contains", sig(&[Str, Str], None), |_, a| {
             Ok(GoVal::Bool(text(&a[0]).contains(&text(&a[1]))))
         }),
-        ("replace", sig(&[Str, Str, Str, Int], None), |_, a| {
+        ("replace", sig(&[Str, Str, Str, Int], None), |c, a| {
             let (s, old, new) = (text(&a[0]), text(&a[1]), text(&a[2]));
             let GoVal::Int(n) = a[3] else {
                 unreachable!("bound to an int")
             };
+            let most = s.chars().count() as u64 + 1;
+            (c.size)(
+                (new.len() as u64)
+                    .saturating_mul(most)
+                    .saturating_add(s.len() as u64),
+            )?;
             Ok(GoVal::Str(match usize::try_from(n) {
                 Ok(n) => s.replacen(&old, &new, n),
                 Err(_) => s.replace(&old, &new),
@@ -123,11 +147,12 @@ pub const CONFD: &[(&str, Sig, Call)] = {
         ("mod", sig(&[Int, Int], None), |_, a| {
             divide(&a, i64::wrapping_rem)
         }),
-        ("seq", sig(&[Int, Int], None), |_, a| {
+        ("seq", sig(&[Int, Int], None), |c, a| {
             let (first, last) = (int(&a[0]), int(&a[1]));
             if last < first {
                 return Ok(GoVal::Slice(Slice::nil(Ty::Slice(Box::new(Ty::Int)))));
             }
+            (c.iterations)(last.abs_diff(first).saturating_add(1))?;
             Ok(GoVal::Slice(Slice::new(
                 Ty::Slice(Box::new(Ty::Int)),
                 (first..=last).map(GoVal::Int).collect(),
@@ -381,7 +406,12 @@ mod tests {
     fn call(name: &str, args: Vec<GoVal>) -> Result<GoVal> {
         let (_, sig, f) = CONFD.iter().find(|(n, ..)| *n == name).unwrap();
         let args = super::super::exec::bind(name, sig, args)?;
-        f(&|| Err("no store".into()), args)
+        let ctx = Ctx {
+            store: &|| Err("no store".into()),
+            iterations: &|_| Ok(()),
+            size: &|_| Ok(()),
+        };
+        f(&ctx, args)
     }
 
     fn s(x: &str) -> GoVal {

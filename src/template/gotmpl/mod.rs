@@ -33,7 +33,8 @@ use std::rc::Rc;
 use serde_json::{json, Map, Value};
 use tera::Tera;
 
-use super::scope;
+use super::args::Args;
+use super::{limits, scope};
 use memkv::Store;
 use value::{GoVal, Untyped};
 
@@ -143,9 +144,9 @@ fn store() -> Result<Rc<Store>, String> {
     Ok(store)
 }
 
-type Args = HashMap<String, Value>;
+type Named = HashMap<String, Value>;
 
-fn arg<'a>(args: &'a Args, name: &str) -> Result<&'a Value, String> {
+fn arg<'a>(args: &'a Named, name: &str) -> Result<&'a Value, String> {
     args.get(name)
         .ok_or_else(|| format!("missing argument `{name}`"))
 }
@@ -165,23 +166,29 @@ struct GoFn {
 }
 
 impl tera::Function for GoFn {
-    fn call(&self, args: &Args) -> tera::Result<Value> {
+    fn call(&self, args: &Named) -> tera::Result<Value> {
         let run = || -> Result<Value, String> {
             let list = arg(args, "a")?
                 .as_array()
                 .ok_or("argument `a` must be a list")?;
             let values = list.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
             let bound = exec::bind(self.name, self.sig, values)?;
+            let limited = Args::new(self.name, args, &["a"]).map_err(|e| e.to_string())?;
+            let ctx = funcs::Ctx {
+                store: &store,
+                iterations: &|n| limits::check_iterations(&limited, n).map_err(|e| e.to_string()),
+                size: &|n| limits::check_size(&limited, n).map_err(|e| e.to_string()),
+            };
             encode(match self.body {
                 Body::Builtin(f) => f(bound)?,
-                Body::Confd(f) => f(&store, bound)?,
+                Body::Confd(f) => f(&ctx, bound)?,
             })
         };
         run().map_err(|e| tera::Error::msg(format!("{}: {e}", self.name)))
     }
 }
 
-type Machinery = fn(&Args) -> Result<Value, String>;
+type Machinery = fn(&Named) -> Result<Value, String>;
 
 /// The `gt_*` functions: Go's execution around the calls.
 const MACHINERY: &[(&str, Machinery)] = &[
@@ -243,7 +250,7 @@ const MACHINERY: &[(&str, Machinery)] = &[
 struct Gt(&'static str, Machinery);
 
 impl tera::Function for Gt {
-    fn call(&self, args: &Args) -> tera::Result<Value> {
+    fn call(&self, args: &Named) -> tera::Result<Value> {
         (self.1)(args).map_err(|e| {
             if self.0 == "gt_fail" {
                 tera::Error::msg(e)

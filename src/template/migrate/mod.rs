@@ -1,22 +1,28 @@
 //! `reconfig migrate`: a reconfig.rb configuration directory converted for reconfig. The
-//! `conf.d` entries are kept byte for byte; in each template the Ruby inside the tags
-//! becomes Tera with Ruby's meaning, inside the same delimiters, so that reconfig renders
-//! what reconfig.rb rendered. What cannot be converted is reported, one line per tag, and
-//! left in Ruby (reconfig then refuses the template rather than render it differently).
+//! `conf.d` entries are kept byte for byte, except that one with a `reloadcmd` and no
+//! `splay` gets reconfig.rb's default reload jitter written out (`splay`, a note in the
+//! report); in each template the Ruby inside the tags becomes Tera with Ruby's meaning,
+//! inside the same delimiters, so that reconfig renders what reconfig.rb rendered. What
+//! cannot be converted is reported, one line per tag, and left in Ruby (reconfig then
+//! refuses the template rather than render it differently).
 //!
-//! The parts, each with one job: `erubis` finds the tags as Erubis did, `lexer` and
-//! `parser` read their Ruby into `ast`, `emit` writes Tera (`tera` expressions, `regex`
-//! patterns), guided by the Ruby classes `types` knows, and `convert` puts one template back
-//! together.
+//! The parts, each with one job: `tree` reads the configuration directory without
+//! following a link, `erubis` finds the tags as Erubis did, `lexer` and `parser` read their
+//! Ruby into `ast`, `emit` writes Tera (`tera` expressions, `regex` patterns), guided by the
+//! Ruby classes `types` knows, `convert` puts one template back together, `splay` adds the
+//! jitter to an entry, and `output` writes them, never through a link.
 
 mod ast;
 mod convert;
 mod emit;
 mod erubis;
 mod lexer;
+mod output;
 mod parser;
 mod regex;
+mod splay;
 mod tera;
+mod tree;
 mod types;
 
 use std::collections::BTreeMap;
@@ -27,6 +33,9 @@ use serde_json::Value;
 
 use crate::cli::{Exit, Fatal};
 use crate::config::Pattern;
+use output::OutDir;
+pub use output::OutRefusal;
+use tree::{Found, Tree};
 
 /// Why the migration could not run at all (problems with single templates are in the
 /// [`Report`] instead).
@@ -38,6 +47,23 @@ pub enum MigrateError {
     /// `--out` names the configuration directory itself.
     #[error("--out {0} is the configuration directory; use --in-place to convert it where it is")]
     OutIsCfgdir(PathBuf),
+    /// `conf.d/` or `templates/` is a link, which migrate does not follow.
+    #[error(
+        "{0}: a symbolic link, not followed: migrate reads only what is inside the \
+         configuration directory; put the directory itself there"
+    )]
+    Linked(PathBuf),
+    /// `--out` names a directory migrate does not write into.
+    #[error("--out {path}: {reason}")]
+    OutRefused {
+        /// The directory given.
+        path: PathBuf,
+        /// Why it is not written into.
+        reason: OutRefusal,
+    },
+    /// A file was replaced by another while migrate read or converted it.
+    #[error("{0}: changed while migrate read it; nothing written for it, run migrate again")]
+    Changed(PathBuf),
     /// A file or directory could not be read.
     #[error("{path}: cannot read: {source}")]
     Read {
@@ -100,6 +126,9 @@ pub struct Report {
     pub templates: Vec<Outcome>,
     /// Every problem, in file and line order.
     pub problems: Vec<Problem>,
+    /// What was changed beyond the templates' Ruby, for a person to know (not a failure):
+    /// one line per entry given a `splay`.
+    pub notes: Vec<Problem>,
 }
 
 impl Report {
@@ -114,6 +143,13 @@ impl Report {
         files.sort();
         files.dedup();
         files.len()
+    }
+
+    /// Every line of the report, problems and notes, in file and line order.
+    pub fn lines(&self) -> Vec<&Problem> {
+        let mut lines: Vec<&Problem> = self.problems.iter().chain(&self.notes).collect();
+        lines.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        lines
     }
 
     /// Whether everything converted.
@@ -140,30 +176,41 @@ struct Use {
 /// Converts the configuration in `cfgdir` into `out`, or in place (keeping each original as
 /// `NAME.orig`) when there is none, and reports what happened.
 pub fn migrate(cfgdir: &Path, out: Option<&Path>) -> Result<Report, MigrateError> {
-    let in_place = out.is_none();
-    let confd = cfgdir.join("conf.d");
-    let templates = cfgdir.join("templates");
-    if !confd.is_dir() || !templates.is_dir() {
-        return Err(MigrateError::NotAConfigDir(cfgdir.to_path_buf()));
-    }
+    let config = tree::read_config(cfgdir)?;
     if let Some(out) = out.filter(|out| same_dir(out, cfgdir)) {
         return Err(MigrateError::OutIsCfgdir(out.to_path_buf()));
     }
+    let mut out = out.map(|out| OutDir::open(out, config.meta)).transpose()?;
     let mut report = Report::default();
-    let uses = read_entries(&confd, out, &mut report)?;
-    for path in files(&templates)? {
-        let rel = path.strip_prefix(&templates).unwrap_or(&path).to_path_buf();
-        if in_place && rel.extension().is_some_and(|x| x == "orig") {
+    for tree in [&config.confd, &config.templates] {
+        report
+            .problems
+            .extend(tree.skipped.iter().map(|skipped| Problem {
+                file: tree.path.join(&skipped.rel),
+                line: None,
+                message: skipped.reason.clone(),
+            }));
+    }
+    let uses = read_entries(&config.confd, out.as_mut(), &mut report)?;
+    for found in &config.templates.files {
+        if out.is_none() && found.rel.extension().is_some_and(|x| x == "orig") {
             continue;
         }
-        let template_use = uses.get(&rel);
+        let template_use = uses.get(&found.rel);
         let pattern = template_use.map_or_else(Pattern::default, |u| u.pattern.clone());
         let recursive = template_use.is_some_and(|u| u.recursive);
-        let target = match out {
-            Some(out) => out.join("templates").join(&rel),
-            None => path.clone(),
-        };
-        migrate_template(&path, &target, &pattern, recursive, in_place, &mut report)?;
+        let templates = &config.templates;
+        migrate_template(
+            templates,
+            found,
+            out.as_mut(),
+            &pattern,
+            recursive,
+            &mut report,
+        )?;
+    }
+    if let Some(out) = out {
+        out.finish()?;
     }
     report
         .problems
@@ -173,19 +220,19 @@ pub fn migrate(cfgdir: &Path, out: Option<&Path>) -> Result<Report, MigrateError
 
 /// Copies the entries (with `--out`) and reads which pattern and data each template has.
 fn read_entries(
-    confd: &Path,
-    out: Option<&Path>,
+    confd: &Tree,
+    mut out: Option<&mut OutDir>,
     report: &mut Report,
 ) -> Result<BTreeMap<PathBuf, Use>, MigrateError> {
     let mut uses: BTreeMap<PathBuf, Use> = BTreeMap::new();
-    for path in files(confd)? {
-        let bytes = std::fs::read(&path).map_err(|source| MigrateError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        if let Some(out) = out {
-            let rel = path.strip_prefix(confd).unwrap_or(&path);
-            write(&out.join("conf.d").join(rel), &bytes)?;
+    for found in &confd.files {
+        let path = confd.path.join(&found.rel);
+        let splayed = with_splay(&path, &found.bytes, report);
+        let bytes = splayed.as_deref().unwrap_or(&found.bytes);
+        if let Some(out) = out.as_deref_mut() {
+            out.write("conf.d", confd, found, bytes)?;
+        } else if splayed.is_some() && !output::has_orig(found, &path)? {
+            output::replace(found, &path, bytes)?;
         }
         if path.extension().is_none_or(|x| x != "json") {
             continue;
@@ -195,7 +242,7 @@ fn read_entries(
             line: None,
             message,
         };
-        let entry: Value = match serde_json::from_slice(&bytes) {
+        let entry: Value = match serde_json::from_slice(bytes) {
             Ok(entry) => entry,
             Err(e) => {
                 report.problems.push(problem(format!(
@@ -246,35 +293,56 @@ fn read_entries(
     Ok(uses)
 }
 
+/// An entry file's bytes with reconfig.rb's reload jitter written out, when it needs it
+/// (noted in the report); None when it stays as it is.
+fn with_splay(path: &Path, bytes: &[u8], report: &mut Report) -> Option<Vec<u8>> {
+    if path.extension().is_none_or(|x| x != "json") {
+        return None;
+    }
+    let entry: Value = serde_json::from_slice(bytes).ok()?;
+    let splayed = splay::with_default(bytes, &entry)?;
+    report.notes.push(Problem {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!(
+            "reloadcmd without splay: \"splay\": \"{}\" added, as reconfig.rb waited a random \
+             1-10 s before each reload",
+            splay::DEFAULT
+        ),
+    });
+    Some(splayed)
+}
+
 /// Whether Erubis, which puts the delimiters into a regexp unescaped, read them otherwise.
 fn regex_special(pattern: &Pattern) -> bool {
     let special = |s: &str| s.chars().any(|c| ".*+?()[]{}|^$\\".contains(c));
     special(&pattern.open) || special(&pattern.close)
 }
 
-/// Converts one template and writes it to `target`.
+/// Converts the template `found` in `tree` and writes it into `out`, or in its place when
+/// there is none.
 fn migrate_template(
-    path: &Path,
-    target: &Path,
+    tree: &Tree,
+    found: &Found,
+    out: Option<&mut OutDir>,
     pattern: &Pattern,
     recursive: bool,
-    in_place: bool,
     report: &mut Report,
 ) -> Result<(), MigrateError> {
+    let path = tree.path.join(&found.rel);
+    let path = path.as_path();
     let problem = |line: Option<usize>, message: String| Problem {
         file: path.to_path_buf(),
         line,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|source| MigrateError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let orig = with_suffix(path, ".orig");
-    if in_place && orig.exists() {
+    if out.is_none() && output::has_orig(found, path)? {
         report.problems.push(problem(
             None,
-            format!("{} exists: already migrated, left alone", orig.display()),
+            format!(
+                "{}.orig exists: already migrated, left alone",
+                path.display()
+            ),
         ));
         report.templates.push(Outcome {
             source: path.to_path_buf(),
@@ -283,21 +351,22 @@ fn migrate_template(
         });
         return Ok(());
     }
-    let Ok(text) = String::from_utf8(bytes.clone()) else {
+    let Ok(text) = std::str::from_utf8(&found.bytes) else {
         report
             .problems
             .push(problem(None, "not UTF-8: convert it to UTF-8 first".into()));
-        if !in_place {
-            write(target, &bytes)?;
-        }
+        let written = match out {
+            Some(out) => Some(out.write("templates", tree, found, &found.bytes)?),
+            None => None,
+        };
         report.templates.push(Outcome {
             source: path.to_path_buf(),
-            written: (!in_place).then(|| target.to_path_buf()),
+            written,
             converted: false,
         });
         return Ok(());
     };
-    let converted = convert::convert(&text, pattern, recursive);
+    let converted = convert::convert(text, pattern, recursive);
     let mut problems: Vec<Problem> = converted
         .problems
         .iter()
@@ -329,17 +398,14 @@ fn migrate_template(
     );
     let clean = problems.is_empty();
     report.problems.extend(problems);
-    let written = if writable {
-        if in_place {
-            std::fs::rename(path, &orig).map_err(|source| MigrateError::Write {
-                path: orig.clone(),
-                source,
-            })?;
+    let bytes = converted.text.as_bytes();
+    let written = match out {
+        _ if !writable => None,
+        Some(out) => Some(out.write("templates", tree, found, bytes)?),
+        None => {
+            output::replace(found, path, bytes)?;
+            Some(path.to_path_buf())
         }
-        write(target, converted.text.as_bytes())?;
-        Some(target.to_path_buf())
-    } else {
-        None
     };
     report.templates.push(Outcome {
         source: path.to_path_buf(),
@@ -347,49 +413,6 @@ fn migrate_template(
         converted: clean,
     });
     Ok(())
-}
-
-/// The regular files under `dir`, recursively, sorted.
-fn files(dir: &Path) -> Result<Vec<PathBuf>, MigrateError> {
-    let mut out = vec![];
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let read = std::fs::read_dir(&dir).map_err(|source| MigrateError::Read {
-            path: dir.clone(),
-            source,
-        })?;
-        for entry in read {
-            let entry = entry.map_err(|source| MigrateError::Read {
-                path: dir.clone(),
-                source,
-            })?;
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.is_file() {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), MigrateError> {
-    let error = |source| MigrateError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(error)?;
-    }
-    std::fs::write(path, bytes).map_err(error)
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

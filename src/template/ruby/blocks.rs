@@ -11,6 +11,7 @@ use tera::{Context, Tera};
 
 use super::compat::{each_items, param, sorted, truthy};
 use crate::template::args::Args;
+use crate::template::limits;
 
 /// The filters, by the name templates use.
 const BLOCK_FILTERS: &[(&str, BlockKind)] = &[
@@ -82,6 +83,7 @@ impl tera::Filter for Block {
             }
         }
         let mut call = |yielded: &[Value]| -> tera::Result<Value> {
+            limits::step(&a)?;
             match (params.as_slice(), yielded) {
                 ([one], [first, ..]) => context.insert(*one, first),
                 (_, [item]) => {
@@ -157,7 +159,7 @@ mod tests {
             snapshot: &Arc::new(Snapshot::default()),
             prefix: None,
         };
-        t.render(input).unwrap()
+        t.render(input, &Default::default(), None).unwrap()
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tera::Tera;
 
 use super::float::ruby_float;
 use crate::template::args::Args;
+use crate::template::limits;
 
 type Filter = fn(&Value, &HashMap<String, Value>) -> tera::Result<Value>;
 
@@ -129,8 +130,9 @@ fn rb_if_fn(args: &HashMap<String, Value>) -> tera::Result<Value> {
 fn rb_range_fn(args: &HashMap<String, Value>) -> tera::Result<Value> {
     let a = Args::new("rb_range", args, &["end"])?;
     let n = a.value("end")?;
-    let end = integer(&a, "end", n)?;
-    Ok(Value::Array((0..end.max(0)).map(int).collect()))
+    let end = integer(&a, "end", n)?.max(0);
+    limits::check_iterations(&a, end.unsigned_abs())?;
+    Ok(Value::Array((0..end).map(int).collect()))
 }
 
 /// Ruby's class name of a value, for error messages that read like Ruby's.
@@ -581,6 +583,7 @@ fn rb_times(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value>
         let a = Args::new("rb_times", args, &["other"])?;
         let n = integer(&a, "the count", a.value("other")?)?;
         let n = usize::try_from(n).map_err(|_| a.error("negative argument"))?;
+        limits::check_size(&a, (s.len() as u64).saturating_mul(n as u64))?;
         return Ok(Value::String(s.repeat(n)));
     }
     arithmetic("rb_times", "*", value, args, i64::checked_mul)

@@ -229,6 +229,13 @@ impl EtcdServer {
             .join("\n")
     }
 
+    /// Starts a single-member plain-HTTP etcd that also serves the v2 API on its client URL
+    /// (`--enable-v2`): the v2 and v3 stores of one server, as a fleet switching from
+    /// reconfig.rb has them.
+    pub async fn start_v2() -> EtcdServer {
+        Self::start_args(&["--enable-v2"]).await
+    }
+
     /// Starts a single-member plain-HTTP etcd with `extra_args`.
     pub async fn start_args(extra_args: &[&str]) -> EtcdServer {
         Self::cluster_args(1, extra_args).await
@@ -353,9 +360,13 @@ pub fn etcd_util() -> String {
     path.display().to_string()
 }
 
-/// A binary under test, with no etcd settings inherited from the environment.
+/// A binary under test, with no etcd settings inherited from the environment, keeping its
+/// entries' state under the build's own temporary directory (not the system's
+/// `/var/lib/reconfig`; a test that restarts a daemon on the same state gives `--state-dir`).
 pub fn binary(path: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
+    let tmp = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    cmd.env("RECONFIG_STATE_DIR", tmp.join("reconfig-state"));
     for var in [
         "ETCD_ENDPOINTS",
         "ETCD_USERNAME",

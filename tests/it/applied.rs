@@ -1,0 +1,375 @@
+//! Every change ends applied: a reload that fails is retried, a check that fails for a reason
+//! outside the data is retried, and a change a killed process left between its swap and its
+//! reload (or its post-swap check) is finished after the restart, from the state directory.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use nix::sys::signal::Signal;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// An entry `a` rendering the tree at `/a` into `root/a.conf`, with `extra` JSON fields.
+fn entry(root: &Path, extra: &str) -> (String, PathBuf) {
+    let target = root.join("a.conf");
+    let json = format!(
+        r#"{{"id":"a","key":"/a","recursive":true,"source":"tree.tmpl","target":"{}"{extra}}}"#,
+        target.display()
+    );
+    (json, target)
+}
+
+const TREE: &str = "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n";
+
+fn args(cfg: &Path, etcd: &EtcdServer, state: &Path) -> Vec<String> {
+    [
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// A shell command quoting `path` for `sh`.
+fn q(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+#[tokio::test]
+async fn a_failing_reload_is_retried_until_it_succeeds() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (attempts, ok) = (dir.path().join("attempts"), dir.path().join("ok"));
+    // Fails until `ok` exists, logging each attempt.
+    let reload = format!("echo x >> {}; test -e {}", q(&attempts), q(&ok));
+    let (json, target) = entry(dir.path(), &format!(r#","reloadcmd":"{reload}""#));
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    etcd.put_all([("/a/1", "one")]).await;
+    let daemon = Daemon::start(
+        args(&cfg, &etcd, &dir.path().join("state")),
+        &dir.path().join("log"),
+    );
+    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
+    let addr = metrics_addr(&daemon).await;
+    // Three failures, retried with nothing new in etcd; degraded meanwhile.
+    assert!(
+        eventually(LIMIT, || lines(&attempts).len() >= 3).await,
+        "{}",
+        daemon.log()
+    );
+    let (_, health) = poll_get(&addr, "/healthz", &daemon, |_, b| {
+        b.contains("\"status\": \"degraded\"")
+    })
+    .await;
+    assert!(health.contains("\"reload\": \"failing\""), "{health}");
+    let (_, metrics) = poll_get(&addr, "/metrics", &daemon, |_, _| true).await;
+    assert!(
+        metrics.contains("reconfig_entry_reload_failing{entry=\"a\"} 1"),
+        "{metrics}"
+    );
+    // Success becomes possible: the next retry reloads.
+    std::fs::write(&ok, "").unwrap();
+    let possible = Instant::now();
+    let before = lines(&attempts).len();
+    let (_, health) = poll_get(&addr, "/healthz", &daemon, |_, b| {
+        b.contains("\"status\": \"healthy\"")
+    })
+    .await;
+    println!(
+        "reloaded {:?} after success became possible",
+        possible.elapsed()
+    );
+    assert!(health.contains("\"reload\": \"done\""), "{health}");
+    assert_eq!(
+        lines(&attempts).len(),
+        before + 1,
+        "one more attempt, the good one"
+    );
+    let (_, metrics) = poll_get(&addr, "/metrics", &daemon, |_, _| true).await;
+    assert!(
+        metrics.contains("reconfig_entry_reload_failing{entry=\"a\"} 0")
+            && metrics.contains("reconfig_entry_applied{entry=\"a\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_check_failing_until_a_file_appears_is_retried_until_it_passes() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let check = format!("test -e {} && : {{{{src}}}}", q(&cert));
+    let (json, target) = entry(dir.path(), &format!(r#","checkcmd":"{check}""#));
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    etcd.put_all([("/a/1", "one")]).await;
+    let mut args = args(&cfg, &etcd, &dir.path().join("state"));
+    args.extend(["--retry-cap".into(), "2s".into()]);
+    let daemon = Daemon::start(args, &dir.path().join("log"));
+    assert!(
+        eventually(LIMIT, || daemon.log().matches("retrying in").count() >= 2).await,
+        "{}",
+        daemon.log()
+    );
+    assert!(!target.exists());
+    std::fs::write(&cert, "").unwrap();
+    let appeared = Instant::now();
+    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
+    println!(
+        "target updated {:?} after the file appeared",
+        appeared.elapsed()
+    );
+}
+
+/// A reload command that records the hash of what it reloads once `go` exists, and first
+/// says it started (its shell's process id, in `started`).
+fn recording_reload(dir: &Path, target: &Path) -> String {
+    format!(
+        "echo $$ >> {started}; while [ ! -e {go} ]; do sleep 0.02; done; sha256sum < {target} | cut -c1-64 >> {reloads}",
+        started = q(&dir.join("started")),
+        go = q(&dir.join("go")),
+        target = q(target),
+        reloads = q(&dir.join("reloads")),
+    )
+}
+
+/// Waits until the command whose shell's id is the last line of `started` has died (with
+/// the daemon that ran it).
+async fn gone(started: &Path) {
+    let pid = lines(started).last().cloned().unwrap();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    assert!(
+        eventually(LIMIT, || !proc.exists()).await,
+        "command {pid} outlived the daemon"
+    );
+}
+
+fn sha256(text: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[tokio::test]
+async fn a_reload_killed_before_it_ran_runs_once_after_the_restart() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a.conf");
+    let reload = recording_reload(dir.path(), &target);
+    let (json, _) = entry(dir.path(), &format!(r#","reloadcmd":"{reload}""#));
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    let go = dir.path().join("go");
+    std::fs::write(&go, "").unwrap();
+    etcd.put_all([("/a/1", "one")]).await;
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
+    let reloads = dir.path().join("reloads");
+    assert!(
+        eventually(LIMIT, || lines(&reloads).len() == 1).await,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(lines(&reloads), [sha256("/a/1=one\n")]);
+
+    // The next change is swapped in; its reload starts and is held; then the daemon dies.
+    std::fs::remove_file(&go).unwrap();
+    etcd.put_all([("/a/1", "two")]).await;
+    wait_for_content(&target, "/a/1=two\n", LIMIT, || daemon.log()).await;
+    let started = dir.path().join("started");
+    assert!(
+        eventually(LIMIT, || lines(&started).len() == 2).await,
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(LIMIT).await;
+    gone(&started).await;
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(lines(&reloads).len(), 1, "the held reload never finished");
+
+    // The restart finds the target right and the reload still due: it runs, once.
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log2"));
+    assert!(
+        eventually(LIMIT, || lines(&reloads).len() == 2).await,
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("a reload was still due"),
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+    assert_eq!(
+        lines(&reloads),
+        [sha256("/a/1=one\n"), sha256("/a/1=two\n")],
+        "exactly one reload of the new content"
+    );
+    let status = run_reconfig([
+        "status",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    assert!(
+        status.stdout.contains("applied: reloaded at"),
+        "{}",
+        status.stdout
+    );
+
+    // Without the state directory, a restart would have found nothing to do: the entry
+    // with no record starts as reconfig.rb did.
+    let fresh = dir.path().join("fresh-state");
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &fresh), &dir.path().join("log3"));
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("watching")).await,
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+    assert_eq!(lines(&reloads).len(), 2, "{}", daemon.log());
+}
+
+#[tokio::test]
+async fn a_reload_due_is_run_by_onetime_and_shown_by_status() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a.conf");
+    let reload = recording_reload(dir.path(), &target);
+    let (json, _) = entry(dir.path(), &format!(r#","reloadcmd":"{reload}""#));
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    etcd.put_all([("/a/1", "one")]).await;
+    // The first sync's reload is held, and the daemon killed under it.
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
+    let started = dir.path().join("started");
+    assert!(
+        eventually(LIMIT, || lines(&started).len() == 1).await,
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(LIMIT).await;
+    gone(&started).await;
+    let status_args = [
+        "status",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let status = run_reconfig(status_args).await;
+    assert_eq!(status.code, 1, "{}{}", status.stdout, status.stderr);
+    assert!(status.stdout.contains("RELOAD DUE"), "{}", status.stdout);
+
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let run = run_reconfig([
+        "--onetime",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lines(&dir.path().join("reloads")), [sha256("/a/1=one\n")]);
+    let status = run_reconfig(status_args).await;
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+}
+
+#[tokio::test]
+async fn a_change_killed_before_its_post_swap_check_is_checked_after_the_restart() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (go, verdict) = (dir.path().join("go"), dir.path().join("verdict"));
+    // A reconfig.rb-style check (the target, after the swap), held until `go`, then failing
+    // unless `verdict` says ok.
+    let check = format!(
+        "echo $$ >> {}; while [ ! -e {} ]; do sleep 0.02; done; grep -q ok {}",
+        q(&dir.path().join("started")),
+        q(&go),
+        q(&verdict)
+    );
+    let (json, target) = entry(
+        dir.path(),
+        &format!(r#","checkcmd":"{check}","mode":"0640""#),
+    );
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    std::fs::write(&go, "").unwrap();
+    std::fs::write(&verdict, "ok").unwrap();
+    etcd.put_all([("/a/1", "one")]).await;
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
+    // Swapped in, and checked: the check runs after the swap.
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("updated")).await,
+        "{}",
+        daemon.log()
+    );
+
+    std::fs::remove_file(&go).unwrap();
+    std::fs::write(&verdict, "no").unwrap();
+    etcd.put_all([("/a/1", "two")]).await;
+    wait_for_content(&target, "/a/1=two\n", LIMIT, || daemon.log()).await;
+    let started = dir.path().join("started");
+    assert!(
+        eventually(LIMIT, || lines(&started).len() == 2).await,
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(LIMIT).await;
+    gone(&started).await;
+    // The rejected content is live, and etcd still says so: only the record knows it was
+    // never checked.
+    std::fs::write(&go, "").unwrap();
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log2"));
+    assert!(
+        eventually(LIMIT, || daemon
+            .log()
+            .contains("not checked yet: checking it now"))
+        .await,
+        "{}",
+        daemon.log()
+    );
+    // Checked, rejected, the previous file put back — then the render of "two" is tried
+    // again and rejected again, leaving the previous file.
+    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait_exit(LIMIT).await;
+}
