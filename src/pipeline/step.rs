@@ -142,6 +142,7 @@ pub fn render(
         watched: &job.entry.key,
         snapshot: own,
         prefix: job.entry.prefix.as_deref(),
+        read: &job.entry.read_keys().collect::<Vec<_>>(),
     };
     Ok(job.template.render(input, &job.limits, slice)?)
 }

@@ -370,6 +370,7 @@ mod tests {
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
             prefix: None,
+            read: &[],
         };
         assert_eq!(t.render(input, &Default::default(), None).unwrap(), "b");
     }

@@ -52,6 +52,9 @@ pub struct RenderInput<'a> {
     /// The entry's `prefix`: confd's functions in converted templates take keys relative
     /// to it (`/` when `None`).
     pub prefix: Option<&'a str>,
+    /// The keys whose trees the snapshot holds (the entry's key, altkeys and keys): a
+    /// function asked for a key outside them says so.
+    pub read: &'a [&'a str],
 }
 
 /// A compiled template, ready to render many times (from any thread).
@@ -89,9 +92,9 @@ impl Template {
         slice: Option<Duration>,
     ) -> Result<String, TemplateError> {
         let snapshot = Arc::clone(input.snapshot);
-        let scope = scope::Scope::enter(Arc::clone(&snapshot));
+        let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read);
         let budget = limits::Budget::open(*limits, slice);
-        let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"));
+        let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
         let context = self.context(input);
         let hint = self.last_len.load(Ordering::Relaxed);
         let mut output = limits::Output::new(hint + hint / 16, limits);

@@ -197,6 +197,7 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
         prefix: None,
+        read: &[],
     };
     match template.render(input, &Default::default(), None) {
         Ok(text) => Rendered::Output(text),
@@ -741,6 +742,7 @@ fn string_filters_match_ruby_on_every_character() {
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
         prefix: None,
+        read: &[],
     };
     // 80,000 characters through six filters: longer than the default time limit in a
     // debug build.

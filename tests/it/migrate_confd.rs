@@ -822,3 +822,32 @@ fn needs_a_person_is_reported_by_line_and_never_written() {
     assert!(out.path().join("templates/fine.tmpl").exists());
     assert!(!m.report.is_clean());
 }
+
+#[test]
+fn a_key_outside_the_entry_says_which_keys_the_entry_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let confdir = dir.path().join("confd");
+    fs::create_dir_all(confdir.join("conf.d")).unwrap();
+    fs::create_dir_all(confdir.join("templates")).unwrap();
+    fs::write(
+        confdir.join("conf.d/app.toml"),
+        "[template]\nprefix = \"/p\"\nsrc = \"app.tmpl\"\ndest = \"/tmp/app\"\nkeys = [\"/a\", \"/b\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        confdir.join("templates/app.tmpl"),
+        "{{getv \"/a/x\"}} {{getv \"/c/y\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    convert(&confdir, &out);
+    let data = dir.path().join("data.json");
+    fs::write(&data, r#"{"/p/a/x": "1", "/p/c/y": "2"}"#).unwrap();
+    let Rendered::Failed(error) = reconfig_render(&out, "app", &data) else {
+        panic!("/c/y is not under the entry's keys: confd fails too");
+    };
+    assert!(
+        error.contains("key does not exist: /c/y (outside the entry's keys: /a, /b)"),
+        "{error}"
+    );
+}

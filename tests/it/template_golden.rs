@@ -94,6 +94,7 @@ impl Input {
                 watched: &self.watched,
                 snapshot: &self.snapshot,
                 prefix: None,
+                read: &[],
             },
             &Default::default(),
             None,

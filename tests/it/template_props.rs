@@ -63,6 +63,7 @@ fn render(pattern: &Pattern, text: &str, data: &Value) -> String {
                 watched: "/k",
                 snapshot: &Arc::new(Snapshot::default()),
                 prefix: None,
+                read: &[],
             },
             &Default::default(),
             None,

@@ -172,25 +172,15 @@ fn unsupported_check() -> String {
         .into()
 }
 
-/// The reconfig entry of a resource named `stem`, its template being plain Tera.
+/// The reconfig entry of a resource named `stem`, its template being plain Tera: confd's
+/// `keys` under its `prefix`, all read at one revision and watched; `recursive`, so that an
+/// emptied tree renders (confd's functions then find nothing) instead of failing.
 pub fn entry(stem: &str, r: &Resource, checkcmd: Option<String>) -> Value {
     let mut e = Map::new();
     e.insert("id".into(), json!(stem));
-    let key = r
-        .keys
-        .first()
-        .map_or_else(|| r.prefix.clone(), |k| join(&r.prefix, k));
-    e.insert("key".into(), json!(key));
+    let keys: Vec<String> = r.keys.iter().map(|k| join("/", k)).collect();
+    e.insert("keys".into(), json!(keys));
     e.insert("recursive".into(), json!(true));
-    if r.keys.len() > 1 {
-        let alt: Map<String, Value> = r.keys[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (format!("key{}", i + 2), json!(join(&r.prefix, k))))
-            .collect();
-        e.insert("altkeys".into(), Value::Object(alt));
-        e.insert("watchaltkeys".into(), json!(true));
-    }
     e.insert("prefix".into(), json!(r.prefix));
     e.insert("pattern".into(), json!("{{ }}"));
     e.insert("source".into(), json!(r.src));

@@ -15,19 +15,43 @@ use crate::template::confd::gopath::{self, Glob};
 /// The store of one render: confd's key → value.
 pub struct Store {
     kv: BTreeMap<String, Vec<u8>>,
+    /// The entry's keys as confd names them (under the prefix).
+    roots: Vec<String>,
+}
+
+/// A key as confd stores it: `path.Join("/", strings.TrimPrefix(key, prefix))`.
+fn relative(key: &str, prefix: &str) -> String {
+    let rel = key.strip_prefix(prefix).unwrap_or(key);
+    gopath::clean(&format!("/{rel}"))
 }
 
 impl Store {
-    /// The keys of `snapshot` as confd sees them under `prefix`.
-    pub fn new(snapshot: &Snapshot, prefix: &str) -> Store {
+    /// The keys of `snapshot` as confd sees them under `prefix`; `read` are the keys whose
+    /// trees the snapshot holds.
+    pub fn new(snapshot: &Snapshot, prefix: &str, read: &[String]) -> Store {
         let kv = snapshot
             .iter()
-            .map(|(k, v)| {
-                let rel = k.strip_prefix(prefix).unwrap_or(k);
-                (gopath::clean(&format!("/{rel}")), v.to_vec())
-            })
+            .map(|(k, v)| (relative(k, prefix), v.to_vec()))
             .collect();
-        Store { kv }
+        let roots = read.iter().map(|k| relative(k, prefix)).collect();
+        Store { kv, roots }
+    }
+
+    /// memkv's error for a key it does not have, saying when the key is outside every
+    /// key the entry reads.
+    fn missing(&self, key: &str) -> String {
+        let inside = self
+            .roots
+            .iter()
+            .any(|r| crate::template::scope::in_tree(r, key));
+        if inside || self.roots.is_empty() {
+            format!("key does not exist: {key}")
+        } else {
+            format!(
+                "key does not exist: {key} (outside the entry's keys: {})",
+                self.roots.join(", ")
+            )
+        }
     }
 
     fn text(key: &str, raw: &[u8]) -> Result<String> {
@@ -39,7 +63,7 @@ impl Store {
     pub fn get(&self, key: &str) -> Result<GoVal> {
         match self.kv.get(key) {
             Some(raw) => Ok(GoVal::Kv(key.to_string(), Self::text(key, raw)?)),
-            None => Err(format!("key does not exist: {key}")),
+            None => Err(self.missing(key)),
         }
     }
 
@@ -49,7 +73,7 @@ impl Store {
             Some(raw) => Ok(GoVal::Str(Self::text(key, raw)?)),
             None => match defaults.first() {
                 Some(d) => Ok(d.clone()),
-                None => Err(format!("key does not exist: {key}")),
+                None => Err(self.missing(key)),
             },
         }
     }
@@ -137,7 +161,7 @@ mod tests {
     use crate::template::gotmpl::fmt::sprint;
 
     fn store(pairs: &[(&str, &str)], prefix: &str) -> Store {
-        Store::new(&Snapshot::of(1, pairs), prefix)
+        Store::new(&Snapshot::of(1, pairs), prefix, &["/p/app".to_string()])
     }
 
     #[test]
@@ -148,7 +172,11 @@ mod tests {
             "[{/app/a 9} {/app/b 2}]"
         );
         assert_eq!(sprint(&[s.getvs("/app/*").unwrap()]), "[2 9]");
-        assert!(s.getv("/p/app/a", &[]).is_err());
+        let outside = s.getv("/p/app/a", &[]).unwrap_err();
+        assert_eq!(
+            outside,
+            "key does not exist: /p/app/a (outside the entry's keys: /app)"
+        );
     }
 
     #[test]

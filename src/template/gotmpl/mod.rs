@@ -44,6 +44,8 @@ const HANDLE: &str = "\u{0}go";
 struct State {
     arena: Vec<GoVal>,
     prefix: String,
+    /// The keys whose trees the render read, for errors about a key outside them.
+    read: Vec<String>,
     store: Option<Rc<Store>>,
 }
 
@@ -58,12 +60,13 @@ pub struct Session {
 
 impl Session {
     /// Opens the arena of a render on this thread, whose keys confd's functions read
-    /// under `prefix`.
-    pub fn enter(prefix: &str) -> Session {
+    /// under `prefix` from the trees of `read`.
+    pub fn enter(prefix: &str, read: &[&str]) -> Session {
         STATES.with(|s| {
             s.borrow_mut().push(State {
                 arena: vec![],
                 prefix: prefix.to_string(),
+                read: read.iter().map(|k| k.to_string()).collect(),
                 store: None,
             })
         });
@@ -137,8 +140,8 @@ fn store() -> Result<Rc<Store>, String> {
     if let Some(store) = with_state(|s| s.store.clone())? {
         return Ok(store);
     }
-    let prefix = with_state(|s| s.prefix.clone())?;
-    let store = scope::with_snapshot(|snap| Rc::new(Store::new(snap, &prefix)))
+    let (prefix, read) = with_state(|s| (s.prefix.clone(), s.read.clone()))?;
+    let store = scope::with_snapshot(|snap| Rc::new(Store::new(snap, &prefix, &read)))
         .ok_or("called outside a render")?;
     with_state(|s| s.store = Some(store.clone()))?;
     Ok(store)

@@ -158,6 +158,7 @@ mod tests {
             watched: "/w",
             snapshot: &Arc::new(Snapshot::default()),
             prefix: None,
+            read: &[],
         };
         t.render(input, &Default::default(), None).unwrap()
     }
