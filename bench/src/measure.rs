@@ -78,35 +78,6 @@ pub fn memory(pid: u32) -> Memory {
     }
 }
 
-/// Established TCP connections of a process to `port`.
-pub fn tcp_connections_to(pid: u32, port: u16) -> usize {
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| {
-            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .filter_map(|l| {
-                    let l = l.to_string_lossy().into_owned();
-                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = cols
-                .get(2)
-                .and_then(|r| r.split(':').nth(1))
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            cols.get(3) == Some(&"01")
-                && remote_port == Some(port)
-                && cols.get(9).is_some_and(|i| inodes.iter().any(|x| x == i))
-        })
-        .count()
-}
-
 /// The `q` quantile (0..=1) of sorted samples.
 pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {

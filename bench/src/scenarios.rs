@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::common::{binary, Daemon, EtcdServer};
+use crate::common::{binary, tcp_connections_to, Daemon, EtcdServer};
 use crate::fixture::{config, entry, load, read, render, tree_in_etcd};
 use crate::measure::*;
 

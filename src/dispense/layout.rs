@@ -15,6 +15,12 @@
 //! swap; everything else in the target (older versions, names that are gone, stray files)
 //! is removed, except the version published before, which is kept for the next publish.
 //!
+//! A crash at any moment leaves `..data` leading to a whole version, the one before or the
+//! new one: the new version's files, its directories and its name in the target are
+//! synced before the swap, and the swap is synced before anything is removed (without
+//! that, a crash could keep a removal and lose the swap). docs/crash-states.md describes
+//! the model under which this is checked, and tests/it/crash_states.rs checks it.
+//!
 //! A publish costs what changed, not the size of the prefix. The version kept from two
 //! publishes ago is renamed to the new version's name (a name nothing resolves to yet)
 //! and brought up to date: only files whose bytes changed are removed or written; the rest
@@ -165,6 +171,8 @@ impl Layout {
         }
         .and_then(|reused| {
             let stamps = stamp_dirs(&version_dir, &payload)?;
+            // The version's name is durable before anything leads to it.
+            sync_dir(&self.dir)?;
             self.swap_data(&name)?;
             Ok((reused, stamps))
         });
@@ -175,8 +183,13 @@ impl Layout {
                 return Err(e);
             }
         };
+        // The flip is durable before anything it replaced is removed: a crash never keeps a
+        // removal and loses the flip.
+        let flipped = sync_dir(&self.dir)
+            .inspect_err(|e| warn!("{e}; nothing removed until the next publish"))
+            .is_ok();
         let previous = self.live.as_ref().map(|live| live.version.name.as_str());
-        let unlinked = self.tidy(&name, previous, &payload);
+        let unlinked = self.tidy(&name, previous, &payload, flipped);
         self.kept = self.live.take().map(|live| live.version);
         self.live = Some(Live {
             version: Written {
@@ -287,7 +300,11 @@ impl Layout {
                 parent.push(segment);
                 match make_dir(&parent) {
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    made => made.context(&parent, "create directory")?,
+                    made => {
+                        made.context(&parent, "create directory")?;
+                        // Its name in the directory above is new too.
+                        touched.insert(fsx::parent_dir(&parent).to_path_buf());
+                    }
                 }
             }
             fsx::write_new(&file, bytes, &self.perms)
@@ -331,13 +348,20 @@ impl Layout {
         fs::rename(&tmp, &path).context(&path, "create link")
     }
 
-    /// Gives every top-level name of `payload` its stable link and removes from the target
-    /// everything but `..data`, `version`, the `previous` one and those links: older
-    /// versions, links of names that are gone, leftovers of an interrupted run, and files of an older tool. A link
-    /// this layout made at the previous publish is left alone while it is there; any other
-    /// name is checked (on the first publish, all of them). Failures only leave clutter or
-    /// a missing name, so they are warnings; returns the names left without their link.
-    fn tidy(&self, version: &str, previous: Option<&str>, payload: &Payload) -> BTreeSet<String> {
+    /// Gives every top-level name of `payload` its stable link and, when `remove`, removes
+    /// from the target everything but `..data`, `version`, the `previous` one and those
+    /// links: older versions, links of names that are gone, leftovers of an interrupted
+    /// run, and files of an older tool. A link this layout made at the previous publish is
+    /// left alone while it is there; any other name is checked (on the first publish, all
+    /// of them). Failures only leave clutter or a missing name, so they are warnings;
+    /// returns the names left without their link.
+    fn tidy(
+        &self,
+        version: &str,
+        previous: Option<&str>,
+        payload: &Payload,
+        remove: bool,
+    ) -> BTreeSet<String> {
         let names = payload.top_names();
         let made: BTreeSet<&str> = match &self.live {
             Some(live) => live
@@ -361,7 +385,9 @@ impl Layout {
                         }
                         continue;
                     }
-                    if name.is_some_and(|n| n == DATA || n == version || Some(n) == previous) {
+                    let live =
+                        name.is_some_and(|n| n == DATA || n == version || Some(n) == previous);
+                    if live || !remove {
                         continue;
                     }
                     let path = entry.path();

@@ -1,6 +1,9 @@
 //! The one connection of a process to etcd, and the ways to open it: at once for one-shot
-//! commands, or waiting for etcd for the daemon and dispense.
+//! commands, or waiting for etcd for the daemon and dispense. Every request has a time
+//! limit, and one that finds its endpoint silent or unreachable moves the process to the
+//! next endpoint (`route`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +13,7 @@ use tracing::debug;
 use super::error::{classify, setup, EtcdError};
 use super::options::{ConnectArgs, ConnectOptions};
 use super::retry::{retry_until, retry_within};
-
-/// How long a keepalive ping may go unanswered before the connection counts as dead.
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::route::{self, Route};
 
 /// The largest message taken from etcd. A value may be 1.5 MiB and a page or a watch
 /// response holds many: gRPC's default of 4 MiB would fail reads and break watches for
@@ -29,9 +30,11 @@ pub struct Etcd {
 /// What every clone of [`Etcd`] shares.
 struct Shared {
     client: Client,
+    route: Arc<Route>,
     endpoints: String,
     user: Option<String>,
     timeout: Duration,
+    watch_check: Duration,
 }
 
 impl Etcd {
@@ -73,37 +76,38 @@ impl Etcd {
     async fn open_plain(options: &ConnectOptions) -> Result<Etcd, EtcdError> {
         debug!("connecting to etcd: {options:?}");
         let endpoints = options.endpoints.join(",");
-        let mut client_options = ClientOptions::new()
-            .with_connect_timeout(options.connect_timeout)
-            .with_require_leader(true);
-        if !options.keepalive.is_zero() {
-            client_options = client_options
-                .with_keep_alive(options.keepalive, KEEPALIVE_TIMEOUT)
-                .with_keep_alive_while_idle(false);
-        }
+        let user = options.user.as_ref().map(|(name, _)| name.clone());
+        let (channel, route) = route::channel(options).map_err(|e| {
+            setup(
+                &endpoints,
+                user.as_deref(),
+                etcd_client::Error::TransportError(e),
+            )
+        })?;
+        let mut client_options = ClientOptions::new().with_require_leader(true);
         if let Some((name, password)) = &options.user {
             client_options = client_options
                 .with_user(name.clone(), password.expose())
                 .with_auto_token_refresh(true);
         }
-        if let Some(tls) = &options.tls {
-            client_options = client_options.with_tls(tls.options());
-        }
-        let user = options.user.as_ref().map(|(name, _)| name.clone());
-        let connecting = Client::connect(&options.endpoints, Some(client_options));
+        let start = route.current();
+        // Logs in when a user is set, at the endpoint the route starts at.
+        let connecting = route::pinned(start, Client::from_channel(channel, Some(client_options)));
         let client = tokio::time::timeout(options.connect_timeout, connecting)
             .await
             .map_err(|_| EtcdError::TimedOut {
-                endpoints: endpoints.clone(),
+                endpoints: route.url(start).to_string(),
                 after: options.connect_timeout,
             })?
-            .map_err(|e| setup(&endpoints, user.as_deref(), e))?;
+            .map_err(|e| setup(route.url(start), user.as_deref(), e))?;
         let etcd = Etcd {
             shared: Arc::new(Shared {
                 client,
+                route,
                 endpoints,
                 user,
                 timeout: options.connect_timeout,
+                watch_check: options.watch_check,
             }),
         };
         if options.user.is_none() {
@@ -139,6 +143,21 @@ impl Etcd {
         self.shared.user.as_deref()
     }
 
+    /// The endpoint requests go to now (an index into the endpoints).
+    pub(super) fn current_endpoint(&self) -> usize {
+        self.shared.route.current()
+    }
+
+    /// The URL of `endpoint`.
+    pub(super) fn url(&self, endpoint: usize) -> &str {
+        self.shared.route.url(endpoint)
+    }
+
+    /// How long a watch stream may bring nothing before it is checked (`None`: never).
+    pub(super) fn watch_check(&self) -> Option<Duration> {
+        Some(self.shared.watch_check).filter(|d| !d.is_zero())
+    }
+
     /// A KV client that takes messages up to [`MAX_MESSAGE_BYTES`].
     pub(crate) fn kv(&self) -> KvClient {
         self.shared
@@ -165,22 +184,59 @@ impl Etcd {
         Ok(())
     }
 
-    /// An error of a request on this connection as [`EtcdError`].
-    pub(super) fn error(&self, error: etcd_client::Error) -> EtcdError {
-        classify(&self.shared.endpoints, self.user(), error)
+    /// Asks `endpoint` for something it answers at once (a serializable read of one key,
+    /// counting it), within the time limit, over the connection a watch stream there uses:
+    /// `Ok` when it answered, even with a refusal; the error when it did not.
+    pub(super) async fn check(&self, endpoint: usize, key: &[u8]) -> Result<(), EtcdError> {
+        let options = GetOptions::new().with_serializable().with_count_only();
+        match self
+            .bounded_at(endpoint, self.kv().get(key, Some(options)))
+            .await
+        {
+            Err(e) if e.is_transient() => Err(e),
+            _ => Ok(()),
+        }
     }
 
-    /// Runs one request with the time limit, mapping failures to [`EtcdError`].
+    /// A failure of the watch stream opened at `endpoint` as [`EtcdError`]; a broken
+    /// connection moves the requests on to the next endpoint.
+    pub(super) fn stream_error(&self, endpoint: usize, error: etcd_client::Error) -> EtcdError {
+        let error = classify(self.url(endpoint), self.user(), error);
+        if error.is_transient() {
+            self.shared.route.failed(endpoint);
+        }
+        error
+    }
+
+    /// Runs one request at the current endpoint with the time limit, mapping failures to
+    /// [`EtcdError`]; no answer in time, or none at all, moves the requests on to the next
+    /// endpoint.
     pub async fn bounded<T>(
         &self,
-        request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        tokio::time::timeout(self.shared.timeout, request)
-            .await
-            .map_err(|_| EtcdError::TimedOut {
-                endpoints: self.shared.endpoints.clone(),
-                after: self.shared.timeout,
-            })?
-            .map_err(|e| self.error(e))
+        self.bounded_at(self.current_endpoint(), request).await
+    }
+
+    /// [`Self::bounded`] at `endpoint`.
+    pub(super) async fn bounded_at<T>(
+        &self,
+        endpoint: usize,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        let url = self.url(endpoint);
+        let result =
+            match tokio::time::timeout(self.shared.timeout, route::pinned(endpoint, request)).await
+            {
+                Ok(answer) => answer.map_err(|e| classify(url, self.user(), e)),
+                Err(_) => Err(EtcdError::TimedOut {
+                    endpoints: url.to_string(),
+                    after: self.shared.timeout,
+                }),
+            };
+        if result.as_ref().is_err_and(EtcdError::is_transient) {
+            self.shared.route.failed(endpoint);
+        }
+        result
     }
 }

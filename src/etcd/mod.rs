@@ -1,13 +1,15 @@
 //! etcd, the data path's source: where it is and how to reach it ([`ConnectArgs`] with
-//! TLS, auth and DNS SRV), the one connection of a process ([`Etcd`]), consistent reads
-//! into a [`Snapshot`] of one revision, and the watch that follows every change
-//! ([`watch`]). Every retry against etcd goes through one helper (`retry`).
+//! TLS, auth and DNS SRV), the one connection of a process ([`Etcd`]) to one endpoint at a
+//! time (`route`), consistent reads into a [`Snapshot`] of one revision, and the watch that
+//! follows every change ([`watch`]). Every retry against etcd goes through one helper
+//! (`retry`).
 
 mod client;
 mod error;
 mod options;
 mod read;
 mod retry;
+mod route;
 mod secret;
 mod snapshot;
 mod srv;

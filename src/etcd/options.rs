@@ -74,14 +74,20 @@ pub struct ConnectArgs {
         value_parser = srv::parse_dns_server
     )]
     pub dns_server: Option<SocketAddr>,
-    /// Give up connecting after this long (seconds or 500ms/5s/1m)
+    /// Give up connecting, and on each request (then the next endpoint is tried), after
+    /// this long (seconds or 500ms/5s/1m)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// Ping etcd this often while a watch is open, to notice a connection that died
-    /// silently; etcd grpc-proxy closes connections pinged more often than every 5 minutes,
-    /// etcd itself allows every 5 s; 0: never
+    /// Also send HTTP/2 pings this often while a watch is open (--watch-check already
+    /// notices a silent server); etcd grpc-proxy closes connections pinged more often than
+    /// every 5 minutes, etcd itself allows every 5 s; 0: never
     #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = parse_duration)]
     pub keepalive: Duration,
+    /// Check a watch stream that brought nothing for this long with a read on its
+    /// connection; no answer within --connect-timeout and the watch moves to the next
+    /// endpoint; 0: never
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub watch_check: Duration,
     /// Talk to etcd over TLS (host:port endpoints become https://)
     #[arg(long)]
     pub ssl: bool,
@@ -140,6 +146,11 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// HTTP/2 ping interval while a stream is open (zero: no pings).
     pub keepalive: Duration,
+    /// Silence after which a watch stream is checked (zero: never).
+    pub watch_check: Duration,
+    /// Whether the endpoints are in order of preference (DNS SRV), rather than a list
+    /// whose start is any.
+    pub in_order: bool,
     /// etcd user and password when auth is on.
     pub user: Option<(String, Secret)>,
     /// The TLS configuration when the endpoints are `https://`.
@@ -194,7 +205,9 @@ impl ConnectArgs {
         &self,
         env_endpoints: Option<&str>,
     ) -> Result<ConnectOptions, ConnectError> {
-        let (addresses, discovered_tls) = match self.source(env_endpoints) {
+        let source = self.source(env_endpoints);
+        let in_order = !matches!(source, Source::Listed(_));
+        let (addresses, discovered_tls) = match source {
             Source::Listed(list) => (list, false),
             Source::Srv(record) => {
                 let found = self.dns()?.record(&record).await?;
@@ -223,6 +236,8 @@ impl ConnectArgs {
             endpoints,
             connect_timeout: self.connect_timeout,
             keepalive: self.keepalive,
+            watch_check: self.watch_check,
+            in_order,
             user,
             tls,
         })

@@ -378,9 +378,8 @@ async fn sighup_and_template_changes_reload_without_restart() {
     assert!(daemon.alive());
 }
 
-#[tokio::test]
-async fn survives_etcd_restart_and_compaction_without_losing_an_update() {
-    let mut etcd = EtcdServer::start().await;
+async fn survives_etcd_restart_and_compaction_without_losing_an_update(version: EtcdVersion) {
+    let mut etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let (json, target) = tree_entry(dir.path(), "c", "/c", "");
     let cfg = cfgdir(dir.path(), &[("c", json)], &[("tree.tmpl", TREE_TMPL)]);
@@ -424,6 +423,11 @@ async fn survives_etcd_restart_and_compaction_without_losing_an_update() {
     wait_for_content(&target, "/c/k=4\n/c/other=x\n", LIMIT, || daemon.log()).await;
     assert!(daemon.alive());
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    survives_etcd_restart_and_compaction_without_losing_an_update
+);
 
 #[tokio::test]
 async fn notreally_daemon_prints_diffs_and_writes_nothing() {

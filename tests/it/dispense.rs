@@ -77,9 +77,8 @@ fn visible(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_transaction_is_seen_whole_at_the_signal() {
-    let etcd = EtcdServer::start().await;
+async fn a_transaction_is_seen_whole_at_the_signal(version: EtcdVersion) {
+    let etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("config");
     let (key, crt) = (target.join("tls.key"), target.join("tls.crt"));
@@ -121,6 +120,11 @@ async fn a_transaction_is_seen_whole_at_the_signal() {
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
     assert_eq!(child_log(dir.path()).last().unwrap(), "TERM K5 C5");
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    a_transaction_is_seen_whole_at_the_signal
+);
 
 #[tokio::test]
 async fn raw_bytes_with_mode_owner_and_group() {
@@ -208,9 +212,8 @@ async fn unsafe_keys_are_refused_and_never_written() {
     assert_eq!(names(&data), ["file", "ok"]);
 }
 
-#[tokio::test]
-async fn deleted_keys_remove_their_files() {
-    let etcd = EtcdServer::start().await;
+async fn deleted_keys_remove_their_files(version: EtcdVersion) {
+    let etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t");
     etcd.put_all([("/d/a", "1"), ("/d/sub/b", "2"), ("/d/sub/c", "3")])
@@ -233,9 +236,13 @@ async fn deleted_keys_remove_their_files() {
     assert!(empty, "{:?}\n{}", names(&target), daemon.log());
 }
 
-#[tokio::test]
-async fn restart_removes_files_of_keys_deleted_while_down() {
-    let etcd = EtcdServer::start().await;
+on_each_etcd!(
+    #[tokio::test]
+    deleted_keys_remove_their_files
+);
+
+async fn restart_removes_files_of_keys_deleted_while_down(version: EtcdVersion) {
+    let etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("t");
     etcd.put_all([("/r/keep", "k"), ("/r/drop", "d"), ("/r/dir/drop", "d")])
@@ -260,6 +267,11 @@ async fn restart_removes_files_of_keys_deleted_while_down() {
     assert_eq!(std::fs::read_to_string(target.join("new")).unwrap(), "n");
     assert_eq!(std::fs::read_to_string(target.join("keep")).unwrap(), "k");
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    restart_removes_files_of_keys_deleted_while_down
+);
 
 /// The published version's directory, resolved once.
 fn live_version(target: &Path) -> PathBuf {

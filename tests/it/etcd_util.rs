@@ -18,9 +18,8 @@ async fn util_run(etcd: &EtcdServer, args: &[&str]) -> Run {
     run_command(util(), all).await
 }
 
-#[tokio::test]
-async fn set_get_recursive_get_and_delete() {
-    let etcd = EtcdServer::start().await;
+async fn set_get_recursive_get_and_delete(version: EtcdVersion) {
+    let etcd = version.start().await;
     let set = util_run(&etcd, &["-o", "set", "-k", "/app/a", "-v", "1"]).await;
     assert_eq!(set.code, 0, "{}", set.stderr);
     assert_eq!(set.stderr, "Setting /app/a (1 byte)\n");
@@ -183,9 +182,13 @@ async fn deleting_the_whole_keyspace_needs_force() {
     assert!(all_keys(&etcd).await.is_empty());
 }
 
-#[tokio::test]
-async fn ttl_key_expires() {
-    let etcd = EtcdServer::start().await;
+on_each_etcd!(
+    #[tokio::test]
+    set_get_recursive_get_and_delete
+);
+
+async fn ttl_key_expires(version: EtcdVersion) {
+    let etcd = version.start().await;
     let set = util_run(&etcd, &["-o", "set", "-k", "/ttl", "-v", "x", "-t", "1"]).await;
     assert_eq!(set.code, 0, "{}", set.stderr);
     assert_eq!(set.stderr, "Setting /ttl (1 byte) TTL=1s\n");
@@ -199,6 +202,11 @@ async fn ttl_key_expires() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    ttl_key_expires
+);
 
 /// The watch starts at the revision current when it is created: puts `/w/ready` until it
 /// shows up, then the watch is live.
@@ -235,9 +243,8 @@ fn watch_w(etcd: &EtcdServer, log: &std::path::Path) -> Daemon {
     )
 }
 
-#[tokio::test]
-async fn a_watch_whose_history_was_compacted_says_so_and_goes_on() {
-    let mut etcd = EtcdServer::start().await;
+async fn a_watch_whose_history_was_compacted_says_so_and_goes_on(version: EtcdVersion) {
+    let mut etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let watcher = watch_w(&etcd, &dir.path().join("watch.out"));
     wait_watching(&etcd, &watcher).await;
@@ -264,9 +271,13 @@ async fn a_watch_whose_history_was_compacted_says_so_and_goes_on() {
     assert!(!log.contains("\"/w/lost\""), "{log}");
 }
 
-#[tokio::test]
-async fn watch_prints_puts_and_deletes_as_json_lines() {
-    let etcd = EtcdServer::start().await;
+on_each_etcd!(
+    #[tokio::test]
+    a_watch_whose_history_was_compacted_says_so_and_goes_on
+);
+
+async fn watch_prints_puts_and_deletes_as_json_lines(version: EtcdVersion) {
+    let etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut watcher = watch_w(&etcd, &dir.path().join("watch.out"));
     wait_watching(&etcd, &watcher).await;
@@ -293,14 +304,25 @@ async fn watch_prints_puts_and_deletes_as_json_lines() {
     assert_eq!(watcher.wait_exit(LIMIT).await, Some(0));
 }
 
-#[tokio::test]
-async fn version_lists_server_and_members() {
-    let etcd = EtcdServer::start().await;
+on_each_etcd!(
+    #[tokio::test]
+    watch_prints_puts_and_deletes_as_json_lines
+);
+
+async fn version_lists_server_and_members(version: EtcdVersion) {
+    let etcd = version.start().await;
     let run = util_run(&etcd, &["--version"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.starts_with("etcd version: 3."), "{}", run.stdout);
+    // The release under test, as the server reports it.
+    let reported = format!("etcd version: {}.", version.release());
+    assert!(run.stdout.starts_with(&reported), "{}", run.stdout);
     assert!(run.stdout.contains("leader: m0"), "{}", run.stdout);
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    version_lists_server_and_members
+);
 
 #[tokio::test]
 async fn usage_errors_exit_2_and_unreachable_exits_1() {
@@ -348,9 +370,8 @@ async fn usage_errors_exit_2_and_unreachable_exits_1() {
     );
 }
 
-#[tokio::test]
-async fn auth_errors_are_one_line_and_never_show_the_password() {
-    let etcd = EtcdServer::start().await;
+async fn auth_errors_are_one_line_and_never_show_the_password(version: EtcdVersion) {
+    let etcd = version.start().await;
     etcd.put_all([("/app/a", "1")]).await;
     etcd.enable_auth().await;
     let as_user = |password: &str| {
@@ -409,13 +430,17 @@ async fn auth_errors_are_one_line_and_never_show_the_password() {
     );
 }
 
+on_each_etcd!(
+    #[tokio::test]
+    auth_errors_are_one_line_and_never_show_the_password
+);
+
 /// etcd-util over TLS with a client certificate, through reconfig's shared connection
 /// code and reconfig.rb's flag spellings.
-#[tokio::test]
-async fn set_and_get_over_tls_with_a_client_certificate() {
+async fn set_and_get_over_tls_with_a_client_certificate(version: EtcdVersion) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::generate(dir.path());
-    let etcd = EtcdServer::start_with(&pki.etcd_args(), "https").await;
+    let etcd = version.start_with(&pki.etcd_args(), "https").await;
     let port = by_name(&etcd.endpoint)
         .rsplit(':')
         .next()
@@ -496,3 +521,8 @@ async fn prints_its_manual_page_and_completions_without_etcd() {
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
     }
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    set_and_get_over_tls_with_a_client_certificate
+);

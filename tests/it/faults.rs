@@ -241,12 +241,15 @@ impl Trial {
 /// One fault run at a time: three clusters and writers at once would measure the machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn fault_run(seed: u64, rounds: usize, variant: Variant) {
+async fn fault_run(seed: u64, rounds: usize, variant: Variant, version: EtcdVersion) {
     let _serial = SERIAL.lock().await;
-    eprintln!("fault test seed {seed}, {variant:?} (RECONFIG_FAULT_SEED={seed} replays it)");
+    eprintln!(
+        "fault test seed {seed}, {variant:?}, etcd {} (RECONFIG_FAULT_SEED={seed} replays it)",
+        version.release()
+    );
     let etcd = match variant {
-        Variant::Auth => EtcdServer::cluster_args(3, &["--auth-token-ttl", "2"]).await,
-        Variant::Plain | Variant::Large => EtcdServer::cluster(3).await,
+        Variant::Auth => version.cluster_args(3, &["--auth-token-ttl", "2"]).await,
+        Variant::Plain | Variant::Large => version.cluster(3).await,
     };
     if variant == Variant::Auth {
         etcd.enable_auth().await;
@@ -382,33 +385,41 @@ fn soak_rounds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_under_cluster_faults() {
-    fault_run(seed(), 1, Variant::Plain).await;
+    fault_run(seed(), 1, Variant::Plain, EtcdVersion::V34).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn converges_under_cluster_faults_with_expiring_auth_tokens() {
-    fault_run(seed(), 1, Variant::Auth).await;
+async fn converges_under_cluster_faults_with_expiring_auth_tokens(version: EtcdVersion) {
+    fault_run(seed(), 1, Variant::Auth, version).await;
 }
+
+on_each_etcd!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    converges_under_cluster_faults_with_expiring_auth_tokens
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_under_cluster_faults_with_large_values() {
-    fault_run(seed(), 1, Variant::Large).await;
+    fault_run(seed(), 1, Variant::Large, EtcdVersion::V34).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long soak; run with --ignored"]
 async fn soak_under_cluster_faults() {
-    fault_run(seed(), soak_rounds(), Variant::Plain).await;
+    fault_run(seed(), soak_rounds(), Variant::Plain, EtcdVersion::V34).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long soak; run with --ignored"]
-async fn soak_under_cluster_faults_with_expiring_auth_tokens() {
-    fault_run(seed(), soak_rounds(), Variant::Auth).await;
+async fn soak_under_cluster_faults_with_expiring_auth_tokens(version: EtcdVersion) {
+    fault_run(seed(), soak_rounds(), Variant::Auth, version).await;
 }
+
+on_each_etcd!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "long soak; run with --ignored"]
+    soak_under_cluster_faults_with_expiring_auth_tokens
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long soak; run with --ignored"]
 async fn soak_under_cluster_faults_with_large_values() {
-    fault_run(seed(), soak_rounds(), Variant::Large).await;
+    fault_run(seed(), soak_rounds(), Variant::Large, EtcdVersion::V34).await;
 }

@@ -81,9 +81,8 @@ impl Watchers {
     }
 }
 
-#[tokio::test]
-async fn auth_tokens_are_renewed_after_a_restart_and_a_pause_past_their_ttl() {
-    let mut etcd = EtcdServer::start_args(&["--auth-token-ttl", "2"]).await;
+async fn auth_tokens_are_renewed_after_a_restart_and_a_pause_past_their_ttl(version: EtcdVersion) {
+    let mut etcd = version.start_args(&["--auth-token-ttl", "2"]).await;
     etcd.enable_auth().await;
     etcd.put_all([("/auth/k", "0")]).await;
     let forwarder = Forwarder::start(&etcd.endpoint).await;
@@ -149,15 +148,19 @@ async fn auth_tokens_are_renewed_after_a_restart_and_a_pause_past_their_ttl() {
     watchers.see(&etcd, "3").await;
 }
 
+on_each_etcd!(
+    #[tokio::test]
+    auth_tokens_are_renewed_after_a_restart_and_a_pause_past_their_ttl
+);
+
 /// A value of `len` bytes.
 fn big(len: usize, fill: char) -> String {
     fill.to_string().repeat(len)
 }
 
-#[tokio::test]
-async fn large_trees_are_read_in_pages_and_caught_up_in_fragments() {
+async fn large_trees_are_read_in_pages_and_caught_up_in_fragments(version: EtcdVersion) {
     const MB: usize = 1_000_000;
-    let etcd = EtcdServer::start().await;
+    let etcd = version.start().await;
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
     let (big_entry, big_target) = entry(dir.path(), "big", "/big", "");
@@ -220,6 +223,11 @@ async fn large_trees_are_read_in_pages_and_caught_up_in_fragments() {
     let broken = log.matches("watch lost").count() + log.matches("watch still down").count();
     assert!(broken <= 2, "{broken} reconnects\n{log}");
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    large_trees_are_read_in_pages_and_caught_up_in_fragments
+);
 
 #[tokio::test]
 async fn a_key_that_is_not_utf8_fails_only_the_entry_whose_tree_holds_it() {
@@ -349,10 +357,10 @@ async fn an_emptied_tree_renders_with_empty_data() {
     );
 }
 
-#[tokio::test]
-async fn a_quiet_watch_resumes_near_the_current_revision() {
-    let mut etcd =
-        EtcdServer::start_args(&["--experimental-watch-progress-notify-interval", "200ms"]).await;
+async fn a_quiet_watch_resumes_near_the_current_revision(version: EtcdVersion) {
+    let mut etcd = version
+        .start_args(&["--experimental-watch-progress-notify-interval", "200ms"])
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let (json, target) = entry(dir.path(), "q", "/q", "");
     let cfg = cfgdir(dir.path(), &[("q", json)], &[("tree.tmpl", TREE_TMPL)]);
@@ -383,6 +391,11 @@ async fn a_quiet_watch_resumes_near_the_current_revision() {
         daemon.log()
     );
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    a_quiet_watch_resumes_near_the_current_revision
+);
 
 #[tokio::test]
 async fn a_stream_that_breaks_right_after_it_is_made_is_down() {
@@ -428,9 +441,8 @@ async fn a_stream_that_breaks_right_after_it_is_made_is_down() {
     assert_eq!(state().await, (Some(1.0), 1), "{}", daemon.log());
 }
 
-#[tokio::test]
-async fn behind_a_grpc_proxy_every_change_arrives() {
-    let etcd = EtcdServer::start().await;
+async fn behind_a_grpc_proxy_every_change_arrives(version: EtcdVersion) {
+    let etcd = version.start().await;
     let proxy = GrpcProxy::start(&etcd).await;
     let dir = tempfile::tempdir().unwrap();
     // Several watches on one stream: the proxy numbers them itself.
@@ -511,3 +523,8 @@ async fn behind_a_grpc_proxy_every_change_arrives() {
     }
     assert!(!daemon.log().contains("watch lost"), "{}", log());
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    behind_a_grpc_proxy_every_change_arrives
+);

@@ -143,11 +143,10 @@ fn port_of(endpoint: &str) -> u16 {
     endpoint.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-#[tokio::test]
-async fn tls_with_client_certificates_keys_and_srv() {
+async fn tls_with_client_certificates_keys_and_srv(version: EtcdVersion) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::generate(dir.path());
-    let etcd = EtcdServer::start_with(&pki.etcd_args(), "https").await;
+    let etcd = version.start_with(&pki.etcd_args(), "https").await;
     let url = by_name(&etcd.endpoint);
     let mut client = pki.client(&url).await;
     client.put("/app/name", "secure", None).await.unwrap();
@@ -342,6 +341,11 @@ async fn tls_with_client_certificates_keys_and_srv() {
     assert_eq!(found.code, 0, "{}", found.stderr);
 }
 
+on_each_etcd!(
+    #[tokio::test]
+    tls_with_client_certificates_keys_and_srv
+);
+
 #[tokio::test]
 async fn srv_records_list_every_target_in_priority_order() {
     let etcd = EtcdServer::start().await;
@@ -413,9 +417,8 @@ fn as_user(name: &str, password: &str) -> tokio::process::Command {
     cmd
 }
 
-#[tokio::test]
-async fn auth_credentials_and_role_limits() {
-    let mut etcd = EtcdServer::start().await;
+async fn auth_credentials_and_role_limits(version: EtcdVersion) {
+    let mut etcd = version.start().await;
     etcd.put_all([("/app/name", "authorized"), ("/secret/token", "x")])
         .await;
     etcd.enable_auth().await;
@@ -541,3 +544,8 @@ async fn auth_credentials_and_role_limits() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
 }
+
+on_each_etcd!(
+    #[tokio::test]
+    auth_credentials_and_role_limits
+);

@@ -478,7 +478,7 @@ async fn over_tls_with_the_same_ca_and_client_certificate() {
     let pki = crate::pki::Pki::generate(dir.path());
     let mut args = pki.etcd_args();
     args.push("--enable-v2".into());
-    let etcd = EtcdServer::start_with(&args, "https").await;
+    let etcd = EtcdVersion::V34.start_with(&args, "https").await;
     let url = crate::pki::by_name(&etcd.endpoint);
     let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let (ca, cert, key) = (path(&pki.ca), path(&pki.client.0), path(&pki.client.1));

@@ -140,7 +140,7 @@ impl Proxy {
         for _attempt in 0..5 {
             let listen = format!("127.0.0.1:{}", free_port());
             let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
-            let mut child = tokio::process::Command::new("etcd")
+            let mut child = tokio::process::Command::new(etcd.version.binary())
                 .args(["grpc-proxy", "start", "--endpoints", &members.join(",")])
                 .args(["--listen-addr", &listen, "--data-dir"])
                 .arg(dir.join("proxy.data"))
@@ -149,7 +149,7 @@ impl Proxy {
                 .stderr(log)
                 .kill_on_drop(true)
                 .spawn()
-                .expect("etcd must be installed (apt-get install etcd-server)");
+                .unwrap_or_else(|e| panic!("{}: {e}", etcd.version.binary().display()));
             let endpoint = format!("http://{listen}");
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{binary, Daemon};
+use crate::common::{binary, tcp_connections_to, Daemon};
 use crate::fixture::{config, entry, read, render};
-use crate::measure::{cpu_seconds, memory, tcp_connections_to, DirWatch, Memory};
+use crate::measure::{cpu_seconds, memory, DirWatch, Memory};
 
 /// The tree every daemon's `shared` entry renders.
 pub const SHARED: &str = "/fleet/shared";

@@ -13,7 +13,7 @@ use crate::cluster::{
     client_of, latency_json, member_urls, port, put_latency, put_samples, too_many_pings,
     wait_healthy, Counters, Proxy,
 };
-use crate::common::EtcdServer;
+use crate::common::{EtcdServer, EtcdVersion};
 use crate::fixture::{load, render, tree_in_etcd};
 use crate::measure::{durable_writes_cpu, ms};
 use crate::nodes::{own_key, shared_key, Converged, Fleet, Trees, SHARED};
@@ -42,7 +42,9 @@ pub async fn run(o: &Options, proxied: bool) -> Value {
     let dir = tempfile::tempdir().unwrap();
     // The outage's changes go in as one transaction of N+1 puts.
     let max_txn_ops = (o.n + 16).max(128).to_string();
-    let mut etcd = EtcdServer::cluster_args(3, &["--max-txn-ops", &max_txn_ops]).await;
+    let mut etcd = EtcdVersion::V34
+        .cluster_args(3, &["--max-txn-ops", &max_txn_ops])
+        .await;
     let urls = member_urls(&etcd);
     let mut client = etcd.client().await;
     let mut trees = Trees::initial(o.n);

@@ -12,10 +12,12 @@
 //! compaction. When that revision has been compacted anyway, the sink decides what to do
 //! (the daemon re-reads the tree; etcd-util says what was lost) and the watch goes on.
 //!
+//! A stream whose server stops answering is abandoned like a broken one (`liveness`);
+//! the reconnect goes to another endpoint, since the one that failed is left behind.
+//!
 //! The stream counts as up once every watch was created and it stayed open for
 //! [`STABLE`]: a stream that breaks again right after it is re-created is down, and the
 //! backoff keeps growing instead of retrying ten times a second.
-//!
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -27,6 +29,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::liveness::Liveness;
 use crate::etcd::client::Etcd;
 use crate::etcd::error::EtcdError;
 use crate::etcd::retry::Backoff;
@@ -107,6 +110,9 @@ pub enum SessionError {
     /// etcd ended the stream.
     #[error("watch stream closed by etcd")]
     Closed,
+    /// The stream brought nothing and its server did not answer a check.
+    #[error("silent watch stream: {0}")]
+    Silent(EtcdError),
     /// etcd canceled a watch for another reason than compaction (permissions, an invalid
     /// auth token, no leader): a new stream with a fresh token is the remedy.
     #[error("watch on {key} canceled by etcd: {reason}")]
@@ -141,6 +147,8 @@ pub struct WatchLoop<'a, S> {
 /// One stream's bookkeeping, dropped with the stream.
 struct Session {
     stream: WatchStream,
+    /// The endpoint serving the stream.
+    endpoint: usize,
     /// etcd's watch id → index of the range.
     ids: HashMap<i64, usize>,
     /// The range whose create request awaits its answer (one at a time, so each answer
@@ -195,14 +203,20 @@ impl<'a, S: Sink> WatchLoop<'a, S> {
 
     async fn stream(&mut self) -> Result<std::convert::Infallible, SessionError> {
         self.etcd.refresh_auth().await?;
+        let endpoint = self.etcd.current_endpoint();
         let mut client = self.etcd.watch_client();
         let first = &self.ranges[0];
         let stream = self
             .etcd
-            .bounded(client.watch(first.start.clone(), Some(first.options())))
+            .bounded_at(
+                endpoint,
+                client.watch(first.start.clone(), Some(first.options())),
+            )
             .await?;
+        let mut liveness = Liveness::of_stream(self.etcd, endpoint, &first.start);
         let mut session = Session {
             stream,
+            endpoint,
             ids: HashMap::new(),
             in_flight: Some(0),
             queue: (1..self.ranges.len()).collect(),
@@ -218,11 +232,13 @@ impl<'a, S: Sink> WatchLoop<'a, S> {
                     self.stable();
                     continue;
                 }
+                silent = liveness.dead() => return Err(SessionError::Silent(silent)),
             };
+            liveness.heard();
             let mut response = Some(response);
             while let Some(message) = response {
                 let message = message
-                    .map_err(|e| self.etcd.error(e))?
+                    .map_err(|e| self.etcd.stream_error(session.endpoint, e))?
                     .ok_or(SessionError::Closed)?;
                 self.handle(&mut session, message.0).await?;
                 response = session.stream.message().now_or_never();
@@ -352,7 +368,7 @@ impl<'a, S: Sink> WatchLoop<'a, S> {
             .stream
             .watch(range.start.clone(), Some(range.options()))
             .await
-            .map_err(|e| self.etcd.error(e))?;
+            .map_err(|e| self.etcd.stream_error(session.endpoint, e))?;
         session.in_flight = Some(index);
         Ok(())
     }

