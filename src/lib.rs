@@ -11,7 +11,8 @@
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
-//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `migrate_confd`
+//! (a confd configuration converted, by the `reconfig-migrate` crate), `v2copy`
 //! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
 //! long-running modes share: signals, the supervised child, health, systemd), `fdlimit`
 //! (the open-file limit they raise and every started process gets back) and `cli` (the
@@ -26,6 +27,7 @@ mod dispense;
 mod etcd;
 mod fdlimit;
 mod fsx;
+mod migrate_confd;
 mod pipeline;
 mod service;
 mod state;
@@ -34,9 +36,9 @@ mod v2copy;
 
 pub use clap_complete::Shell;
 pub use cli::{
-    completion_script, completions, init_logging, manual, print_generated, Cli, Command, EnvVar,
-    Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs, PageNotes,
-    RunArgs,
+    completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
+    Command, EnvVar, Exit, Fatal, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
+    MigrateFrom, PageNotes, RunArgs,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError};
@@ -45,6 +47,7 @@ pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
 pub use etcd::{
     dir_prefix, in_tree_bytes, ConnectArgs, Etcd, EtcdError, Snapshot, CONNECT_ENVIRONMENT,
 };
+pub use migrate_confd::from_confd as migrate_from_confd;
 pub use pipeline::{onetime, render_offline, status, OfflineError, OnetimeError, StatusError};
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};

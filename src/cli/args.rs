@@ -291,7 +291,12 @@ pub struct ManArgs {
         .args(["out", "in_place", "data_from_v2"])
 ))]
 pub struct MigrateArgs {
-    /// reconfig.rb's config directory, holding conf.d/ and templates/
+    /// Convert another tool's configuration: `confd` reads a confd directory (conf.d/*.toml,
+    /// templates/) given with --cfgdir; without it, reconfig.rb's
+    #[arg(long, value_enum, value_name = "TOOL", conflicts_with_all = ["in_place", "data_from_v2"])]
+    pub from: Option<MigrateFrom>,
+    /// reconfig.rb's config directory, holding conf.d/ and templates/ (with --from confd:
+    /// confd's, e.g. /etc/confd)
     #[arg(
         short = 'c',
         long,
@@ -328,6 +333,13 @@ pub struct MigrateArgs {
     /// every run)
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// The tools `reconfig migrate --from` converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateFrom {
+    /// confd: TOML resources and Go templates
+    Confd,
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {

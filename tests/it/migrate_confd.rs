@@ -851,3 +851,63 @@ fn a_key_outside_the_entry_says_which_keys_the_entry_has() {
         "{error}"
     );
 }
+
+/// `reconfig migrate --from confd --cfgdir IN --out OUT`: exit code and stdout.
+fn migrate_cli(confdir: &Path, out: &Path) -> (i32, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_reconfig"))
+        .args(["migrate", "--from", "confd", "--cfgdir"])
+        .arg(confdir)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        run.status.code().unwrap(),
+        String::from_utf8(run.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn the_command_converts_reports_and_exits_by_what_needs_a_person() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, report) = migrate_cli(&here("corpus"), out.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.ends_with("19 converted, 0 need attention\n"), "{report}");
+    assert!(report.contains("app.yaml.tmpl:31: note: getenv"), "{report}");
+    assert!(out.path().join("conf.d/myapp-nginx.json").is_file());
+    assert!(out.path().join("templates/nginx.tmpl").is_file());
+
+    let needs = here("needs-person");
+    let (code, report) = migrate_cli(&needs, &out.path().join("np"));
+    assert_eq!(code, 1, "{report}");
+    for at in fs::read_to_string(needs.join("expected.txt")).unwrap().lines() {
+        let at = format!("{}", needs.join(at).display());
+        assert!(
+            report.lines().any(|l| l.starts_with(&format!("{at}:"))),
+            "{at} not reported:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn confds_flags_are_answered_with_reconfigs() {
+    for (args, ours) in [
+        (&["-onetime"][..], "--onetime"),
+        (&["-noop"], "--notreally"),
+        (&["-confdir", "/etc/confd"], "--cfgdir"),
+        (&["-node=http://127.0.0.1:2379"], "--endpoints"),
+        (&["-interval", "600"], "watches"),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_reconfig"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(run.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("is confd's flag") && stderr.contains(ours),
+            "{args:?}: {stderr}"
+        );
+    }
+}
