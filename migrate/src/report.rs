@@ -18,6 +18,14 @@ pub enum MigrateError {
         /// What it lacks.
         needs: &'static str,
     },
+    /// The output directory is not one to write into.
+    #[error("--out {}: {reason}", .path.display())]
+    OutRefused {
+        /// The directory given.
+        path: PathBuf,
+        /// Why (a link, not empty, another user's).
+        reason: String,
+    },
     /// A file or directory could not be read.
     #[error("{}: cannot read: {source}", .path.display())]
     Read {
@@ -126,8 +134,11 @@ pub struct Output {
 }
 
 impl Output {
-    /// Writes every file under `dir`, creating directories as needed.
+    /// Writes every file under `dir`, a directory the caller made or checked to be an
+    /// empty one of its own: each file is created new (an existing one, or a link in its
+    /// place, is an error, never followed).
     pub fn write_to(&self, dir: &Path) -> Result<(), MigrateError> {
+        use std::io::Write as _;
         for (rel, bytes) in &self.files {
             let path = dir.join(rel);
             let error = |source| MigrateError::Write {
@@ -137,7 +148,12 @@ impl Output {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(error)?;
             }
-            std::fs::write(&path, bytes).map_err(error)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(bytes))
+                .map_err(error)?;
         }
         Ok(())
     }

@@ -872,15 +872,27 @@ fn the_command_converts_reports_and_exits_by_what_needs_a_person() {
     let out = tempfile::tempdir().unwrap();
     let (code, report) = migrate_cli(&here("corpus"), out.path());
     assert_eq!(code, 0, "{report}");
-    assert!(report.ends_with("19 converted, 0 need attention\n"), "{report}");
-    assert!(report.contains("app.yaml.tmpl:31: note: getenv"), "{report}");
+    assert!(
+        report.ends_with("19 converted, 0 need attention\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("app.yaml.tmpl:31: note: getenv"),
+        "{report}"
+    );
     assert!(out.path().join("conf.d/myapp-nginx.json").is_file());
     assert!(out.path().join("templates/nginx.tmpl").is_file());
+    // An output directory that is not empty is not written into.
+    let (code, _) = migrate_cli(&here("corpus"), out.path());
+    assert_eq!(code, 2);
 
     let needs = here("needs-person");
     let (code, report) = migrate_cli(&needs, &out.path().join("np"));
     assert_eq!(code, 1, "{report}");
-    for at in fs::read_to_string(needs.join("expected.txt")).unwrap().lines() {
+    for at in fs::read_to_string(needs.join("expected.txt"))
+        .unwrap()
+        .lines()
+    {
         let at = format!("{}", needs.join(at).display());
         assert!(
             report.lines().any(|l| l.starts_with(&format!("{at}:"))),
