@@ -923,3 +923,132 @@ fn confds_flags_are_answered_with_reconfigs() {
         );
     }
 }
+
+/// confd's quick-start template (docs/quick-start-guide.md), as it is.
+const TUTORIAL_TMPL: &str = r#"upstream {{getv "/subdomain"}} {
+{{range getvs "/upstream/*"}}
+    server {{.}};
+{{end}}
+}
+
+server {
+    server_name  {{getv "/subdomain"}}.example.com;
+    location / {
+        proxy_pass        http://{{getv "/subdomain"}};
+        proxy_redirect    off;
+        proxy_set_header  Host             $host;
+        proxy_set_header  X-Real-IP        $remote_addr;
+        proxy_set_header  X-Forwarded-For  $proxy_add_x_forwarded_for;
+   }
+}
+"#;
+
+#[tokio::test]
+async fn the_tutorial_converted_and_run_by_the_daemon_writes_what_confd_writes() {
+    use crate::common::{wait_for_content, Daemon, EtcdServer};
+    use etcd_client::PutOptions;
+    use std::time::Duration;
+
+    const LIMIT: Duration = Duration::from_secs(30);
+    let dir = tempfile::tempdir().unwrap();
+    let confdir = dir.path().join("confd");
+    fs::create_dir_all(confdir.join("conf.d")).unwrap();
+    fs::create_dir_all(confdir.join("templates")).unwrap();
+    let target = dir.path().join("nginx.conf");
+    fs::write(
+        confdir.join("conf.d/nginx.toml"),
+        format!(
+            "[template]\nprefix = \"/services/apache\"\nsrc = \"nginx.tmpl\"\ndest = \"{}\"\n\
+             mode = \"0644\"\nkeys = [\n  \"/subdomain\",\n  \"/upstream\",\n]\n",
+            target.display()
+        ),
+    )
+    .unwrap();
+    fs::write(confdir.join("templates/nginx.tmpl"), TUTORIAL_TMPL).unwrap();
+    let out = dir.path().join("reconfig");
+    let (code, report) = migrate_cli(&confdir, &out);
+    assert_eq!(code, 0, "{report}");
+
+    // What confd writes at each step, from Go's harness.
+    let steps: [&[(&str, &str)]; 3] = [
+        &[
+            ("/services/apache/subdomain", "apache"),
+            ("/services/apache/upstream/a", "127.0.0.1:8081"),
+        ],
+        &[
+            ("/services/apache/subdomain", "apache"),
+            ("/services/apache/upstream/a", "127.0.0.1:8081"),
+            ("/services/apache/upstream/b", "127.0.0.1:8080"),
+        ],
+        &[
+            ("/services/apache/subdomain", "apache"),
+            ("/services/apache/upstream/a", "127.0.0.1:8081"),
+        ],
+    ];
+    let resource = resources(&confdir).remove(0);
+    let files: Vec<PathBuf> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, pairs)| {
+            let path = dir.path().join(format!("step{i}.json"));
+            let flat: serde_json::Map<String, Value> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            fs::write(&path, Value::Object(flat).to_string()).unwrap();
+            path
+        })
+        .collect();
+    let jobs: Vec<(&Resource, &Path)> = files.iter().map(|f| (&resource, f.as_path())).collect();
+    let expected: Vec<String> = go_render(&jobs)
+        .into_iter()
+        .map(|r| match r {
+            Rendered::Output(b) => String::from_utf8(b).unwrap(),
+            Rendered::Failed(e) => panic!("Go failed: {e}"),
+        })
+        .collect();
+    assert_ne!(expected[0], expected[1]);
+
+    let etcd = EtcdServer::start().await;
+    let mut client = etcd.client().await;
+    etcd.put_all([
+        ("/services/apache/subdomain", "apache"),
+        ("/services/apache/upstream/a", "127.0.0.1:8081"),
+    ])
+    .await;
+    let mut daemon = Daemon::start(
+        [
+            "--cfgdir".to_string(),
+            out.display().to_string(),
+            "--endpoints".into(),
+            etcd.endpoint.clone(),
+        ],
+        &dir.path().join("log"),
+    );
+    wait_for_content(&target, &expected[0], LIMIT, || daemon.log()).await;
+    // A backend registers with a 2-second lease and is not renewed: it comes, then goes.
+    let lease = client.lease_grant(2, None).await.unwrap().id();
+    client
+        .put(
+            "/services/apache/upstream/b",
+            "127.0.0.1:8080",
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .unwrap();
+    wait_for_content(&target, &expected[1], LIMIT, || daemon.log()).await;
+    wait_for_content(&target, &expected[2], LIMIT, || daemon.log()).await;
+    // Without the subdomain confd's getv fails: the target keeps its last good content.
+    client
+        .delete("/services/apache/subdomain", None)
+        .await
+        .unwrap();
+    let failed = crate::common::eventually(LIMIT, || {
+        daemon.log().contains("key does not exist: /subdomain")
+    })
+    .await;
+    assert!(failed, "{}", daemon.log());
+    assert_eq!(fs::read_to_string(&target).unwrap(), expected[2]);
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+}
