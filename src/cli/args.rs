@@ -23,6 +23,7 @@ use crate::service::retry::Pacing;
 #[derive(Debug, Parser)]
 #[command(name = "reconfig", version, args_conflicts_with_subcommands = true)]
 #[command(mut_arg("ssl", |a| a.short('s')))]
+#[command(mut_args(with_env))]
 pub struct Cli {
     /// What to do instead of running the daemon.
     #[command(subcommand)]
@@ -30,6 +31,26 @@ pub struct Cli {
     /// Flags of the daemon / one-shot run.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Every flag of the daemon can be set from the environment too (`--reload-interval` from
+/// `RECONFIG_RELOAD_INTERVAL`), so that a unit's `EnvironmentFile` can carry any setting;
+/// a flag given beats its variable. Flags that already have a variable (`ETCD_USERNAME`,
+/// `ETCD_PASSWORD`, `RECONFIG_STATE_DIR`, …) keep it, and `--endpoints` keeps
+/// `ETCD_ENDPOINTS` with its own precedence.
+fn with_env(arg: clap::Arg) -> clap::Arg {
+    let Some(long) = arg.get_long().map(str::to_string) else {
+        return arg;
+    };
+    if arg.get_env().is_some() || ["endpoints", "help", "version"].contains(&long.as_str()) {
+        return arg;
+    }
+    let secret = long == "ssl_passphrase";
+    arg.env(format!(
+        "RECONFIG_{}",
+        long.to_uppercase().replace('-', "_")
+    ))
+    .hide_env_values(secret)
 }
 
 /// Subcommands.
