@@ -1,7 +1,7 @@
 //! The report and output model every front end shares: findings printed as
 //! `FILE:LINE: message`, an outcome per converted file, and the files to write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -131,6 +131,9 @@ impl Report {
 pub struct Output {
     /// Path → content.
     pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// The files only their owner may read (mode 0600 from their creation), such as one
+    /// holding a password.
+    pub secret: BTreeSet<PathBuf>,
 }
 
 impl Output {
@@ -139,6 +142,7 @@ impl Output {
     /// place, is an error, never followed).
     pub fn write_to(&self, dir: &Path) -> Result<(), MigrateError> {
         use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         for (rel, bytes) in &self.files {
             let path = dir.join(rel);
             let error = |source| MigrateError::Write {
@@ -148,9 +152,15 @@ impl Output {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(error)?;
             }
+            let mode = if self.secret.contains(rel) {
+                0o600
+            } else {
+                0o644
+            };
             std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(mode)
                 .open(&path)
                 .and_then(|mut f| f.write_all(bytes))
                 .map_err(error)?;

@@ -382,6 +382,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn daemon_flags_come_from_the_environment_below_the_command_line() {
+        // Variables no other test reads.
+        std::env::set_var("RECONFIG_RELOAD_INTERVAL", "7s");
+        std::env::set_var("RECONFIG_UNHEALTHY_AFTER", "9s");
+        let cli = Cli::try_parse_from(["reconfig", "--unhealthy-after", "3s"]).unwrap();
+        std::env::remove_var("RECONFIG_RELOAD_INTERVAL");
+        std::env::remove_var("RECONFIG_UNHEALTHY_AFTER");
+        assert_eq!(cli.run.reload_interval, Duration::from_secs(7));
+        assert_eq!(cli.run.monitoring.unhealthy_after, Duration::from_secs(3));
+    }
+
+    #[test]
     fn reconfig_rb_flags_parse() {
         let cli = Cli::try_parse_from([
             "reconfig", "-c", "/x", "-d", "-n", "-o", "-p", "/pre", "--host", "h", "--port", "1",

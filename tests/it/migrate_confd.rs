@@ -1052,3 +1052,59 @@ async fn the_tutorial_converted_and_run_by_the_daemon_writes_what_confd_writes()
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
 }
+
+#[test]
+fn confd_toml_becomes_the_units_environment_and_its_prefix_every_resources() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let confdir = dir.path().join("confd");
+    fs::create_dir_all(confdir.join("conf.d")).unwrap();
+    fs::create_dir_all(confdir.join("templates")).unwrap();
+    fs::write(
+        confdir.join("confd.toml"),
+        "backend = \"etcdv3\"\nnodes = [\"127.0.0.1:2379\"]\nprefix = \"/production\"\n\
+         basic_auth = true\nusername = \"confd\"\npassword = \"s3cret\"\n\
+         client_cakeys = \"/etc/ssl/ca.pem\"\nwatch = true\n",
+    )
+    .unwrap();
+    fs::write(
+        confdir.join("conf.d/app.toml"),
+        "[template]\nprefix = \"/ignored\"\nsrc = \"app.tmpl\"\ndest = \"/tmp/app\"\nkeys = [\"/a\"]\n",
+    )
+    .unwrap();
+    fs::write(confdir.join("templates/app.tmpl"), "{{getv \"/a\"}}\n").unwrap();
+    let out = dir.path().join("out");
+    let (code, report) = migrate_cli(&confdir, &out);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("reconfig.env"), "{report}");
+    let env = out.join("reconfig.env");
+    assert_eq!(
+        fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let env = fs::read_to_string(&env).unwrap();
+    for line in [
+        "ETCD_ENDPOINTS=http://127.0.0.1:2379",
+        "ETCD_USERNAME=confd",
+        "ETCD_PASSWORD=s3cret",
+        "RECONFIG_SSL_CAFILE=/etc/ssl/ca.pem",
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} in:\n{env}");
+    }
+    let entry: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("conf.d/app.json")).unwrap()).unwrap();
+    assert_eq!(
+        entry["prefix"], "/production",
+        "confd's global prefix replaces the resource's"
+    );
+    let data = dir.path().join("data.json");
+    fs::write(
+        &data,
+        r#"{"/production/a": "from production", "/ignored/a": "no"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        reconfig_render(&out, "app", &data),
+        Rendered::Output(b"from production\n".to_vec())
+    );
+}

@@ -4,12 +4,14 @@
 //!
 //! The parts: `gotmpl` reads Go templates as Go does (lexer, parser, constants), `functions`
 //! knows confd's function set, `convert` writes one template as Tera, `resource` reads a
-//! TOML resource and writes its entry.
+//! TOML resource and writes its entry, `settings` turns `confd.toml` into the unit's
+//! environment file (`reconfig.env`).
 
 mod convert;
 mod functions;
 pub mod gotmpl;
 mod resource;
+mod settings;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -30,13 +32,14 @@ pub fn migrate(confdir: &Path, check: Check<'_>) -> Result<Migration, MigrateErr
         });
     }
     let mut m = Migration::default();
+    let prefix = settings_file(&confdir.join("confd.toml"), &mut m)?;
     // The templates the resources use.
     let mut uses: BTreeSet<String> = BTreeSet::new();
     for path in files(&confd)? {
         if path.extension().is_none_or(|x| x != "toml") {
             continue;
         }
-        resource_file(&path, &templates, &mut uses, &mut m)?;
+        resource_file(&path, &templates, prefix.as_deref(), &mut uses, &mut m)?;
     }
     for src in &uses {
         template_file(&templates.join(src), src, check, &mut m)?;
@@ -60,9 +63,50 @@ fn finding(file: &Path, line: Option<usize>, message: impl Into<String>) -> Find
     }
 }
 
+/// `confd.toml`, when there is one: its settings into `reconfig.env` (mode 0600: it may hold
+/// the password); returns confd's global prefix.
+fn settings_file(path: &Path, m: &mut Migration) -> Result<Option<String>, MigrateError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = String::from_utf8(read(path)?).map_err(|_| "not UTF-8".to_string());
+    let s = match text.and_then(|t| settings::parse(&t)) {
+        Ok(s) => s,
+        Err(e) => {
+            m.report.problems.push(finding(path, None, e));
+            return Ok(None);
+        }
+    };
+    let rel = PathBuf::from("reconfig.env");
+    m.output
+        .files
+        .insert(rel.clone(), settings::env_file(&s.env).into_bytes());
+    m.output.secret.insert(rel.clone());
+    m.report.notes.push(finding(
+        path,
+        None,
+        "note: the connection settings are in reconfig.env: give it to the unit \
+         (EnvironmentFile=)",
+    ));
+    m.report
+        .notes
+        .extend(s.notes.into_iter().map(|n| finding(path, None, n)));
+    let clean = s.problems.is_empty();
+    m.report
+        .problems
+        .extend(s.problems.into_iter().map(|p| finding(path, None, p)));
+    m.report.outcomes.push(Outcome {
+        source: path.to_path_buf(),
+        written: Some(rel),
+        converted: clean,
+    });
+    Ok(s.prefix)
+}
+
 fn resource_file(
     path: &Path,
     templates: &Path,
+    global_prefix: Option<&str>,
     uses: &mut BTreeSet<String>,
     m: &mut Migration,
 ) -> Result<(), MigrateError> {
@@ -77,7 +121,7 @@ fn resource_file(
     };
     let text = String::from_utf8(read(path)?).map_err(|_| "not UTF-8".to_string());
     let parsed = text.and_then(|t| resource::parse(&t));
-    let r = match parsed {
+    let mut r = match parsed {
         Ok(r) => r,
         Err(e) => {
             m.report
@@ -87,6 +131,10 @@ fn resource_file(
             return Ok(());
         }
     };
+    if let Some(prefix) = global_prefix {
+        // confd's global prefix replaces the resource's.
+        r.prefix = prefix.to_string();
+    }
     let mut problems = vec![];
     if r.keys.is_empty() {
         problems.push("no keys: list the keys the template reads".to_string());
