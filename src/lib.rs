@@ -11,7 +11,8 @@
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
 //!
-//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `v2copy`
+//! Beside them: `dispense` (an etcd prefix mirrored into a directory), `migrate_confd`
+//! (a confd configuration converted, by the `reconfig-migrate` crate), `v2copy`
 //! (reconfig.rb's data copied from etcd's v2 keyspace into v3), `service` (what the
 //! long-running modes share: signals, the supervised child, health, systemd), `fdlimit`
 //! (the open-file limit they raise and every started process gets back) and `cli` (the
@@ -27,6 +28,7 @@ mod etcd;
 mod exit;
 mod fdlimit;
 mod fsx;
+mod migrate_confd;
 mod pipeline;
 mod service;
 mod state;
@@ -35,9 +37,9 @@ mod v2copy;
 
 pub use clap_complete::Shell;
 pub use cli::{
-    completion_script, completions, init_logging, manual, print_generated, Cli, Command,
-    ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
-    PageNotes, RunArgs, CONNECT_ENVIRONMENT,
+    completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
+    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError,
+    MigrateArgs, MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};
@@ -49,6 +51,7 @@ pub use pipeline::{
     onetime, render_offline, status, OfflineError, OnetimeError, RenderSettings, RunSettings,
     StatusError, StatusSettings,
 };
+pub use migrate_confd::from_confd as migrate_from_confd;
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

@@ -4,9 +4,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
+use reconfig::{
+    Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError, MigrateFrom,
+};
 
 fn main() -> ExitCode {
+    if let Some(answer) = reconfig::confd_flag(std::env::args_os()) {
+        eprintln!("reconfig: {answer}");
+        return Exit::Usage.into();
+    }
     let cli = Cli::parse();
     let ended = match &cli.command {
         Some(Command::Render(args)) => {
@@ -34,6 +40,7 @@ fn main() -> ExitCode {
                     let connection = args.connect.connection();
                     report(runtime().block_on(reconfig::copy_v2_data(&source, &connection)))
                 }
+                None if args.from == Some(MigrateFrom::Confd) => report(migrate_confd(args)),
                 None => report(migrate(args)),
             }
         }
@@ -69,6 +76,25 @@ fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
     }
     println!("{}", report.summary());
     Ok(if report.is_clean() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
+}
+
+/// `reconfig migrate --from confd`: the problems, then the notes, one line each, and the
+/// summary on stdout; 0 when everything converted, 1 when anything needs a person.
+fn migrate_confd(args: &MigrateArgs) -> Result<Exit, reconfig_migrate::MigrateError> {
+    let out = args
+        .out
+        .as_deref()
+        .expect("clap requires --out with --from");
+    let m = reconfig::migrate_from_confd(&args.cfgdir, out)?;
+    for finding in m.report.problems.iter().chain(&m.report.notes) {
+        println!("{finding}");
+    }
+    println!("{}", m.report.summary());
+    Ok(if m.report.is_clean() {
         Exit::Ok
     } else {
         Exit::Failed

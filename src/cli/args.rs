@@ -27,6 +27,7 @@ use crate::service::Monitoring;
 #[derive(Debug, Parser)]
 #[command(name = "reconfig", version, args_conflicts_with_subcommands = true)]
 #[command(mut_arg("ssl", |a| a.short('s')))]
+#[command(mut_args(with_env))]
 pub struct Cli {
     /// What to do instead of running the daemon.
     #[command(subcommand)]
@@ -34,6 +35,26 @@ pub struct Cli {
     /// Flags of the daemon / one-shot run.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Every flag of the daemon can be set from the environment too (`--reload-interval` from
+/// `RECONFIG_RELOAD_INTERVAL`), so that a unit's `EnvironmentFile` can carry any setting;
+/// a flag given beats its variable. Flags that already have a variable (`ETCD_USERNAME`,
+/// `ETCD_PASSWORD`, `RECONFIG_STATE_DIR`, …) keep it, and `--endpoints` keeps
+/// `ETCD_ENDPOINTS` with its own precedence.
+fn with_env(arg: clap::Arg) -> clap::Arg {
+    let Some(long) = arg.get_long().map(str::to_string) else {
+        return arg;
+    };
+    if arg.get_env().is_some() || ["endpoints", "help", "version"].contains(&long.as_str()) {
+        return arg;
+    }
+    let secret = long == "ssl_passphrase";
+    arg.env(format!(
+        "RECONFIG_{}",
+        long.to_uppercase().replace('-', "_")
+    ))
+    .hide_env_values(secret)
 }
 
 /// Subcommands.
@@ -295,7 +316,12 @@ pub struct ManArgs {
         .args(["out", "in_place", "data_from_v2"])
 ))]
 pub struct MigrateArgs {
-    /// reconfig.rb's config directory, holding conf.d/ and templates/
+    /// Convert another tool's configuration: `confd` reads a confd directory (conf.d/*.toml,
+    /// templates/) given with --cfgdir; without it, reconfig.rb's
+    #[arg(long, value_enum, value_name = "TOOL", conflicts_with_all = ["in_place", "data_from_v2"])]
+    pub from: Option<MigrateFrom>,
+    /// reconfig.rb's config directory, holding conf.d/ and templates/ (with --from confd:
+    /// confd's, e.g. /etc/confd)
     #[arg(
         short = 'c',
         long,
@@ -332,6 +358,13 @@ pub struct MigrateArgs {
     /// every run)
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// The tools `reconfig migrate --from` converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateFrom {
+    /// confd: TOML resources and Go templates
+    Confd,
 }
 
 fn parse_prefix(text: &str) -> Result<String, String> {
@@ -429,6 +462,18 @@ impl StatusArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_flags_come_from_the_environment_below_the_command_line() {
+        // Variables no other test reads.
+        std::env::set_var("RECONFIG_RELOAD_INTERVAL", "7s");
+        std::env::set_var("RECONFIG_UNHEALTHY_AFTER", "9s");
+        let cli = Cli::try_parse_from(["reconfig", "--unhealthy-after", "3s"]).unwrap();
+        std::env::remove_var("RECONFIG_RELOAD_INTERVAL");
+        std::env::remove_var("RECONFIG_UNHEALTHY_AFTER");
+        assert_eq!(cli.run.reload_interval, Duration::from_secs(7));
+        assert_eq!(cli.run.monitoring.unhealthy_after, Duration::from_secs(3));
+    }
 
     #[test]
     fn reconfig_rb_flags_parse() {

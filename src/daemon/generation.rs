@@ -102,11 +102,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
     for job in jobs {
         let job = Arc::new(job);
         let wake = Arc::new(Wake::default());
-        let watched_keys: Vec<&str> = if job.entry.watchaltkeys {
-            job.entry.read_keys().collect()
-        } else {
-            vec![job.entry.key.as_str()]
-        };
+        let watched_keys: Vec<&str> = job.entry.watched_keys().collect();
         for key in watched_keys {
             watched
                 .entry(key.to_string())
@@ -118,11 +114,8 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
                 .subscribers
                 .push(wake.clone());
         }
-        let replica = job
-            .entry
-            .altkeys
-            .is_empty()
-            .then(|| watched[&job.entry.key].replica.clone());
+        let replica =
+            (job.entry.read_keys().count() == 1).then(|| watched[&job.entry.key].replica.clone());
         let reload = (job.entry.reloadcmd.is_some() || job.entry.reloadsignal.is_some())
             .then(|| Arc::new(Pending::default()));
         let worker = Worker {

@@ -141,6 +141,8 @@ pub fn render(
         altdata,
         watched: &job.entry.key,
         snapshot: own,
+        prefix: job.entry.prefix.as_deref(),
+        read: &job.entry.read_keys().collect::<Vec<_>>(),
     };
     Ok(job.template.render(input, &job.limits, slice)?)
 }

@@ -369,6 +369,8 @@ mod tests {
             altdata: data,
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
+            prefix: None,
+            read: &[],
         };
         assert_eq!(t.render(input, &Default::default(), None).unwrap(), "b");
     }

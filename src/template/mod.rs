@@ -6,8 +6,10 @@
 //! a Tera instance of its own, with autoescape off, reconfig's filters (`filters`), Ruby's
 //! output and methods with Ruby's meaning (`ruby`: `to_json`/`to_yaml` byte for byte as
 //! reconfig.rb printed them, the `rb_*` filters of templates converted from reconfig.rb)
-//! and confd's functions (`confd`, over Go path semantics). Each render fills a context with
-//! `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
+//! and confd's functions (`confd`, over Go path semantics), and Go's `text/template` values
+//! and confd's functions with their Go meaning for templates converted from confd
+//! (`gotmpl`). Each render fills a context with `data`, `altdata` and `watched` and gives
+//! the functions its snapshot (`scope`) and a Go value arena (`gotmpl::Session`).
 //! `migrate` converts reconfig.rb's Ruby templates into this language.
 
 mod args;
@@ -15,6 +17,7 @@ mod confd;
 mod error;
 mod erubis;
 mod filters;
+mod gotmpl;
 mod limits;
 pub mod migrate;
 pub mod model;
@@ -46,6 +49,12 @@ pub struct RenderInput<'a> {
     pub watched: &'a str,
     /// The keys the confd-style functions (`getv`, `ls`, ...) look up.
     pub snapshot: &'a Arc<Snapshot>,
+    /// The entry's `prefix`: confd's functions in converted templates take keys relative
+    /// to it (`/` when `None`).
+    pub prefix: Option<&'a str>,
+    /// The keys whose trees the snapshot holds (the entry's key, altkeys and keys): a
+    /// function asked for a key outside them says so.
+    pub read: &'a [&'a str],
 }
 
 /// A compiled template, ready to render many times (from any thread).
@@ -83,8 +92,9 @@ impl Template {
         slice: Option<Duration>,
     ) -> Result<String, TemplateError> {
         let snapshot = Arc::clone(input.snapshot);
-        let scope = scope::Scope::enter(Arc::clone(&snapshot));
+        let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read);
         let budget = limits::Budget::open(*limits, slice);
+        let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
         let context = self.context(input);
         let hint = self.last_len.load(Ordering::Relaxed);
         let mut output = limits::Output::new(hint + hint / 16, limits);
@@ -150,6 +160,7 @@ fn engine() -> Tera {
     filters::register(&mut tera);
     ruby::register(&mut tera, engine);
     confd::register(&mut tera);
+    gotmpl::register(&mut tera);
     scope::register(&mut tera);
     limits::register(&mut tera);
     tera

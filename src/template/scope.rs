@@ -22,6 +22,8 @@ pub const LINE_IF_FN: &str = "__line_if";
 
 struct Frame {
     snapshot: Arc<Snapshot>,
+    /// The keys whose trees the snapshot holds.
+    read: Vec<String>,
     line: Option<usize>,
 }
 
@@ -36,11 +38,12 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Opens the scope of a render reading `snapshot`.
-    pub fn enter(snapshot: Arc<Snapshot>) -> Scope {
+    /// Opens the scope of a render reading `snapshot`, which holds the trees of `read`.
+    pub fn enter(snapshot: Arc<Snapshot>, read: &[&str]) -> Scope {
         FRAMES.with(|f| {
             f.borrow_mut().push(Frame {
                 snapshot,
+                read: read.iter().map(|k| k.to_string()).collect(),
                 line: None,
             })
         });
@@ -64,6 +67,26 @@ impl Drop for Scope {
 /// Runs `read` on the snapshot of the current render; `None` outside a render.
 pub fn with_snapshot<R>(read: impl FnOnce(&Snapshot) -> R) -> Option<R> {
     FRAMES.with(|f| f.borrow().last().map(|frame| read(&frame.snapshot)))
+}
+
+/// Why the current render has no value at `key` when `key` lies outside every tree it
+/// read: " (outside the entry's keys: /a, /b)"; empty otherwise.
+pub fn outside(key: &str) -> String {
+    FRAMES.with(|f| {
+        let frames = f.borrow();
+        let Some(frame) = frames.last() else {
+            return String::new();
+        };
+        if frame.read.is_empty() || frame.read.iter().any(|r| in_tree(r, key)) {
+            return String::new();
+        }
+        format!(" (outside the entry's keys: {})", frame.read.join(", "))
+    })
+}
+
+/// Whether `key` is `root` or below it.
+pub fn in_tree(root: &str, key: &str) -> bool {
+    crate::etcd::in_tree_bytes(root, key.as_bytes())
 }
 
 /// `__line(n=…)` / `__line_if(n=…)`: records line `n` in the current render.

@@ -506,3 +506,77 @@ async fn notreally_daemon_prints_diffs_and_writes_nothing() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "/n/k=old\n");
     assert_eq!(reloads(dir.path(), "n"), 0);
 }
+
+#[tokio::test]
+async fn an_entry_with_several_keys_renders_on_a_change_under_any_at_one_revision() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("k.conf");
+    let json = format!(
+        r#"{{"id":"k","prefix":"/p","keys":["/a","/b"],"recursive":true,"source":"k.tmpl",
+            "target":"{}"}}"#,
+        target.display()
+    );
+    let tmpl = "<% for k, v in data %><%= k %>=<%= v %>\n<% endfor %>\
+                b=<%= getvs(pattern=\"/p/b/*\") | join(sep=\",\") %>\n";
+    let cfg = cfgdir(dir.path(), &[("k", json)], &[("k.tmpl", tmpl)]);
+    etcd.put_all([("/p/a/1", "one"), ("/p/b/1", "x"), ("/other/1", "o")])
+        .await;
+    let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
+    wait_for_content(&target, "/p/a/1=one\nb=x\n", LIMIT, || daemon.log()).await;
+    let renders = || {
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("[k] ") && (l.contains("updated") || l.contains("unchanged")))
+            .map(|l| {
+                let (_, revision) = l.rsplit_once("(revision ").unwrap();
+                revision.trim_end_matches(')').parse::<i64>().unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // A change under the second key alone re-renders.
+    etcd.put_all([("/p/b/2", "y")]).await;
+    wait_for_content(&target, "/p/a/1=one\nb=x,y\n", LIMIT, || daemon.log()).await;
+
+    // One transaction over both keys (and a key the entry does not read) is one render,
+    // which sees all of it.
+    let mut client = etcd.client().await;
+    let txn = client
+        .txn(Txn::new().and_then([
+            TxnOp::put("/p/a/2", "two", None),
+            TxnOp::put("/p/b/3", "z", None),
+            TxnOp::put("/other/2", "o", None),
+        ]))
+        .await
+        .unwrap();
+    let revision = txn.header().unwrap().revision();
+    wait_for_content(&target, "/p/a/1=one\n/p/a/2=two\nb=x,y,z\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    assert!(eventually(LIMIT, || renders().contains(&revision)).await);
+    // A later change under the first key marks the end: every render before it is logged.
+    let last = client.put("/p/a/3", "three", None).await.unwrap();
+    let last = last.header().unwrap().revision();
+    assert!(eventually(LIMIT, || renders().last() == Some(&last)).await);
+    let seen = renders();
+    assert_eq!(
+        seen.iter().filter(|&&r| r == revision).count(),
+        1,
+        "the transaction rendered once: {seen:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        seen.len(),
+        4,
+        "start, /p/b/2, the transaction, /p/a/3: {seen:?}"
+    );
+    // Changes outside the entry's keys render nothing.
+    client.put("/other/3", "o", None).await.unwrap();
+    let marker = client.put("/p/b/4", "w", None).await.unwrap();
+    let marker = marker.header().unwrap().revision();
+    assert!(eventually(LIMIT, || renders().last() == Some(&marker)).await);
+    assert_eq!(renders().len(), 5, "{}", daemon.log());
+}

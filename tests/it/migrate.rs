@@ -196,6 +196,8 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         altdata,
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
+        prefix: None,
+        read: &[],
     };
     match template.render(input, &Default::default(), None) {
         Ok(text) => Rendered::Output(text),
@@ -739,6 +741,8 @@ fn string_filters_match_ruby_on_every_character() {
         altdata: json!({}),
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
+        prefix: None,
+        read: &[],
     };
     // 80,000 characters through six filters: longer than the default time limit in a
     // debug build.
