@@ -38,8 +38,8 @@ mod v2copy;
 pub use clap_complete::Shell;
 pub use cli::{
     completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
-    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError,
-    MigrateArgs, MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
+    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
+    MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};
@@ -47,12 +47,12 @@ pub use dispense::{run as run_dispense, DispenseError, DispenseSettings};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
 pub use etcd::{dir_prefix, in_tree_bytes, Connection, Etcd, EtcdError, Snapshot};
 pub use exit::{Exit, Fatal};
+pub use migrate_confd::from_confd as migrate_from_confd;
 pub use pipeline::{
     onetime, render_offline, status, OfflineError, OnetimeError, RenderSettings, RunSettings,
     StatusError, StatusSettings,
 };
-pub use migrate_confd::from_confd as migrate_from_confd;
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
-pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};
+pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError, TemplateSet};
 pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};
