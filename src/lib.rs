@@ -27,7 +27,6 @@ mod dispense;
 mod etcd;
 mod exit;
 mod fdlimit;
-mod fsx;
 mod migrate_confd;
 mod pipeline;
 mod service;
@@ -38,8 +37,8 @@ mod v2copy;
 pub use clap_complete::Shell;
 pub use cli::{
     completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
-    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError,
-    MigrateArgs, MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
+    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
+    MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};
@@ -47,11 +46,11 @@ pub use dispense::{run as run_dispense, DispenseError, DispenseSettings};
 pub use etcd::watch::{Range, SessionError, Sink, WatchLoop};
 pub use etcd::{dir_prefix, in_tree_bytes, Connection, Etcd, EtcdError, Snapshot};
 pub use exit::{Exit, Fatal};
+pub use migrate_confd::from_confd as migrate_from_confd;
 pub use pipeline::{
     onetime, render_offline, status, OfflineError, OnetimeError, RenderSettings, RunSettings,
     StatusError, StatusSettings,
 };
-pub use migrate_confd::from_confd as migrate_from_confd;
 pub use template::migrate::{migrate, MigrateError, Report};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError};

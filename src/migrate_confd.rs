@@ -6,8 +6,8 @@ use std::path::Path;
 
 use reconfig_migrate::{MigrateError, Migration};
 
-use crate::exit::{Exit, Fatal};
 use crate::config::Pattern;
+use crate::exit::{Exit, Fatal};
 use crate::template::compile;
 
 impl Fatal for MigrateError {

@@ -20,7 +20,7 @@ use nix::unistd::{fchown, fsync, geteuid, linkat, unlinkat, Gid, Uid, UnlinkatFl
 
 use super::tree::{look, read_error, Found, Meta, Tree, DIR_FLAGS};
 use super::MigrateError;
-use crate::fsx::{self, Perms};
+use fsx::Perms;
 
 /// Random characters in the name of an in-place template's new file.
 const RANDOM_CHARS: usize = 10;
