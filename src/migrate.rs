@@ -9,17 +9,11 @@ use crate::config::Pattern;
 use crate::exit::{Exit, Fatal};
 use crate::template::compile;
 
+/// A migration that stops has written no report: the configuration or `OUT` cannot be used
+/// as given, whatever the cause.
 impl Fatal for MigrateError {
     fn exit(&self) -> Exit {
-        match self {
-            MigrateError::NotAConfigDir { .. }
-            | MigrateError::OutIsCfgdir(_)
-            | MigrateError::Linked(_)
-            | MigrateError::OutRefused { .. } => Exit::Usage,
-            MigrateError::Changed(_) | MigrateError::Read { .. } | MigrateError::Write { .. } => {
-                Exit::Failed
-            }
-        }
+        Exit::Usage
     }
 }
 
