@@ -80,9 +80,9 @@ impl Output {
         }
     }
 
-    /// Writes `bytes` as `top/rel`, with the mode and owner of `like`, and each directory
-    /// on the way as the one at the same place in `tree` (`top` itself as `tree`). Returns
-    /// the path under `OUT`.
+    /// Adds `bytes`, to be written as `top/rel` with the mode and owner of `like`, and each
+    /// directory on the way with those of the one at the same place in `tree` (`top`
+    /// itself with `tree`'s). Returns the path under `OUT`.
     pub fn copy(
         &mut self,
         top: &str,
@@ -106,8 +106,8 @@ impl Output {
         at
     }
 
-    /// Writes `bytes` as `rel` at the top of `OUT`, readable by its owner only, who is
-    /// `like`'s as far as the running user may give it. Returns `rel`.
+    /// Adds `bytes`, to be written as `rel` at the top of `OUT`, readable by its owner
+    /// only, who is `like`'s as far as the running user may give it. Returns `rel`.
     pub fn secret(&mut self, rel: &Path, like: &Meta, bytes: Vec<u8>) -> PathBuf {
         let perms = Perms {
             mode: SECRET_MODE,
@@ -117,7 +117,7 @@ impl Output {
         rel.to_path_buf()
     }
 
-    /// Replaces `found` (at `path`) with `bytes` where it is, keeping the original as
+    /// Adds `bytes`, to replace `found` (at `path`) where it is, the original kept as
     /// `NAME.orig`.
     pub fn replace(&mut self, found: &Found, path: &Path, bytes: Vec<u8>) {
         self.in_place.push(Replacement {
