@@ -4,9 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{
-    Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError, MigrateFrom,
-};
+use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
 
 fn main() -> ExitCode {
     if let Some(answer) = reconfig::confd_flag(std::env::args_os()) {
@@ -40,7 +38,6 @@ fn main() -> ExitCode {
                     let connection = args.connect.connection();
                     report(runtime().block_on(reconfig::copy_v2_data(&source, &connection)))
                 }
-                None if args.from == Some(MigrateFrom::Confd) => report(migrate_confd(args)),
                 None => report(migrate(args)),
             }
         }
@@ -66,35 +63,16 @@ fn main() -> ExitCode {
     ended.into()
 }
 
-/// `reconfig migrate`: one line per problem or note on stdout, the summary last; 0 when
-/// every template converted, 1 when any needs a person.
+/// `reconfig migrate` (reconfig.rb's or confd's configuration): one line per problem or
+/// note on stdout, the summary last; 0 when everything converted, 1 when anything needs a
+/// person.
 fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
-    let out = args.out.as_deref().filter(|_| !args.in_place);
-    let report = reconfig::migrate(&args.cfgdir, out)?;
+    let report = reconfig::migrate(&args.conversion())?;
     for line in report.lines() {
         println!("{line}");
     }
     println!("{}", report.summary());
     Ok(if report.is_clean() {
-        Exit::Ok
-    } else {
-        Exit::Failed
-    })
-}
-
-/// `reconfig migrate --from confd`: the problems, then the notes, one line each, and the
-/// summary on stdout; 0 when everything converted, 1 when anything needs a person.
-fn migrate_confd(args: &MigrateArgs) -> Result<Exit, reconfig_migrate::MigrateError> {
-    let out = args
-        .out
-        .as_deref()
-        .expect("clap requires --out with --from");
-    let m = reconfig::migrate_from_confd(&args.cfgdir, out)?;
-    for finding in m.report.problems.iter().chain(&m.report.notes) {
-        println!("{finding}");
-    }
-    println!("{}", m.report.summary());
-    Ok(if m.report.is_clean() {
         Exit::Ok
     } else {
         Exit::Failed

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
+use reconfig_migrate::{Conversion, Destination};
 
 use super::connect::ConnectArgs;
 use super::logging::LogFormat;
@@ -448,6 +449,28 @@ impl RenderArgs {
     }
 }
 
+impl MigrateArgs {
+    /// The conversion these flags ask for, when they do not copy v2 data: `--out` (which
+    /// clap requires with `--from`) or `--in-place`.
+    pub fn conversion(&self) -> Conversion {
+        let cfgdir = self.cfgdir.clone();
+        match (self.from, &self.out) {
+            (Some(MigrateFrom::Confd), out) => Conversion::Confd {
+                cfgdir,
+                out: out.clone().expect("clap requires --out with --from"),
+            },
+            (None, Some(out)) if !self.in_place => Conversion::ReconfigRb {
+                cfgdir,
+                into: Destination::Out(out.clone()),
+            },
+            (None, _) => Conversion::ReconfigRb {
+                cfgdir,
+                into: Destination::InPlace,
+            },
+        }
+    }
+}
+
 impl StatusArgs {
     /// `reconfig status`'s settings.
     pub fn settings(&self) -> StatusSettings {
@@ -461,6 +484,8 @@ impl StatusArgs {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -623,6 +648,42 @@ mod tests {
             ],
         ] {
             assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn migrate_flags_become_the_conversion() {
+        let conversion = |argv: &str| {
+            let cli = Cli::try_parse_from(argv.split(' ')).unwrap();
+            let Some(Command::Migrate(args)) = cli.command else {
+                panic!("not migrate");
+            };
+            args.conversion()
+        };
+        assert!(matches!(
+            conversion("reconfig migrate -c /rb --out /new"),
+            Conversion::ReconfigRb { cfgdir, into: Destination::Out(out) }
+                if cfgdir == Path::new("/rb") && out == Path::new("/new")
+        ));
+        assert!(matches!(
+            conversion("reconfig migrate --in-place"),
+            Conversion::ReconfigRb {
+                into: Destination::InPlace,
+                ..
+            }
+        ));
+        assert!(matches!(
+            conversion("reconfig migrate --from confd -c /etc/confd --out /new"),
+            Conversion::Confd { cfgdir, out }
+                if cfgdir == Path::new("/etc/confd") && out == Path::new("/new")
+        ));
+        // --from needs --out: the conversion never lacks one.
+        for argv in [
+            "reconfig migrate --from confd",
+            "reconfig migrate --from confd --in-place",
+        ] {
+            let err = Cli::try_parse_from(argv.split(' ')).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv}");
         }
     }
 

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use fsx::{group_id, user_id, IdError, Perms};
 use nix::sys::signal::Signal;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,6 @@ use tracing::{error, info, warn};
 use crate::etcd::watch::{subscriptions, Follow, Next, Replica, Wake, Watched};
 use crate::etcd::{Backoff, Connection, Etcd, EtcdError, Snapshot};
 use crate::exit::{Exit, Fatal};
-use crate::fsx::{group_id, user_id, IdError, Perms};
 use crate::service::{
     memory, retry, retry::Pacing, systemd, FailureKind, Monitoring, Pass, Service, StartError,
     SuperviseError, Supervisor,

@@ -10,7 +10,6 @@
 //! and confd's functions with their Go meaning for templates converted from confd
 //! (`gotmpl`). Each render fills a context with `data`, `altdata` and `watched` and gives
 //! the functions its snapshot (`scope`) and a Go value arena (`gotmpl::Session`).
-//! `migrate` converts reconfig.rb's Ruby templates into this language.
 
 mod args;
 mod confd;
@@ -19,7 +18,6 @@ mod erubis;
 mod filters;
 mod gotmpl;
 mod limits;
-pub mod migrate;
 pub mod model;
 mod ruby;
 mod scope;

@@ -21,8 +21,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reconfig::{compile, Pattern};
-use reconfig_migrate::Migration;
+use reconfig::{Conversion, Report};
 use serde_json::{json, Value};
 
 fn here(path: &str) -> PathBuf {
@@ -164,16 +163,12 @@ fn go_render(jobs: &[(&Resource, &Path)]) -> Vec<Rendered> {
 }
 
 /// Converts a confd directory into `out` with the migrator and reconfig's compiler.
-fn convert(confdir: &Path, out: &Path) -> Migration {
-    let plain = Pattern::parse("{{ }}").unwrap();
-    let check = |name: &str, text: &str| {
-        compile(name, text, &plain)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+fn convert(confdir: &Path, out: &Path) -> Report {
+    let conversion = Conversion::Confd {
+        cfgdir: confdir.to_path_buf(),
+        out: out.to_path_buf(),
     };
-    let m = reconfig_migrate::confd::migrate(confdir, &check).unwrap();
-    m.output.write_to(out).unwrap();
-    m
+    reconfig::migrate(&conversion).unwrap()
 }
 
 /// `reconfig render --cfgdir OUT --data DATA --entry STEM`.
@@ -238,7 +233,7 @@ fn corpus_renders_as_go_and_confd_did() {
     let corpus = here("corpus");
     let out = tempfile::tempdir().unwrap();
     let m = convert(&corpus, out.path());
-    let problems: Vec<String> = m.report.problems.iter().map(|p| p.to_string()).collect();
+    let problems: Vec<String> = m.problems.iter().map(|p| p.to_string()).collect();
     assert!(problems.is_empty(), "{problems:#?}");
     let resources = resources(&corpus);
     let sets = datasets();
@@ -713,7 +708,7 @@ fn generated_templates_render_as_go_did() {
         .unwrap();
     }
     let m = convert(&confdir, &out);
-    let problems: Vec<String> = m.report.problems.iter().map(|p| p.to_string()).collect();
+    let problems: Vec<String> = m.problems.iter().map(|p| p.to_string()).collect();
     assert!(
         problems.is_empty(),
         "the supported grammar converts completely: {problems:#?}"
@@ -792,7 +787,7 @@ fn needs_a_person_is_reported_by_line_and_never_written() {
         .map(str::to_string)
         .collect();
     let mut reported = BTreeSet::new();
-    for p in &m.report.problems {
+    for p in &m.problems {
         let rel = p.file.strip_prefix(&cfgdir).unwrap().display().to_string();
         let at = match p.line {
             Some(line) => format!("{rel}:{line}"),
@@ -804,10 +799,10 @@ fn needs_a_person_is_reported_by_line_and_never_written() {
         );
         reported.insert(at);
     }
-    assert_eq!(reported, expected, "problems: {:#?}", m.report.problems);
+    assert_eq!(reported, expected, "problems: {:#?}", m.problems);
     // What needs a person is not written: no entry for a resource with a problem, no
     // template with a problem.
-    for p in &m.report.problems {
+    for p in &m.problems {
         let rel = p.file.strip_prefix(&cfgdir).unwrap();
         let written = match rel.extension().and_then(|x| x.to_str()) {
             Some("toml") => rel.with_extension("json"),
@@ -820,7 +815,7 @@ fn needs_a_person_is_reported_by_line_and_never_written() {
         );
     }
     assert!(out.path().join("templates/fine.tmpl").exists());
-    assert!(!m.report.is_clean());
+    assert!(!m.is_clean());
 }
 
 #[test]
@@ -899,6 +894,106 @@ fn the_command_converts_reports_and_exits_by_what_needs_a_person() {
             "{at} not reported:\n{report}"
         );
     }
+}
+
+/// A confd configuration in `root/confd` holding what an attacker or a careless operator
+/// leaves there, and the files outside it those links point to (`root/outside`, with
+/// [`secrets_outside`](crate::migrate::secrets_outside)):
+/// `confd.toml` a link to settings with a password, `conf.d/evil.toml` a link to a
+/// resource, `templates/shadow.tmpl` a link to a secret used by `conf.d/shadow.toml`,
+/// beside `app.toml` (0640) whose template is nobody's and 0600, and `sub/b.tmpl` (0640) in
+/// a 0750 directory, in a 0750 `confd`.
+fn hostile_confd(root: &Path) -> (PathBuf, PathBuf) {
+    use crate::migrate::{chmod, nobody, secrets_outside};
+    use std::os::unix::fs::symlink;
+
+    let outside = secrets_outside(root);
+    fs::write(
+        outside.join("confd.toml"),
+        "backend = \"etcdv3\"\nusername = \"u\"\npassword = \"s3cret\"\nbasic_auth = true\n",
+    )
+    .unwrap();
+    fs::write(
+        outside.join("evil.toml"),
+        "[template]\nsrc = \"app.tmpl\"\ndest = \"/tmp/evil\"\nkeys = [\"/a\"]\n",
+    )
+    .unwrap();
+
+    let confd = root.join("confd");
+    fs::create_dir_all(confd.join("conf.d")).unwrap();
+    fs::create_dir_all(confd.join("templates/sub")).unwrap();
+    let resource = |name: &str, src: &str| {
+        fs::write(
+            confd.join("conf.d").join(name),
+            format!("[template]\nsrc = \"{src}\"\ndest = \"/tmp/{name}\"\nkeys = [\"/a\"]\n"),
+        )
+        .unwrap();
+    };
+    resource("app.toml", "app.tmpl");
+    chmod(&confd.join("conf.d/app.toml"), 0o640);
+    resource("b.toml", "sub/b.tmpl");
+    resource("shadow.toml", "shadow.tmpl");
+    symlink(outside.join("evil.toml"), confd.join("conf.d/evil.toml")).unwrap();
+    symlink(outside.join("confd.toml"), confd.join("confd.toml")).unwrap();
+    let app = confd.join("templates/app.tmpl");
+    fs::write(&app, "password={{getv \"/a\"}}\n").unwrap();
+    chmod(&app, 0o600);
+    let (uid, gid) = nobody();
+    std::os::unix::fs::chown(&app, Some(uid), Some(gid)).unwrap();
+    fs::write(confd.join("templates/sub/b.tmpl"), "b={{getv \"/a\"}}\n").unwrap();
+    chmod(&confd.join("templates/sub/b.tmpl"), 0o640);
+    chmod(&confd.join("templates/sub"), 0o750);
+    symlink(outside.join("shadow"), confd.join("templates/shadow.tmpl")).unwrap();
+    chmod(&confd, 0o750);
+    (confd, outside)
+}
+
+#[test]
+fn links_are_never_followed_and_modes_and_owners_kept() {
+    use crate::common::{names, tree_state};
+    use crate::migrate::{assert_links_reported, mode_of, nobody};
+    use std::os::unix::fs::MetadataExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (confd, outside) = hostile_confd(dir.path());
+    let before = tree_state(&outside);
+    let out = dir.path().join("new");
+    let (code, report) = migrate_cli(&confd, &out);
+    assert_eq!(code, 1, "{report}");
+    let links = ["confd.toml", "conf.d/evil.toml", "templates/shadow.tmpl"];
+    assert_links_reported(&confd, &links, &report);
+    let shadow = confd.join("conf.d/shadow.toml");
+    assert!(
+        report.contains(&format!(
+            "{}: template shadow.tmpl not found",
+            shadow.display()
+        )),
+        "{report}"
+    );
+    assert_eq!(tree_state(&outside), before, "nothing outside is touched");
+    assert_eq!(names(&out), ["conf.d", "templates"], "no reconfig.env");
+    assert_eq!(names(&out.join("conf.d")), ["app.json", "b.json"]);
+    assert_eq!(names(&out.join("templates")), ["app.tmpl", "sub"]);
+    assert_eq!(names(&out.join("templates/sub")), ["b.tmpl"]);
+    let meta = fs::symlink_metadata(out.join("templates/app.tmpl")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), nobody());
+    assert_eq!(
+        mode_of(&out),
+        0o750,
+        "OUT, made by migrate, as confd's directory"
+    );
+    assert_eq!(mode_of(&out.join("templates/sub")), 0o750);
+    assert_eq!(mode_of(&out.join("templates/sub/b.tmpl")), 0o640);
+    assert_eq!(mode_of(&out.join("conf.d/app.json")), 0o640, "as app.toml");
+}
+
+#[test]
+fn out_is_written_only_into_a_new_or_empty_directory_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (confd, _) = hostile_confd(dir.path());
+    let args = ["--from", "confd", "--cfgdir", confd.to_str().unwrap()];
+    crate::migrate::assert_out_refused(dir.path(), &args);
 }
 
 #[test]

@@ -16,100 +16,88 @@ mod settings;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::{Check, Finding, MigrateError, Migration, Outcome};
+use crate::tree::{self, Found, Tree};
+use crate::{Delimiters, Destination, Engine, Finding, MigrateError, Migration, Outcome, Report};
 pub use convert::convert;
 
-/// Converts the confd configuration in `confdir`; `check` says whether a converted
-/// template compiles in reconfig.
-pub fn migrate(confdir: &Path, check: Check<'_>) -> Result<Migration, MigrateError> {
-    let confd = confdir.join("conf.d");
-    let templates = confdir.join("templates");
-    if !confd.is_dir() || !templates.is_dir() {
-        return Err(MigrateError::NotAConfigDir {
-            path: confdir.to_path_buf(),
-            tool: "confd",
-            needs: "it needs conf.d/ and templates/",
-        });
-    }
-    let mut m = Migration::default();
-    let prefix = settings_file(&confdir.join("confd.toml"), &mut m)?;
+/// confd's own settings, at the top of its directory.
+const SETTINGS: &str = "confd.toml";
+
+/// Converts the confd configuration in `confdir` into `out`, a directory migrate creates
+/// or an empty one of the running user's; `engine` compiles the converted templates.
+pub fn migrate(confdir: &Path, out: &Path, engine: &dyn Engine) -> Result<Report, MigrateError> {
+    let config = tree::read_config(confdir, "confd", &[SETTINGS])?;
+    let mut m = Migration::of(&config);
+    let prefix = match config.top.find(Path::new(SETTINGS)) {
+        Some(found) => settings_file(&config.top, found, &mut m),
+        None => None,
+    };
     // The templates the resources use.
-    let mut uses: BTreeSet<String> = BTreeSet::new();
-    for path in files(&confd)? {
-        if path.extension().is_none_or(|x| x != "toml") {
+    let mut uses: BTreeSet<PathBuf> = BTreeSet::new();
+    for found in &config.confd.files {
+        if found.rel.extension().is_none_or(|x| x != "toml") {
             continue;
         }
-        resource_file(&path, &templates, prefix.as_deref(), &mut uses, &mut m)?;
+        let path = config.confd.path.join(&found.rel);
+        resource_file(&path, found, &config, prefix.as_deref(), &mut uses, &mut m);
     }
     for src in &uses {
-        template_file(&templates.join(src), src, check, &mut m)?;
+        if let Some(found) = config.templates.find(src) {
+            template_file(&config.templates, found, engine, &mut m);
+        }
     }
-    m.report.sort();
-    Ok(m)
+    m.finish(&Destination::Out(out.to_path_buf()))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, MigrateError> {
-    std::fs::read(path).map_err(|source| MigrateError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+/// A file's text, or why it has none.
+fn text(found: &Found) -> Result<&str, String> {
+    std::str::from_utf8(&found.bytes).map_err(|_| "not UTF-8".to_string())
 }
 
-fn finding(file: &Path, line: Option<usize>, message: impl Into<String>) -> Finding {
-    Finding {
-        file: file.to_path_buf(),
-        line,
-        message: message.into(),
-    }
-}
-
-/// `confd.toml`, when there is one: its settings into `reconfig.env` (mode 0600: it may hold
-/// the password); returns confd's global prefix.
-fn settings_file(path: &Path, m: &mut Migration) -> Result<Option<String>, MigrateError> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = String::from_utf8(read(path)?).map_err(|_| "not UTF-8".to_string());
-    let s = match text.and_then(|t| settings::parse(&t)) {
+/// `confd.toml`: its settings into `reconfig.env` (mode 0600: it may hold the password);
+/// returns confd's global prefix.
+fn settings_file(top: &Tree, found: &Found, m: &mut Migration) -> Option<String> {
+    let path = top.path.join(&found.rel);
+    let s = match text(found).and_then(settings::parse) {
         Ok(s) => s,
         Err(e) => {
-            m.report.problems.push(finding(path, None, e));
-            return Ok(None);
+            m.report.problems.push(Finding::new(&path, None, e));
+            return None;
         }
     };
-    let rel = PathBuf::from("reconfig.env");
-    m.output
-        .files
-        .insert(rel.clone(), settings::env_file(&s.env).into_bytes());
-    m.output.secret.insert(rel.clone());
-    m.report.notes.push(finding(
-        path,
+    let env = settings::env_file(&s.env).into_bytes();
+    let written = m.output.secret(Path::new("reconfig.env"), &found.meta, env);
+    m.report.notes.push(Finding::new(
+        &path,
         None,
         "note: the connection settings are in reconfig.env: give it to the unit \
          (EnvironmentFile=)",
     ));
     m.report
         .notes
-        .extend(s.notes.into_iter().map(|n| finding(path, None, n)));
+        .extend(s.notes.into_iter().map(|n| Finding::new(&path, None, n)));
     let clean = s.problems.is_empty();
     m.report
         .problems
-        .extend(s.problems.into_iter().map(|p| finding(path, None, p)));
+        .extend(s.problems.into_iter().map(|p| Finding::new(&path, None, p)));
     m.report.outcomes.push(Outcome {
-        source: path.to_path_buf(),
-        written: Some(rel),
+        source: path,
+        written: Some(written),
         converted: clean,
     });
-    Ok(s.prefix)
+    s.prefix
 }
 
+/// A resource (`found` at `path`) into its entry, `conf.d/<stem>.json`, with the mode and
+/// owner of the resource; the template it uses into `uses`.
 fn resource_file(
     path: &Path,
-    templates: &Path,
+    found: &Found,
+    config: &tree::Config,
     global_prefix: Option<&str>,
-    uses: &mut BTreeSet<String>,
+    uses: &mut BTreeSet<PathBuf>,
     m: &mut Migration,
-) -> Result<(), MigrateError> {
+) {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -119,16 +107,16 @@ fn resource_file(
         written: None,
         converted: false,
     };
-    let text = String::from_utf8(read(path)?).map_err(|_| "not UTF-8".to_string());
-    let parsed = text.and_then(|t| resource::parse(&t));
-    let mut r = match parsed {
+    let mut r = match text(found).and_then(resource::parse) {
         Ok(r) => r,
         Err(e) => {
-            m.report
-                .problems
-                .push(finding(path, None, format!("{e}: confd refuses it too")));
+            m.report.problems.push(Finding::new(
+                path,
+                None,
+                format!("{e}: confd refuses it too"),
+            ));
             m.report.outcomes.push(outcome);
-            return Ok(());
+            return;
         }
     };
     if let Some(prefix) = global_prefix {
@@ -139,10 +127,15 @@ fn resource_file(
     if r.keys.is_empty() {
         problems.push("no keys: list the keys the template reads".to_string());
     }
-    if !templates.join(&r.src).is_file() {
-        problems.push(format!("template {} not found", r.src));
+    match config.templates.find(Path::new(&r.src)) {
+        Some(template) => {
+            uses.insert(template.rel.clone());
+        }
+        None => problems.push(format!(
+            "template {} not found (migrate reads only the regular files inside templates/)",
+            r.src
+        )),
     }
-    uses.insert(r.src.clone());
     let checkcmd = match r
         .check_cmd
         .as_deref()
@@ -151,7 +144,7 @@ fn resource_file(
         None => None,
         Some(Ok((cmd, notes))) => {
             for note in notes {
-                m.report.notes.push(finding(path, None, note));
+                m.report.notes.push(Finding::new(path, None, note));
             }
             Some(cmd)
         }
@@ -162,103 +155,71 @@ fn resource_file(
     };
     if problems.is_empty() {
         let entry = resource::entry(&stem, &r, checkcmd);
-        let rel = PathBuf::from("conf.d").join(format!("{stem}.json"));
         let mut bytes = serde_json::to_vec_pretty(&entry).expect("JSON");
         bytes.push(b'\n');
-        m.output.files.insert(rel.clone(), bytes);
-        outcome.written = Some(rel);
+        let rel = PathBuf::from(format!("{stem}.json"));
+        let written = m
+            .output
+            .copy("conf.d", &config.confd, &rel, &found.meta, bytes);
+        outcome.written = Some(written);
         outcome.converted = true;
     }
     for p in problems {
-        m.report.problems.push(finding(path, None, p));
+        m.report.problems.push(Finding::new(path, None, p));
     }
     m.report.outcomes.push(outcome);
-    Ok(())
 }
 
-fn template_file(
-    path: &Path,
-    src: &str,
-    check: Check<'_>,
-    m: &mut Migration,
-) -> Result<(), MigrateError> {
+/// A template (`found` in `templates`) into plain Tera, with its mode and owner.
+fn template_file(templates: &Tree, found: &Found, engine: &dyn Engine, m: &mut Migration) {
+    let path = templates.path.join(&found.rel);
     let mut outcome = Outcome {
-        source: path.to_path_buf(),
+        source: path.clone(),
         written: None,
         converted: false,
     };
-    if !path.is_file() {
-        return Ok(());
-    }
-    let Ok(text) = String::from_utf8(read(path)?) else {
-        m.report.problems.push(finding(
-            path,
+    let Ok(text) = text(found) else {
+        m.report.problems.push(Finding::new(
+            &path,
             None,
             "not UTF-8: reconfig templates are text; convert it to UTF-8 first",
         ));
         m.report.outcomes.push(outcome);
-        return Ok(());
+        return;
     };
-    let name = Path::new(src)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let converted = convert(&name, &text);
+    let name = found.name().to_string_lossy();
+    let converted = convert(&name, text);
     let mut problems: Vec<Finding> = converted
         .problems
         .iter()
-        .map(|(line, msg)| finding(path, Some(*line), msg.clone()))
+        .map(|(line, msg)| Finding::new(&path, Some(*line), msg.clone()))
         .collect();
     if problems.is_empty() {
-        if let Err(e) = check(&path.display().to_string(), &converted.text) {
-            problems.push(finding(
-                path,
+        let name = path.display().to_string();
+        if let Err(e) = engine.compiles(&name, &converted.text, &Delimiters::plain()) {
+            problems.push(Finding::new(
+                &path,
                 None,
-                format!("the converted template does not compile ({e}): please report this"),
+                format!(
+                    "the converted template does not compile ({}): please report this",
+                    e.message
+                ),
             ));
         }
     }
     for (line, note) in &converted.notes {
         m.report
             .notes
-            .push(finding(path, Some(*line), note.clone()));
+            .push(Finding::new(&path, Some(*line), note.clone()));
     }
     if problems.is_empty() {
-        let rel = PathBuf::from("templates").join(src);
-        m.output
-            .files
-            .insert(rel.clone(), converted.text.into_bytes());
-        outcome.written = Some(rel);
+        let bytes = converted.text.into_bytes();
+        let written = m
+            .output
+            .copy("templates", templates, &found.rel, &found.meta, bytes);
+        outcome.written = Some(written);
         outcome.converted = true;
     }
     m.report.problems.extend(problems);
     m.report.outcomes.push(outcome);
-    Ok(())
-}
-
-/// The regular files under `dir`, recursively, sorted.
-fn files(dir: &Path) -> Result<Vec<PathBuf>, MigrateError> {
-    let mut out = vec![];
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let read = std::fs::read_dir(&dir).map_err(|source| MigrateError::Read {
-            path: dir.clone(),
-            source,
-        })?;
-        for entry in read {
-            let path = entry
-                .map_err(|source| MigrateError::Read {
-                    path: dir.clone(),
-                    source,
-                })?
-                .path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.is_file() {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
