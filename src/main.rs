@@ -9,11 +9,15 @@ use reconfig::{
 };
 
 fn main() -> ExitCode {
+    if let Some(answer) = reconfig::confd_flag(std::env::args_os()) {
+        eprintln!("reconfig: {answer}");
+        return Exit::Usage.into();
+    }
     let cli = Cli::parse();
     let ended = match &cli.command {
         Some(Command::Render(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(reconfig::render_offline(args))
+            report(reconfig::render_offline(&args.settings()))
         }
         Some(Command::Completions { shell }) => print(&reconfig::completions(*shell)),
         Some(Command::Man(args)) => {
@@ -22,13 +26,13 @@ fn main() -> ExitCode {
         }
         Some(Command::Status(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
-            report(reconfig::status(args))
+            report(reconfig::status(&args.settings()))
         }
         Some(Command::Rollout(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
             match &args.command {
                 RolloutCommand::Status(args) => {
-                    report(runtime().block_on(reconfig::rollout_status(args)))
+                    report(runtime().block_on(reconfig::rollout_status(&args.settings())))
                 }
             }
         }
@@ -41,32 +45,39 @@ fn main() -> ExitCode {
                         prefix: args.data_prefix.clone(),
                         follow: args.follow,
                     };
-                    report(runtime().block_on(reconfig::copy_v2_data(&source, &args.connect)))
+                    let connection = args.connect.connection();
+                    report(runtime().block_on(reconfig::copy_v2_data(&source, &connection)))
                 }
                 None => report(migrate(args)),
             }
         }
         Some(Command::Dispense(args)) => {
             reconfig::init_logging(args.debug, args.log_format);
-            report(runtime().block_on(reconfig::run_dispense(args)))
+            let settings = args.settings();
+            let stopped = std::future::pending();
+            report(runtime().block_on(reconfig::run_dispense(&settings, stopped)))
         }
         None => {
             let log = reconfig::init_logging(cli.run.debug, cli.run.log_format);
             if cli.run.onetime {
-                report(runtime().block_on(reconfig::onetime(&cli.run)))
+                report(runtime().block_on(reconfig::onetime(&cli.run.run_settings())))
             } else {
-                report(runtime().block_on(reconfig::run_daemon(&cli.run, log)))
+                let settings = cli.run.daemon_settings();
+                let mut log = log;
+                let toggle = move || log.toggle_debug();
+                let stopped = std::future::pending();
+                report(runtime().block_on(reconfig::run_daemon(&settings, toggle, stopped)))
             }
         }
     };
     ended.into()
 }
 
-/// `reconfig migrate`: one line per problem or note on stdout, the summary last; 0 when
-/// every template converted, 1 when any needs a person.
+/// `reconfig migrate` (reconfig.rb's or confd's configuration): one line per problem or
+/// note on stdout, the summary last; 0 when everything converted, 1 when anything needs a
+/// person.
 fn migrate(args: &MigrateArgs) -> Result<Exit, MigrateError> {
-    let out = args.out.as_deref().filter(|_| !args.in_place);
-    let report = reconfig::migrate(&args.cfgdir, out)?;
+    let report = reconfig::migrate(&args.conversion())?;
     for line in report.lines() {
         println!("{line}");
     }

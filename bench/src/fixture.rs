@@ -21,11 +21,22 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A conf.d entry rendering `key`'s tree into `out/NAME.conf`.
+/// A conf.d entry rendering `key`'s tree into `out/NAME.conf` with the shared `t.tmpl`.
 pub fn entry(out: &Path, name: &str, key: &str, extra: &str) -> (String, String) {
+    entry_with(out, name, key, "t.tmpl", extra)
+}
+
+/// A conf.d entry rendering `key`'s tree into `out/NAME.conf` with `templates/SOURCE`.
+pub fn entry_with(
+    out: &Path,
+    name: &str,
+    key: &str,
+    source: &str,
+    extra: &str,
+) -> (String, String) {
     let target = out.join(format!("{name}.conf"));
     let json = format!(
-        r#"{{"id":"{name}","key":"{key}","recursive":true,"source":"t.tmpl","target":"{}"{extra}}}"#,
+        r#"{{"id":"{name}","key":"{key}","recursive":true,"source":"{source}","target":"{}"{extra}}}"#,
         target.display()
     );
     (name.to_string(), json)
@@ -33,11 +44,35 @@ pub fn entry(out: &Path, name: &str, key: &str, extra: &str) -> (String, String)
 
 /// A config dir `root/cfg` with these entries and [`TEMPLATE`] as `t.tmpl`.
 pub fn config(root: &Path, entries: &[(String, String)]) -> PathBuf {
+    config_with(
+        root,
+        entries,
+        &[("t.tmpl".to_string(), TEMPLATE.to_string())],
+    )
+}
+
+/// A config dir `root/cfg` with these entries and templates (name, text).
+pub fn config_with(
+    root: &Path,
+    entries: &[(String, String)],
+    templates: &[(String, String)],
+) -> PathBuf {
     let refs: Vec<(&str, String)> = entries
         .iter()
         .map(|(n, j)| (n.as_str(), j.clone()))
         .collect();
-    cfgdir(root, &refs, &[("t.tmpl", TEMPLATE)])
+    let templates: Vec<(&str, &str)> = templates
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    cfgdir(root, &refs, &templates)
+}
+
+/// A template of its own for entry `name`, rendering what [`TEMPLATE`] renders: a comment
+/// naming the entry, alone on its line (so the line goes), then [`TEMPLATE`]. Real
+/// configurations have one template per target, each compiled on its own.
+pub fn own_template(name: &str) -> (String, String) {
+    (format!("{name}.tmpl"), format!("<%# {name} %>\n{TEMPLATE}"))
 }
 
 /// Loads pairs with transactions of 128 puts (etcd's default limit).

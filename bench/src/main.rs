@@ -135,6 +135,12 @@ fn report(results: &Value) {
         );
         line(
             "D",
+            "of it own (anonymous) / files' (MiB)",
+            pair(d, &["idle_rss_anon_mib"], &["idle_rss_file_mib"], 1),
+            "",
+        );
+        line(
+            "D",
             "CPU over 10 s idle (s)",
             format!("{:.2}", f(d, &["idle_cpu_s_10s"])),
             "0",

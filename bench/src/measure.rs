@@ -39,6 +39,12 @@ pub fn rss_mib(pid: u32) -> f64 {
     status_mib(pid, "VmRSS:")
 }
 
+/// Of a process's resident memory, its own (anonymous: heap, stacks) and the mapped files'
+/// (the binary and libraries, shared with every other process mapping them), in MiB.
+pub fn rss_split_mib(pid: u32) -> (f64, f64) {
+    (status_mib(pid, "RssAnon:"), status_mib(pid, "RssFile:"))
+}
+
 /// A memory figure (`field` with its colon) of `/proc/PID/status`, in MiB.
 fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

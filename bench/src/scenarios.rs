@@ -11,7 +11,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::common::{binary, tcp_connections_to, Daemon, EtcdServer};
-use crate::fixture::{config, entry, load, read, render, tree_in_etcd};
+use crate::fixture::{
+    config, config_with, entry, entry_with, load, own_template, read, render, tree_in_etcd,
+};
 use crate::measure::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -254,7 +256,8 @@ pub async fn cold(bin: &str) -> Value {
     })
 }
 
-/// D: 500 entries each on its own 5-key tree: time until all files are correct, idle
+/// D: 500 entries each on its own 5-key tree and with its own template file (as real
+/// configurations have: one template per target): time until all files are correct, idle
 /// memory and CPU, 50 updates to random entries, and the load one daemon puts on etcd.
 pub async fn many(bin: &str) -> Value {
     let etcd = EtcdServer::start().await;
@@ -276,10 +279,14 @@ pub async fn many(bin: &str) -> Value {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     load(&mut client, &all).await;
-    let entries: Vec<(String, String)> = (0..n)
-        .map(|e| entry(&out, &format!("e{e:03}"), &format!("/d/e{e:03}"), ""))
+    let names: Vec<String> = (0..n).map(|e| format!("e{e:03}")).collect();
+    let templates: Vec<(String, String)> = names.iter().map(|name| own_template(name)).collect();
+    let entries: Vec<(String, String)> = names
+        .iter()
+        .zip(&templates)
+        .map(|(name, (source, _))| entry_with(&out, name, &format!("/d/{name}"), source, ""))
         .collect();
-    let cfg = config(dir.path(), &entries);
+    let cfg = config_with(dir.path(), &entries, &templates);
     let target = |e: usize| out.join(format!("e{e:03}.conf"));
     let endpoint = etcd.endpoint.clone();
     let metrics_before = etcd_metrics(&endpoint);
@@ -327,6 +334,7 @@ pub async fn many(bin: &str) -> Value {
     let pid = daemon.pid().as_raw() as u32;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let idle_rss = rss_mib(pid);
+    let (idle_anon, idle_file) = rss_split_mib(pid);
     let cpu_before = cpu_seconds(pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu = cpu_seconds(pid) - cpu_before;
@@ -360,6 +368,8 @@ pub async fn many(bin: &str) -> Value {
         "entries": n,
         "all_correct_ms": ms(all_correct),
         "idle_rss_mib": idle_rss,
+        "idle_rss_anon_mib": idle_anon,
+        "idle_rss_file_mib": idle_file,
         "idle_cpu_s_10s": idle_cpu,
         "update_p50_ms": ms(quantile(&latencies, 0.5)),
         "update_p99_ms": ms(quantile(&latencies, 0.99)),

@@ -160,7 +160,7 @@ pub async fn run(args: Args) -> Result<(), UtilError> {
         (Some(spec), Operation::Set) => value::read_value(spec)?,
         _ => Vec::new(),
     };
-    let etcd = Etcd::connect(&args.connect).await?;
+    let etcd = Etcd::connect(&args.connect.connection()).await?;
     if args.debug {
         eprintln!("connected to {}", etcd.endpoints());
     }

@@ -4,8 +4,9 @@
 use std::io;
 use std::path::PathBuf;
 
+use fsx::IdError;
+
 use super::command::CommandError;
-use crate::fsx::IdError;
 use crate::state::StateError;
 
 /// What happened to the target when a check after the swap failed.

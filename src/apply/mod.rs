@@ -30,10 +30,10 @@ use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::time::Duration;
 
+use fsx::{kept_ids, parent_dir, Perms, WriteError};
 use rand::Rng;
 
 use crate::config::Entry;
-use crate::fsx::{kept_ids, parent_dir, Perms, WriteError};
 use crate::state::{digest, CheckAfter, Ledger, PreviousFile};
 use diff::unified_diff;
 use perms::{asked_ids, describe_ids, drift, fix_in_place, wanted_perms, Drift};

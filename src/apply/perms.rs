@@ -6,12 +6,12 @@ use std::fmt;
 use std::fs::Permissions;
 use std::os::unix::fs::{fchown, PermissionsExt};
 
+use fsx::{group_id, user_id, Perms};
 use nix::unistd::{getegid, geteuid, Group, User};
 
 use super::error::ApplyError;
 use super::target::Current;
 use crate::config::Entry;
-use crate::fsx::{self, group_id, user_id, Perms};
 
 /// Mode of a new target when the entry names none.
 const DEFAULT_MODE: u32 = 0o644;

@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::fsx::{self, parent_dir, Perms, WriteError};
+use fsx::{parent_dir, Perms, WriteError};
 
 /// Random characters in a staged file's name.
 const RANDOM_CHARS: usize = 10;

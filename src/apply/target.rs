@@ -7,11 +7,11 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use fsx::parent_dir;
 use nix::fcntl::OFlag;
 use nix::unistd::geteuid;
 
 use super::error::ApplyError;
-use crate::fsx::parent_dir;
 
 /// Links followed from a target before giving up, as the kernel does (`ELOOP`).
 const MAX_LINKS: usize = 40;

@@ -9,20 +9,27 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 use nix::sys::signal::Signal;
+use reconfig_migrate::{Conversion, Destination};
 
+use super::connect::ConnectArgs;
 use super::logging::LogFormat;
 use crate::config::{
     check_name, parse_depth, parse_duration, parse_rollout_prefix, parse_signal, parse_size,
     validate_prefix, LimitOverrides, RenderLimits, DEFAULT_ROLLOUT_PREFIX,
 };
-use crate::etcd::ConnectArgs;
+use crate::daemon::DaemonSettings;
+use crate::dispense::DispenseSettings;
+use crate::pipeline::{RenderSettings, RunSettings, StatusSettings};
+use crate::rollout::{RolloutStatusSettings, Settings as RolloutSettings};
 use crate::service::retry::Pacing;
+use crate::service::Monitoring;
 
 /// Keeps configuration files in step with data in etcd: renders templates, checks the
 /// result, swaps it in atomically and reloads the service.
 #[derive(Debug, Parser)]
 #[command(name = "reconfig", version, args_conflicts_with_subcommands = true)]
 #[command(mut_arg("ssl", |a| a.short('s')))]
+#[command(mut_args(with_env))]
 pub struct Cli {
     /// What to do instead of running the daemon.
     #[command(subcommand)]
@@ -30,6 +37,26 @@ pub struct Cli {
     /// Flags of the daemon / one-shot run.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Every flag of the daemon can be set from the environment too (`--reload-interval` from
+/// `RECONFIG_RELOAD_INTERVAL`), so that a unit's `EnvironmentFile` can carry any setting;
+/// a flag given beats its variable. Flags that already have a variable (`ETCD_USERNAME`,
+/// `ETCD_PASSWORD`, `RECONFIG_STATE_DIR`, …) keep it, and `--endpoints` keeps
+/// `ETCD_ENDPOINTS` with its own precedence.
+fn with_env(arg: clap::Arg) -> clap::Arg {
+    let Some(long) = arg.get_long().map(str::to_string) else {
+        return arg;
+    };
+    if arg.get_env().is_some() || ["endpoints", "help", "version"].contains(&long.as_str()) {
+        return arg;
+    }
+    let secret = long == "ssl_passphrase";
+    arg.env(format!(
+        "RECONFIG_{}",
+        long.to_uppercase().replace('-', "_")
+    ))
+    .hide_env_values(secret)
 }
 
 /// Subcommands.
@@ -359,7 +386,12 @@ pub struct ManArgs {
         .args(["out", "in_place", "data_from_v2"])
 ))]
 pub struct MigrateArgs {
-    /// reconfig.rb's config directory, holding conf.d/ and templates/
+    /// Convert another tool's configuration: `confd` reads a confd directory (conf.d/*.toml,
+    /// templates/) given with --cfgdir; without it, reconfig.rb's
+    #[arg(long, value_enum, value_name = "TOOL", conflicts_with_all = ["in_place", "data_from_v2"])]
+    pub from: Option<MigrateFrom>,
+    /// reconfig.rb's config directory, holding conf.d/ and templates/ (with --from confd:
+    /// confd's, e.g. /etc/confd)
     #[arg(
         short = 'c',
         long,
@@ -398,6 +430,13 @@ pub struct MigrateArgs {
     pub connect: ConnectArgs,
 }
 
+/// The tools `reconfig migrate --from` converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateFrom {
+    /// confd: TOML resources and Go templates
+    Confd,
+}
+
 fn parse_prefix(text: &str) -> Result<String, String> {
     validate_prefix(text)
         .map(|()| text.to_string())
@@ -428,9 +467,153 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("mode {text:?} must be octal, like 0600"))
 }
 
+impl RunArgs {
+    /// What a run over the entries needs (`--onetime`'s settings).
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            rollout: self.rollout.settings(),
+            rollout_wait: self.rollout.rollout_wait,
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            notreally: self.notreally,
+            limits: self.limits.limits(),
+            state_dir: self.state.state_dir.clone(),
+            connection: self.connect.connection(),
+        }
+    }
+
+    /// The daemon's settings.
+    pub fn daemon_settings(&self) -> DaemonSettings {
+        DaemonSettings {
+            run: self.run_settings(),
+            debounce: self.debounce,
+            reload_interval: self.reload_interval,
+            retry: self.retry.pacing(),
+            monitoring: self.monitoring.monitoring(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl RolloutFlags {
+    /// Where and as whom this node takes part in rollouts; the node's name defaults to the
+    /// host name (checked when the node first takes part in a rollout).
+    pub fn settings(&self) -> RolloutSettings {
+        let node = self.node_name.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        RolloutSettings {
+            prefix: self.prefix.rollout_prefix.clone(),
+            ttl: self.rollout_ttl,
+            node,
+        }
+    }
+}
+
+impl RolloutStatusArgs {
+    /// `reconfig rollout status`'s settings.
+    pub fn settings(&self) -> RolloutStatusSettings {
+        RolloutStatusSettings {
+            group: self.group.clone(),
+            prefix: self.prefix.rollout_prefix.clone(),
+            connection: self.connect.connection(),
+        }
+    }
+}
+
+impl MonitoringArgs {
+    /// Where health is served.
+    pub fn monitoring(&self) -> Monitoring {
+        Monitoring {
+            metrics_addr: self.metrics_addr,
+            unhealthy_after: self.unhealthy_after,
+        }
+    }
+}
+
+impl DispenseArgs {
+    /// `reconfig dispense`'s settings.
+    pub fn settings(&self) -> DispenseSettings {
+        DispenseSettings {
+            prefix: self.prefix.clone(),
+            target: self.target.clone(),
+            signal: self.signal,
+            mode: self.mode,
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            retry: self.retry.pacing(),
+            monitoring: self.monitoring.monitoring(),
+            connection: self.connect.connection(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl RenderArgs {
+    /// `reconfig render`'s settings.
+    pub fn settings(&self) -> RenderSettings {
+        RenderSettings {
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            data: self.data.clone(),
+            entry: self.entry.clone(),
+            limits: self.limits.limits(),
+        }
+    }
+}
+
+impl MigrateArgs {
+    /// The conversion these flags ask for, when they do not copy v2 data: `--out` (which
+    /// clap requires with `--from`) or `--in-place`.
+    pub fn conversion(&self) -> Conversion {
+        let cfgdir = self.cfgdir.clone();
+        match (self.from, &self.out) {
+            (Some(MigrateFrom::Confd), out) => Conversion::Confd {
+                cfgdir,
+                out: out.clone().expect("clap requires --out with --from"),
+            },
+            (None, Some(out)) if !self.in_place => Conversion::ReconfigRb {
+                cfgdir,
+                into: Destination::Out(out.clone()),
+            },
+            (None, _) => Conversion::ReconfigRb {
+                cfgdir,
+                into: Destination::InPlace,
+            },
+        }
+    }
+}
+
+impl StatusArgs {
+    /// `reconfig status`'s settings.
+    pub fn settings(&self) -> StatusSettings {
+        StatusSettings {
+            cfgdir: self.config.cfgdir.clone(),
+            prefix: self.config.prefix.clone(),
+            state_dir: self.state.state_dir.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+
+    #[test]
+    fn daemon_flags_come_from_the_environment_below_the_command_line() {
+        // Variables no other test reads.
+        std::env::set_var("RECONFIG_RELOAD_INTERVAL", "7s");
+        std::env::set_var("RECONFIG_UNHEALTHY_AFTER", "9s");
+        let cli = Cli::try_parse_from(["reconfig", "--unhealthy-after", "3s"]).unwrap();
+        std::env::remove_var("RECONFIG_RELOAD_INTERVAL");
+        std::env::remove_var("RECONFIG_UNHEALTHY_AFTER");
+        assert_eq!(cli.run.reload_interval, Duration::from_secs(7));
+        assert_eq!(cli.run.monitoring.unhealthy_after, Duration::from_secs(3));
+    }
 
     #[test]
     fn reconfig_rb_flags_parse() {
@@ -580,6 +763,42 @@ mod tests {
             ],
         ] {
             assert_eq!(Cli::try_parse_from(argv).unwrap_err().exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn migrate_flags_become_the_conversion() {
+        let conversion = |argv: &str| {
+            let cli = Cli::try_parse_from(argv.split(' ')).unwrap();
+            let Some(Command::Migrate(args)) = cli.command else {
+                panic!("not migrate");
+            };
+            args.conversion()
+        };
+        assert!(matches!(
+            conversion("reconfig migrate -c /rb --out /new"),
+            Conversion::ReconfigRb { cfgdir, into: Destination::Out(out) }
+                if cfgdir == Path::new("/rb") && out == Path::new("/new")
+        ));
+        assert!(matches!(
+            conversion("reconfig migrate --in-place"),
+            Conversion::ReconfigRb {
+                into: Destination::InPlace,
+                ..
+            }
+        ));
+        assert!(matches!(
+            conversion("reconfig migrate --from confd -c /etc/confd --out /new"),
+            Conversion::Confd { cfgdir, out }
+                if cfgdir == Path::new("/etc/confd") && out == Path::new("/new")
+        ));
+        // --from needs --out: the conversion never lacks one.
+        for argv in [
+            "reconfig migrate --from confd",
+            "reconfig migrate --from confd --in-place",
+        ] {
+            let err = Cli::try_parse_from(argv.split(' ')).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv}");
         }
     }
 

@@ -1,18 +1,19 @@
 //! The edge of the program: the command line (reconfig.rb's flags, kebab-case aliases,
-//! the subcommands), the log set-up, how a run ends (its exit status), and the manual
+//! the subcommands, confd's flags answered), the log set-up, how a run ends (its exit status), and the manual
 //! pages and completion scripts generated from the flags. `main` parses here, runs a mode,
 //! and reports.
 
 mod args;
-mod exit;
+mod confd_flags;
+mod connect;
 mod logging;
 mod manual;
 
 pub use args::{
-    Cli, Command, DispenseArgs, ManArgs, MigrateArgs, RenderArgs, RolloutArgs, RolloutCommand,
-    RolloutFlags, RolloutStatusArgs, RunArgs, StatusArgs,
+    Cli, Command, ManArgs, MigrateArgs, MigrateFrom, RolloutArgs, RolloutCommand, RunArgs,
 };
-pub use exit::{Exit, Fatal};
+pub use confd_flags::confd_flag;
+pub use connect::{ConnectArgs, CONNECT_ENVIRONMENT};
 pub use logging::{init as init_logging, LogControl, LogFormat};
 pub use manual::reconfig::{completions, manual};
 pub use manual::{completion_script, print_generated, EnvVar, Manual, ManualError, PageNotes};

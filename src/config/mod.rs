@@ -5,7 +5,7 @@
 //! on one line naming its file and the reason, then skipped, so that one typo never stops
 //! the other targets from being kept up to date.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -46,6 +46,13 @@ pub struct Entry {
     pub recursive: bool,
     /// Extra trees read at every render (name → key, no prefix applied).
     pub altkeys: BTreeMap<String, String>,
+    /// More watched keys, read with `key` at every render (prefixes applied): confd's
+    /// `keys`.
+    pub keys: Vec<String>,
+    /// The entry's own prefix, `--prefix` applied: prepended to `key` and `keys`, and what
+    /// confd's functions (`go_getv`, `go_ls`, … in templates converted from confd) take
+    /// keys relative to.
+    pub prefix: Option<String>,
     /// Template tag delimiters.
     pub pattern: Pattern,
     /// Command that must succeed before a new file is kept.
@@ -81,9 +88,25 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The keys whose trees one render reads: the watched key, then every altkey.
+    /// The keys whose trees one render reads: the watched key, then every altkey, then
+    /// `keys`.
     pub fn read_keys(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.key.as_str()).chain(self.altkeys.values().map(String::as_str))
+        std::iter::once(self.key.as_str())
+            .chain(self.altkeys.values().map(String::as_str))
+            .chain(self.keys.iter().map(String::as_str))
+    }
+
+    /// The keys whose changes re-render the entry: `key`, each of `keys`, and the altkeys
+    /// when `watchaltkeys` is set.
+    pub fn watched_keys(&self) -> impl Iterator<Item = &str> {
+        let alt = self
+            .altkeys
+            .values()
+            .filter(|_| self.watchaltkeys)
+            .map(String::as_str);
+        std::iter::once(self.key.as_str())
+            .chain(self.keys.iter().map(String::as_str))
+            .chain(alt)
     }
 }
 
@@ -311,6 +334,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "render_max_output",
     "render_max_depth",
     "rollout",
+    "prefix",
 ];
 
 /// Parses one entry file's text; the error is the one-line reason.
@@ -331,10 +355,45 @@ pub fn parse_entry(
         tracing::warn!(file = %file.display(), "unknown field {unknown:?} ignored");
     }
 
-    let raw_key = fields.required_str("key")?;
-    if !raw_key.starts_with('/') {
-        return Err(format!("key {raw_key:?} must begin with '/'").into());
-    }
+    let confd_prefix = match fields.optional_str("prefix")? {
+        Some(p) if !p.starts_with('/') => {
+            return Err(format!("prefix {p:?} must begin with '/'").into())
+        }
+        Some(p) => Some(normalize_key(prefix, p)),
+        None => None,
+    };
+    // `--prefix`, then the entry's `prefix`, before `key` and each of `keys`.
+    let key_prefix = confd_prefix.as_deref().unwrap_or(prefix);
+    let mut keys = match obj.get("keys") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|k| match k {
+                Value::String(k) if k.starts_with('/') => Ok(normalize_key(key_prefix, k)),
+                _ => Err("keys must be a list of key strings beginning with '/'".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err("keys must be a list of key strings beginning with '/'"
+                .to_string()
+                .into())
+        }
+    };
+    let key = match fields.optional_str("key")? {
+        Some(raw) if !raw.starts_with('/') => {
+            return Err(format!("key {raw:?} must begin with '/'").into());
+        }
+        Some(raw) if !raw.is_empty() => normalize_key(key_prefix, raw),
+        _ if !keys.is_empty() => keys.remove(0),
+        _ => {
+            return Err("missing required field \"key\" (or \"keys\")"
+                .to_string()
+                .into())
+        }
+    };
+    // A key read twice is read once (confd's resources may list one several times).
+    let mut seen = BTreeSet::from([key.clone()]);
+    keys.retain(|k| seen.insert(k.clone()));
     let template = templates.template(fields.required_str("source")?)?;
     let target = PathBuf::from(fields.required_str("target")?);
     if target.as_os_str().is_empty() || target.file_name().is_none() {
@@ -379,11 +438,13 @@ pub fn parse_entry(
     Ok(Entry {
         id,
         file: file.to_path_buf(),
-        key: normalize_key(prefix, raw_key),
+        key,
+        keys,
         template,
         target,
         recursive: fields.bool("recursive")?,
         altkeys,
+        prefix: confd_prefix,
         pattern,
         checkcmd: fields.command("checkcmd")?,
         reloadcmd: fields.command("reloadcmd")?,
@@ -513,6 +574,8 @@ impl Entry {
             target: target.to_path_buf(),
             recursive: false,
             altkeys: BTreeMap::new(),
+            keys: vec![],
+            prefix: None,
             pattern: Pattern::default(),
             checkcmd: None,
             reloadcmd: None,
@@ -572,6 +635,43 @@ mod tests {
         assert_eq!(e.altkeys["a"], "/alt");
         assert_eq!(e.id, dir.path().join("conf.d/a.json").display().to_string());
         assert_eq!(e.check_timeout, DEFAULT_COMMAND_TIMEOUT);
+    }
+
+    #[test]
+    fn keys_and_prefix_join_key_under_both_prefixes() {
+        let dir = dir_with(
+            &[
+                (
+                    "a.json",
+                    r#"{"prefix":"/app","keys":["/db","/web/","/db"],"source":"t","target":"/tmp/a"}"#,
+                ),
+                (
+                    "b.json",
+                    r#"{"key":"/k","keys":["/x"],"altkeys":{"n":"/alt"},"source":"t","target":"/tmp/b"}"#,
+                ),
+                ("c.json", r#"{"keys":[],"source":"t","target":"/tmp/c"}"#),
+                ("d.json", r#"{"keys":["x"],"source":"t","target":"/tmp/d"}"#),
+            ],
+            &["t"],
+        );
+        let loaded = load(dir.path(), "/env").unwrap();
+        let a = &loaded.entries[0];
+        assert_eq!(a.key, "/env/app/db", "without key, the first of keys");
+        assert_eq!(a.keys, ["/env/app/web"], "each key once");
+        assert_eq!(a.prefix.as_deref(), Some("/env/app"));
+        let b = &loaded.entries[1];
+        let read: Vec<&str> = b.read_keys().collect();
+        assert_eq!(read, ["/env/k", "/alt", "/env/x"]);
+        let watched: Vec<&str> = b.watched_keys().collect();
+        assert_eq!(
+            watched,
+            ["/env/k", "/env/x"],
+            "keys always watched, altkeys not"
+        );
+        let problems: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("c.json") && problems[0].contains("\"keys\""));
+        assert!(problems[1].contains("d.json") && problems[1].contains("keys must be"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::state::StateDir;
 
 /// What every generation shares.
 #[derive(Clone)]
-pub struct Settings {
+pub struct Shared {
     /// The process's connection.
     pub etcd: Etcd,
     /// Write or preview.
@@ -59,7 +59,7 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn start(settings: &Settings, jobs: Vec<Job>) -> Generation {
+    pub fn start(settings: &Shared, jobs: Vec<Job>) -> Generation {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(serve(settings.clone(), jobs, cancel.clone()));
         Generation { cancel, task }
@@ -77,8 +77,8 @@ impl Generation {
 /// Reads everything once (retrying while etcd is away) and syncs every entry from that
 /// read, then starts one worker per entry and runs the watch loop from the next revision
 /// until cancelled.
-async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
-    let Settings {
+async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
+    let Shared {
         etcd,
         options,
         debounce,
@@ -107,11 +107,7 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
     for job in jobs {
         let job = Arc::new(job);
         let wake = Arc::new(Wake::default());
-        let watched_keys: Vec<&str> = if job.entry.watchaltkeys {
-            job.entry.read_keys().collect()
-        } else {
-            vec![job.entry.key.as_str()]
-        };
+        let watched_keys: Vec<&str> = job.entry.watched_keys().collect();
         for key in watched_keys {
             watched
                 .entry(key.to_string())
@@ -123,11 +119,8 @@ async fn serve(settings: Settings, jobs: Vec<Job>, cancel: CancellationToken) {
                 .subscribers
                 .push(wake.clone());
         }
-        let replica = job
-            .entry
-            .altkeys
-            .is_empty()
-            .then(|| watched[&job.entry.key].replica.clone());
+        let replica =
+            (job.entry.read_keys().count() == 1).then(|| watched[&job.entry.key].replica.clone());
         let reload = (job.entry.reloadcmd.is_some() || job.entry.reloadsignal.is_some())
             .then(|| Arc::new(Pending::default()));
         let rollout = Rollout::of(&job, &etcd, &rollout, &reloader);

@@ -21,6 +21,8 @@ mod rolling;
 mod templates;
 mod worker;
 
+use std::ffi::OsString;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,11 +31,14 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{error, info};
 
 use crate::apply::ApplyOptions;
-use crate::cli::{Exit, Fatal, LogControl, RunArgs};
 use crate::etcd::{Etcd, EtcdError};
-use crate::pipeline::{load_jobs, state_dir, LoadError};
-use crate::service::{memory, systemd, Service, StartError, SuperviseError, Supervisor};
-use generation::{Generation, Settings};
+use crate::exit::{Exit, Fatal};
+use crate::pipeline::{load_jobs, state_dir, LoadError, RunSettings};
+use crate::service::retry::Pacing;
+use crate::service::{
+    memory, systemd, Monitoring, Service, StartError, SuperviseError, Supervisor,
+};
+use generation::{Generation, Shared};
 use templates::watch_templates;
 
 /// Editors and Chef write a template in several steps; wait this long for quiet.
@@ -74,27 +79,42 @@ impl Fatal for DaemonError {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT, or until the supervised command exits.
-pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonError> {
-    let limits = args.limits.limits();
-    let state = state_dir(&args.state.state_dir, args.notreally);
-    let jobs = load_jobs(
-        &args.config.cfgdir,
-        &args.config.prefix,
-        limits,
-        state.as_ref(),
-    )?
-    .jobs;
-    let monitoring = &args.monitoring;
+/// What the daemon runs, from the command line (`cli` builds it).
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// The entries, etcd, the state, the limits.
+    pub run: RunSettings,
+    /// Quiet time after a change before rendering, for entries without their own.
+    pub debounce: Option<Duration>,
+    /// Least time between two reloads of an entry, for entries without their own.
+    pub reload_interval: Duration,
+    /// How failed changes and reloads are retried.
+    pub retry: Pacing,
+    /// `/metrics` and `/healthz`.
+    pub monitoring: Monitoring,
+    /// The command to supervise (none: none).
+    pub command: Vec<OsString>,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT or `shutdown`, or until the supervised command
+/// exits; SIGUSR1 calls `toggle_debug`, which says whether debug logging is now on.
+pub async fn run(
+    settings: &DaemonSettings,
+    mut toggle_debug: impl FnMut() -> bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Exit, DaemonError> {
+    let args = &settings.run;
+    let state = state_dir(&args.state_dir, args.notreally);
+    let jobs = load_jobs(&args.cfgdir, &args.prefix, args.limits, state.as_ref())?.jobs;
     let mut service = Service::start(
-        &args.command,
+        &settings.command,
         &OWN_SIGNALS,
-        monitoring.metrics_addr,
-        monitoring.unhealthy_after,
+        settings.monitoring,
+        Box::pin(shutdown),
     )
     .await?;
     let Some(connected) = service
-        .unless_stopped(Etcd::connect_when_up(&args.connect))
+        .unless_stopped(Etcd::connect_when_up(&args.connection))
         .await
     else {
         info!("stopping before etcd was reached");
@@ -103,40 +123,40 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
     let etcd = connected?;
     service.status.etcd_up();
     let (template_tx, mut template_rx) = mpsc::unbounded_channel();
-    let _template_watch = watch_templates(&args.config.cfgdir.join("templates"), template_tx);
+    let _template_watch = watch_templates(&args.cfgdir.join("templates"), template_tx);
 
     let (mut supervisor, reloader) = Supervisor::new();
-    let settings = Settings {
+    let shared = Shared {
         etcd,
         options: ApplyOptions::new(args.notreally),
-        debounce: args.debounce,
-        reload_interval: args.reload_interval,
+        debounce: settings.debounce,
+        reload_interval: settings.reload_interval,
         reloader,
         synced: Arc::new(Notify::new()),
         status: service.status.clone(),
         state,
-        retry: args.retry.pacing(),
-        rollout: crate::rollout::Settings::from_flags(&args.rollout),
+        retry: settings.retry,
+        rollout: settings.run.rollout.clone(),
     };
-    let mut generation = Generation::start(&settings, jobs);
+    let mut generation = Generation::start(&shared, jobs);
     let mut ready = false;
     let ended = loop {
         tokio::select! {
-            signal = service.signals.recv() => match signal {
+            signal = service.signal() => match signal {
                 Signal::SIGUSR1 => {
-                    let on = log.toggle_debug();
+                    let on = toggle_debug();
                     info!("debug logging {}", if on { "on" } else { "off" });
                 }
                 Signal::SIGHUP => {
-                    info!("SIGHUP: reloading {}", args.config.cfgdir.display());
-                    generation = reload(&settings, args, generation).await;
+                    info!("SIGHUP: reloading {}", args.cfgdir.display());
+                    generation = reload(&shared, args, generation).await;
                 }
                 Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break Ok(Exit::Ok),
                 other => supervisor.forward(other),
             },
-            () = settings.synced.notified(), if !ready => {
+            () = shared.synced.notified(), if !ready => {
                 ready = true;
-                if let Err(e) = supervisor.start(&args.command) {
+                if let Err(e) = supervisor.start(&settings.command) {
                     break Err(e.into());
                 }
                 systemd::ready();
@@ -147,7 +167,7 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
                 tokio::time::sleep(TEMPLATE_SETTLE).await;
                 while template_rx.try_recv().is_ok() {}
                 info!("a template changed on disk: reloading");
-                generation = reload(&settings, args, generation).await;
+                generation = reload(&shared, args, generation).await;
             }
         }
     };
@@ -159,16 +179,16 @@ pub async fn run(args: &RunArgs, mut log: LogControl) -> Result<Exit, DaemonErro
 
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
 /// configuration has no valid entry.
-async fn reload(settings: &Settings, args: &RunArgs, current: Generation) -> Generation {
+async fn reload(shared: &Shared, args: &RunSettings, current: Generation) -> Generation {
     match load_jobs(
-        &args.config.cfgdir,
-        &args.config.prefix,
-        args.limits.limits(),
-        settings.state.as_ref(),
+        &args.cfgdir,
+        &args.prefix,
+        args.limits,
+        shared.state.as_ref(),
     ) {
         Ok(loaded) => {
             current.stop().await;
-            Generation::start(settings, loaded.jobs)
+            Generation::start(shared, loaded.jobs)
         }
         Err(e) => {
             error!("reload: {e}; keeping the running configuration");

@@ -42,10 +42,10 @@ use std::io;
 use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use fsx::Perms;
 use tracing::{debug, info, warn};
 
 use super::payload::Payload;
-use crate::fsx::{self, Perms};
 
 /// The symlink naming the published version.
 const DATA: &str = "..data";

@@ -19,20 +19,23 @@ mod layout;
 mod payload;
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use fsx::{group_id, user_id, IdError, Perms};
 use nix::sys::signal::Signal;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::{DispenseArgs, Exit, Fatal};
 use crate::etcd::watch::{subscriptions, Follow, Next, Replica, Wake, Watched};
-use crate::etcd::{Backoff, Etcd, EtcdError, Snapshot};
-use crate::fsx::{group_id, user_id, IdError, Perms};
+use crate::etcd::{Backoff, Connection, Etcd, EtcdError, Snapshot};
+use crate::exit::{Exit, Fatal};
 use crate::service::{
-    memory, retry, retry::Pacing, systemd, FailureKind, Pass, Service, StartError, SuperviseError,
-    Supervisor,
+    memory, retry, retry::Pacing, systemd, FailureKind, Monitoring, Pass, Service, StartError,
+    SuperviseError, Supervisor,
 };
 use layout::{Layout, LayoutError};
 use payload::{Payload, Refused};
@@ -72,27 +75,49 @@ impl Fatal for DispenseError {
     }
 }
 
+/// What `reconfig dispense` mirrors where, from the command line (`cli` builds it).
+#[derive(Debug, Clone)]
+pub struct DispenseSettings {
+    /// The etcd prefix mirrored.
+    pub prefix: String,
+    /// The directory the files go to.
+    pub target: PathBuf,
+    /// Sent to the command once per published transaction.
+    pub signal: Option<Signal>,
+    /// Mode of the files.
+    pub mode: u32,
+    /// Owner of the files (name or id).
+    pub owner: Option<String>,
+    /// Group of the files (name or id).
+    pub group: Option<String>,
+    /// How a publish that failed is retried.
+    pub retry: Pacing,
+    /// `/metrics` and `/healthz`.
+    pub monitoring: Monitoring,
+    /// Where etcd is.
+    pub connection: Connection,
+    /// The command to supervise (none: none).
+    pub command: Vec<OsString>,
+}
+
 /// Runs `reconfig dispense` until the command exits (its status is returned) or, without
-/// a command, until TERM or INT.
-pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
+/// a command, until TERM, INT or `shutdown`.
+pub async fn run(
+    args: &DispenseSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Exit, DispenseError> {
     let prefix = normalize_prefix(&args.prefix);
     let perms = Perms {
         mode: args.mode,
         uid: args.owner.as_deref().map(user_id).transpose()?,
         gid: args.group.as_deref().map(group_id).transpose()?,
     };
-    let monitoring = &args.monitoring;
-    let mut service = Service::start(
-        &args.command,
-        &STOP,
-        monitoring.metrics_addr,
-        monitoring.unhealthy_after,
-    )
-    .await?;
+    let mut service =
+        Service::start(&args.command, &STOP, args.monitoring, Box::pin(shutdown)).await?;
     let status = service.status.clone();
     status.set_entries([prefix.as_str()]);
     let start = async {
-        let etcd = Etcd::connect_when_up(&args.connect).await?;
+        let etcd = Etcd::connect_when_up(&args.connection).await?;
         let first = Arc::new(etcd.snapshot_retrying(&[prefix.as_str()]).await);
         Ok::<_, EtcdError>((etcd, first))
     };
@@ -102,7 +127,7 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     let (etcd, first) = started?;
     status.etcd_up();
     let layout = Layout::new(args.target.clone(), perms);
-    let mut mirror = Mirror::new(&prefix, layout, args.retry.pacing());
+    let mut mirror = Mirror::new(&prefix, layout, args.retry);
     let (published, update) = publish(mirror, first.clone()).await;
     mirror = published;
     status.record(&prefix, first.revision(), pass_of(&update));
@@ -154,7 +179,7 @@ pub async fn run(args: &DispenseArgs) -> Result<Exit, DispenseError> {
     ));
     let exit = loop {
         tokio::select! {
-            signal = service.signals.recv() => match signal {
+            signal = service.signal() => match signal {
                 Signal::SIGTERM | Signal::SIGINT if !supervisor.running() => break Exit::Ok,
                 other => supervisor.forward(other),
             },

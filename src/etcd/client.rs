@@ -11,7 +11,7 @@ use etcd_client::{Client, ConnectOptions as ClientOptions, GetOptions, KvClient,
 use tracing::debug;
 
 use super::error::{classify, setup, EtcdError};
-use super::options::{ConnectArgs, ConnectOptions};
+use super::options::{ConnectOptions, Connection};
 use super::retry::{retry_until, retry_within};
 use super::route::{self, Route};
 
@@ -41,7 +41,7 @@ impl Etcd {
     /// Resolves the flags and connects, for `--onetime` and etcd-util: an unreachable
     /// endpoint is retried within the connect timeout (a request may have gone to a member
     /// that is down), anything else fails at once.
-    pub async fn connect(args: &ConnectArgs) -> Result<Etcd, EtcdError> {
+    pub async fn connect(args: &Connection) -> Result<Etcd, EtcdError> {
         let options = args.resolve().await?;
         // Every attempt opens a fresh connection: no stale error to go through.
         retry_within(options.connect_timeout, 0, EtcdError::is_transient, || {
@@ -54,7 +54,7 @@ impl Etcd {
     /// DNS server) is unreachable it waits with backoff, logging once, since a daemon must
     /// outlive an etcd outage. Wrong credentials, files or records come back at once:
     /// waiting cannot fix them.
-    pub async fn connect_when_up(args: &ConnectArgs) -> Result<Etcd, EtcdError> {
+    pub async fn connect_when_up(args: &Connection) -> Result<Etcd, EtcdError> {
         retry_until("connecting to etcd", 0, EtcdError::is_transient, || {
             Etcd::connect(args)
         })

@@ -1,5 +1,6 @@
-//! Where etcd is and how to reach it: the connection flags and environment shared by
-//! `reconfig` (every mode) and `etcd-util`, resolved into [`ConnectOptions`].
+//! Where etcd is and how to reach it: what the connection flags and environment shared by
+//! `reconfig` (every mode) and `etcd-util` say ([`Connection`]), resolved into
+//! [`ConnectOptions`].
 //!
 //! Where the endpoints come from, first match wins (flag > environment > default):
 //! `--endpoints`, then `--srv RECORD`, then `--srv-domain DOMAIN` (those three exclude each
@@ -14,127 +15,71 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-
 use super::secret::Secret;
-use super::srv::{self, Dns, SrvError};
+use super::srv::{Dns, SrvError};
 use super::tls::{ClientTls, TlsError, TlsFiles};
-use crate::config::parse_duration;
 
-/// The environment variables of the connection, for the manual pages of every program that
-/// connects (flags beat them).
-pub const CONNECT_ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "ETCD_ENDPOINTS",
-        "Comma-separated etcd endpoints, used when no --endpoints, --srv, --srv-domain, \
-         --host or --port is given.",
-    ),
-    (
-        "ETCD_USERNAME",
-        "etcd user, as --username; auth is off when unset or empty.",
-    ),
-    (
-        "ETCD_PASSWORD",
-        "etcd password, as --password (which shows up in ps; this does not).",
-    ),
-    (
-        "RECONFIG_DNS_SERVER",
-        "DNS server for the SRV look-ups, as --dns-server.",
-    ),
-];
-
-/// Connection flags, flattened into every program that talks to etcd. `--ssl` has no
-/// short flag here because `reconfig dispense` uses `-s` for `--signal`; the programs that
-/// want reconfig.rb's `-s` add it with `mut_arg`.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ConnectArgs {
-    /// etcd host (used with --port when no other endpoint source is given) [default: 127.0.0.1]
-    #[arg(long, value_name = "HOST")]
+/// What a program was told about where etcd is and how to reach it (the flags and the
+/// environment they read, parsed by `cli`): resolved, with `ETCD_ENDPOINTS` and SRV
+/// records, into [`ConnectOptions`].
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// `--host`.
     pub host: Option<String>,
-    /// etcd client port (etcd v3 no longer serves 4001) [default: 2379]
-    #[arg(long, value_name = "PORT")]
+    /// `--port`.
     pub port: Option<u16>,
-    /// Comma-separated etcd endpoints, e.g. https://10.0.0.1:2379,https://10.0.0.2:2379
-    /// [env: ETCD_ENDPOINTS, used when no endpoint flag is given]
-    #[arg(long, value_name = "URL,...", value_delimiter = ',')]
+    /// `--endpoints`.
     pub endpoints: Vec<String>,
-    /// Find etcd through this DNS SRV record (all targets, by priority and weight),
-    /// e.g. _etcd-client._tcp.example.com
-    #[arg(long, value_name = "RECORD", conflicts_with_all = ["endpoints", "srv_domain"])]
+    /// `--srv`: a DNS SRV record naming the endpoints.
     pub srv: Option<String>,
-    /// Find etcd through etcd's SRV records of DOMAIN: _etcd-client-ssl._tcp.DOMAIN (TLS),
-    /// else _etcd-client._tcp.DOMAIN
-    #[arg(long, value_name = "DOMAIN", conflicts_with = "endpoints")]
+    /// `--srv-domain`: a domain with etcd's SRV records.
     pub srv_domain: Option<String>,
-    /// DNS server for the SRV look-ups [default: the system's resolver]
-    #[arg(
-        long,
-        env = "RECONFIG_DNS_SERVER",
-        value_name = "IP:PORT",
-        value_parser = srv::parse_dns_server
-    )]
+    /// `--dns-server`: the DNS server of the SRV look-ups (the system's when none).
     pub dns_server: Option<SocketAddr>,
-    /// Give up connecting, and on each request (then the next endpoint is tried), after
-    /// this long (seconds or 500ms/5s/1m)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    /// `--connect-timeout`: for connecting, and for each request.
     pub connect_timeout: Duration,
-    /// Also send HTTP/2 pings this often while a watch is open (--watch-check already
-    /// notices a silent server); etcd grpc-proxy closes connections pinged more often than
-    /// every 5 minutes, etcd itself allows every 5 s; 0: never
-    #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = parse_duration)]
+    /// `--keepalive`: HTTP/2 pings while a watch is open (zero: none).
     pub keepalive: Duration,
-    /// Check a watch stream that brought nothing for this long with a read on its
-    /// connection; no answer within --connect-timeout and the watch moves to the next
-    /// endpoint; 0: never
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    /// `--watch-check`: silence after which a watch stream is checked (zero: never).
     pub watch_check: Duration,
-    /// Talk to etcd over TLS (host:port endpoints become https://)
-    #[arg(long)]
+    /// `--ssl`.
     pub ssl: bool,
-    /// CA certificate(s) (PEM) to verify etcd with, instead of the system's roots; implies --ssl
-    #[arg(long = "ssl_cafile", visible_alias = "ssl-cafile", value_name = "FILE")]
+    /// `--ssl_cafile`.
     pub ssl_cafile: Option<PathBuf>,
-    /// Client certificate (PEM) for etcd's --client-cert-auth; implies --ssl, needs --ssl_key
-    #[arg(
-        long = "ssl_cert",
-        visible_alias = "ssl-cert",
-        value_name = "FILE",
-        requires = "ssl_key"
-    )]
+    /// `--ssl_cert`.
     pub ssl_cert: Option<PathBuf>,
-    /// Private key (PEM: PKCS#8, encrypted PKCS#8, RSA or EC) of --ssl_cert
-    #[arg(
-        long = "ssl_key",
-        visible_alias = "ssl-key",
-        value_name = "FILE",
-        requires = "ssl_cert"
-    )]
+    /// `--ssl_key`.
     pub ssl_key: Option<PathBuf>,
-    /// Passphrase of an encrypted PKCS#8 --ssl_key
-    #[arg(
-        long = "ssl_passphrase",
-        visible_alias = "ssl-passphrase",
-        value_name = "PASSPHRASE",
-        value_parser = Secret::parse
-    )]
+    /// `--ssl_passphrase`.
     pub ssl_passphrase: Option<Secret>,
-    /// etcd user name (auth is off when unset or empty)
-    #[arg(
-        long,
-        env = "ETCD_USERNAME",
-        value_name = "NAME",
-        hide_env_values = true
-    )]
+    /// `--username` / `ETCD_USERNAME`.
     pub username: Option<String>,
-    /// etcd password (prefer the environment: flags show up in `ps`)
-    #[arg(
-        long,
-        env = "ETCD_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true,
-        value_parser = Secret::parse
-    )]
+    /// `--password` / `ETCD_PASSWORD`.
     pub password: Option<Secret>,
+}
+
+impl Default for Connection {
+    /// Local etcd, the flags' defaults.
+    fn default() -> Connection {
+        Connection {
+            host: None,
+            port: None,
+            endpoints: Vec::new(),
+            srv: None,
+            srv_domain: None,
+            dns_server: None,
+            connect_timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(360),
+            watch_check: Duration::from_secs(5),
+            ssl: false,
+            ssl_cafile: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_passphrase: None,
+            username: None,
+            password: None,
+        }
+    }
 }
 
 /// Everything needed to open the one etcd connection of a process.
@@ -193,7 +138,7 @@ enum Source {
     SrvDomain(String),
 }
 
-impl ConnectArgs {
+impl Connection {
     /// Resolves flags and environment (and SRV records) into connection options.
     pub async fn resolve(&self) -> Result<ConnectOptions, ConnectError> {
         let env = std::env::var("ETCD_ENDPOINTS").ok();
@@ -315,34 +260,9 @@ fn with_scheme(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    /// Every variable clap reads for a flag is in the manual's list.
-    #[test]
-    fn the_manual_lists_every_variable() {
-        #[derive(Parser)]
-        struct Program {
-            #[command(flatten)]
-            connect: ConnectArgs,
-        }
-        let documented: Vec<&str> = CONNECT_ENVIRONMENT.iter().map(|(name, _)| *name).collect();
-        let command = <Program as clap::CommandFactory>::command();
-        let read: Vec<String> = command
-            .get_arguments()
-            .filter_map(|arg| arg.get_env())
-            .map(|name| name.to_string_lossy().into_owned())
-            .collect();
-        assert!(!read.is_empty());
-        for name in read {
-            assert!(documented.contains(&name.as_str()), "{name} is not listed");
-        }
-    }
-
-    fn args() -> ConnectArgs {
-        ConnectArgs {
-            connect_timeout: Duration::from_secs(5),
-            ..Default::default()
-        }
+    fn args() -> Connection {
+        Connection::default()
     }
 
     fn listed(list: &[&str]) -> Source {
@@ -422,38 +342,5 @@ mod tests {
                 .starts_with("cannot read /nonexistent/ca.pem"),
             "{err}"
         );
-    }
-
-    /// A program flattening [`ConnectArgs`] as reconfig and etcd-util do.
-    #[derive(Debug, Parser)]
-    #[command(mut_arg("ssl", |a| a.short('s')))]
-    struct Program {
-        #[command(flatten)]
-        connect: ConnectArgs,
-    }
-
-    #[test]
-    fn flags_keep_reconfig_rb_spellings_with_kebab_aliases() {
-        let parsed = Program::try_parse_from([
-            "p",
-            "-s",
-            "--ssl_cafile",
-            "ca",
-            "--ssl-cert",
-            "c",
-            "--ssl_key",
-            "k",
-            "--ssl-passphrase",
-            "pw",
-        ])
-        .unwrap()
-        .connect;
-        assert!(parsed.ssl);
-        assert_eq!(parsed.ssl_cafile, Some("ca".into()));
-        assert_eq!(parsed.ssl_passphrase, Some(Secret::new("pw".into())));
-        let lone_cert = Program::try_parse_from(["p", "--ssl_cert", "c"]).unwrap_err();
-        assert_eq!(lone_cert.exit_code(), 2);
-        let both = Program::try_parse_from(["p", "--srv", "r", "--endpoints", "e:1"]).unwrap_err();
-        assert_eq!(both.exit_code(), 2);
     }
 }

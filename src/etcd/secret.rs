@@ -4,8 +4,8 @@ use std::convert::Infallible;
 use std::fmt;
 
 /// Environment variables holding reconfig's own secrets: no process reconfig starts gets
-/// them, and no template can read them. (The key passphrase is only ever a flag.)
-pub const SECRET_ENV: [&str; 1] = ["ETCD_PASSWORD"];
+/// them, and no template can read them.
+pub const SECRET_ENV: [&str; 2] = ["ETCD_PASSWORD", "RECONFIG_SSL_PASSPHRASE"];
 
 /// A password or passphrase that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -10,10 +10,10 @@ mod rollout;
 mod status;
 mod step;
 
-pub use offline::{render_offline, OfflineError};
-pub use onetime::{onetime, OnetimeError};
+pub use offline::{render_offline, OfflineError, RenderSettings};
+pub use onetime::{onetime, OnetimeError, RunSettings};
 pub use rollout::{Rolled, Rolling};
-pub use status::{status, StatusError};
+pub use status::{status, StatusError, StatusSettings};
 pub use step::{
     apply_render, load_jobs, log_failure, own_snapshot, pass_of, recover, reload, remove_leftovers,
     render, state_dir, Job, LoadError, StepError,

@@ -9,8 +9,9 @@ use serde_json::Value;
 use tracing::error;
 
 use super::step::{load_jobs, own_snapshot, render, LoadError};
-use crate::cli::{Exit, Fatal, RenderArgs};
+use crate::config::RenderLimits;
 use crate::etcd::Snapshot;
+use crate::exit::{Exit, Fatal};
 
 /// Why `reconfig render` could not run at all (entries that fail are counted, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -106,14 +107,24 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, OfflineError> {
     Ok(Snapshot::new(0, kvs))
 }
 
+/// What `reconfig render` renders, from what.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    /// The configuration directory.
+    pub cfgdir: PathBuf,
+    /// Prepended to every entry's key.
+    pub prefix: String,
+    /// The snapshot file: a flat JSON or YAML object, full key → value.
+    pub data: PathBuf,
+    /// Only this entry, when given.
+    pub entry: Option<String>,
+    /// The render limits of entries that set none of their own.
+    pub limits: RenderLimits,
+}
+
 /// Renders the selected entries to stdout; any failing entry makes the exit code 1.
-pub fn render_offline(args: &RenderArgs) -> Result<Exit, OfflineError> {
-    let loaded = load_jobs(
-        &args.config.cfgdir,
-        &args.config.prefix,
-        args.limits.limits(),
-        None,
-    )?;
+pub fn render_offline(args: &RenderSettings) -> Result<Exit, OfflineError> {
+    let loaded = load_jobs(&args.cfgdir, &args.prefix, args.limits, None)?;
     let snapshot = read_snapshot(&args.data)?;
     let selected: Vec<_> = loaded
         .jobs

@@ -6,6 +6,7 @@
 //! health, bakes and writes its done marker before the run goes on; a held rollout or a
 //! turn that did not come leaves the target as it was and fails the entry.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,10 @@ use super::step::{
     step, Job, LoadError, StepError,
 };
 use crate::apply::{ApplyOptions, Outcome};
-use crate::cli::{Exit, Fatal, RunArgs};
-use crate::config::RolloutSpec;
+use crate::config::{RenderLimits, RolloutSpec};
 use crate::etcd::Snapshot;
-use crate::etcd::{retry_within, Etcd, EtcdError};
+use crate::etcd::{retry_within, Connection, Etcd, EtcdError};
+use crate::exit::{Exit, Fatal};
 use crate::rollout::{self, Change, Member, RolloutError};
 
 /// Why `--onetime` could not run at all (entries that fail are counted, not errors).
@@ -44,23 +45,44 @@ impl Fatal for OnetimeError {
     }
 }
 
+/// What a run over the entries needs, the daemon's and `--onetime`'s alike.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The configuration directory (`conf.d/`, `templates/`).
+    pub cfgdir: PathBuf,
+    /// Prepended to every entry's key.
+    pub prefix: String,
+    /// Preview: write nothing, run nothing.
+    pub notreally: bool,
+    /// The render limits of entries that set none of their own.
+    pub limits: RenderLimits,
+    /// Where each entry's state is kept across restarts.
+    pub state_dir: PathBuf,
+    /// Where etcd is.
+    pub connection: Connection,
+    /// Where and as whom this node takes part in rollouts.
+    pub rollout: rollout::Settings,
+    /// With `--onetime`: the longest wait for this node's turn in a rollout.
+    pub rollout_wait: Duration,
+}
+
 /// Runs every entry once.
-pub async fn onetime(args: &RunArgs) -> Result<Exit, OnetimeError> {
-    let state = state_dir(&args.state.state_dir, args.notreally);
+pub async fn onetime(settings: &RunSettings) -> Result<Exit, OnetimeError> {
+    let state = state_dir(&settings.state_dir, settings.notreally);
     let loaded = load_jobs(
-        &args.config.cfgdir,
-        &args.config.prefix,
-        args.limits.limits(),
+        &settings.cfgdir,
+        &settings.prefix,
+        settings.limits,
         state.as_ref(),
     )?;
-    let options = ApplyOptions::new(args.notreally);
+    let options = ApplyOptions::new(settings.notreally);
     remove_leftovers(&loaded.jobs, &options);
-    let etcd = Etcd::connect(&args.connect).await?;
+    let etcd = Etcd::connect(&settings.connection).await?;
     let run = Run {
         etcd: &etcd,
         options: &options,
-        rollout: rollout::Settings::from_flags(&args.rollout),
-        wait: args.rollout.rollout_wait,
+        rollout: settings.rollout.clone(),
+        wait: settings.rollout_wait,
     };
     let failed = run.sync_all(&loaded.jobs).await?;
     Ok(if failed == 0 && loaded.refused == 0 {

@@ -4,9 +4,10 @@
 //! directory and the targets; it changes nothing and needs no etcd.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
-use crate::cli::{Exit, Fatal, StatusArgs};
 use crate::config::{self, ConfigError, Entry};
+use crate::exit::{Exit, Fatal};
 use crate::state::{digest, Record, StateDir, StateError};
 
 /// Why `reconfig status` could not run at all.
@@ -26,10 +27,21 @@ impl Fatal for StatusError {
     }
 }
 
+/// Whose state `reconfig status` shows.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    /// The configuration directory.
+    pub cfgdir: PathBuf,
+    /// Prepended to every entry's key.
+    pub prefix: String,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
 /// Prints one line per entry; exit 1 when a reload or a check is due for some entry.
-pub fn status(args: &StatusArgs) -> Result<Exit, StatusError> {
-    let loaded = config::load(&args.config.cfgdir, &args.config.prefix)?;
-    let state = StateDir::open(&args.state.state_dir)?;
+pub fn status(args: &StatusSettings) -> Result<Exit, StatusError> {
+    let loaded = config::load(&args.cfgdir, &args.prefix)?;
+    let state = StateDir::open(&args.state_dir)?;
     let mut due = false;
     let rows: Vec<[String; 3]> = loaded
         .entries

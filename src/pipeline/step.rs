@@ -15,7 +15,7 @@ use crate::rollout::RolloutError;
 use crate::service::{retry, FailureKind, Pass};
 use crate::state::{Ledger, StateDir};
 use crate::template::model::{self, ModelError};
-use crate::template::{RenderInput, Template, TemplateError};
+use crate::template::{RenderInput, Template, TemplateError, TemplateIndex, TemplateSet};
 
 /// An entry with its compiled template: what the pipeline works on.
 pub struct Job {
@@ -67,7 +67,8 @@ pub enum LoadError {
 
 /// Loads `conf.d`, compiles every template, and logs one line per refused entry; `limits`
 /// hold every entry that sets none of its own; each entry's record is read from `state`.
-/// Entries that use the same template file with the same pattern share one compiled
+/// The templates share one engine (reconfig's filters and functions registered once), and
+/// entries that use the same template file with the same pattern share one compiled
 /// template: 500 entries on one template cost one compilation and one copy in memory.
 pub fn load_jobs(
     cfgdir: &Path,
@@ -80,30 +81,32 @@ pub fn load_jobs(
     for problem in &loaded.problems {
         error!("{problem}; entry skipped");
     }
-    let mut compiled: HashMap<(PathBuf, Pattern), Result<Arc<Template>, Arc<TemplateError>>> =
+    let mut set = TemplateSet::default();
+    let mut compiled: HashMap<(PathBuf, Pattern), Result<TemplateIndex, TemplateError>> =
         HashMap::new();
-    let mut jobs = Vec::with_capacity(loaded.entries.len());
+    let mut usable = Vec::with_capacity(loaded.entries.len());
     for entry in loaded.entries {
         let template = compiled
             .entry((entry.template.clone(), entry.pattern.clone()))
-            .or_insert_with(|| {
-                Template::load(&entry.template, &entry.pattern)
-                    .map(Arc::new)
-                    .map_err(Arc::new)
-            });
+            .or_insert_with(|| set.load(&entry.template, &entry.pattern));
         match template {
-            Ok(template) => jobs.push(Job {
-                template: template.clone(),
-                limits: entry.limits.over(limits),
-                ledger: state.map(|state| Arc::new(state.ledger(&entry))),
-                entry,
-            }),
+            Ok(index) => usable.push((*index, entry)),
             Err(e) => {
                 refused += 1;
                 error!("{}: {e}; entry skipped", entry.file.display());
             }
         }
     }
+    let templates: Vec<Arc<Template>> = set.finish().into_iter().map(Arc::new).collect();
+    let jobs: Vec<Job> = usable
+        .into_iter()
+        .map(|(index, entry)| Job {
+            template: Arc::clone(&templates[index.0]),
+            limits: entry.limits.over(limits),
+            ledger: state.map(|state| Arc::new(state.ledger(&entry))),
+            entry,
+        })
+        .collect();
     if jobs.is_empty() {
         return Err(LoadError::NoEntry(cfgdir.join("conf.d")));
     }
@@ -145,6 +148,8 @@ pub fn render(
         altdata,
         watched: &job.entry.key,
         snapshot: own,
+        prefix: job.entry.prefix.as_deref(),
+        read: &job.entry.read_keys().collect::<Vec<_>>(),
     };
     Ok(job.template.render(input, &job.limits, slice)?)
 }

@@ -25,9 +25,8 @@ use std::time::Duration;
 
 pub use group::Change;
 pub use member::{Go, Member, Turn, Waiting};
-pub use show::{rollout_status, RolloutStatusError};
+pub use show::{rollout_status, RolloutStatusError, RolloutStatusSettings};
 
-use crate::cli::RolloutFlags;
 use crate::etcd::EtcdError;
 
 /// Where and as whom a node takes part in rollouts (`--rollout-prefix`, `--rollout-ttl`,
@@ -40,23 +39,6 @@ pub struct Settings {
     pub ttl: Duration,
     /// This node's name in its groups (unique in each).
     pub node: String,
-}
-
-impl Settings {
-    /// The settings the flags give; the node's name defaults to the host name (checked
-    /// when the node first takes part in a rollout).
-    pub fn from_flags(flags: &RolloutFlags) -> Settings {
-        let node = flags.node_name.clone().unwrap_or_else(|| {
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-        Settings {
-            prefix: flags.prefix.rollout_prefix.clone(),
-            ttl: flags.rollout_ttl,
-            node,
-        }
-    }
 }
 
 /// Why a node cannot take part in its group's rollout (what waiting cannot fix: etcd

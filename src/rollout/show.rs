@@ -9,8 +9,8 @@ use etcd_client::GetOptions;
 
 use super::group::{Group, Rollout};
 use super::keys::Keys;
-use crate::cli::{Exit, Fatal, RolloutStatusArgs};
-use crate::etcd::{Etcd, EtcdError};
+use crate::etcd::{Connection, Etcd, EtcdError};
+use crate::exit::{Exit, Fatal};
 
 /// Why the status could not be shown.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +26,21 @@ impl Fatal for RolloutStatusError {
     }
 }
 
+/// What `reconfig rollout status` needs.
+#[derive(Debug, Clone)]
+pub struct RolloutStatusSettings {
+    /// The group shown.
+    pub group: String,
+    /// Where the groups keep their keys (`--rollout-prefix`).
+    pub prefix: String,
+    /// Where etcd is.
+    pub connection: Connection,
+}
+
 /// Prints the group's rollout; exit 1 when it is held.
-pub async fn rollout_status(args: &RolloutStatusArgs) -> Result<Exit, RolloutStatusError> {
-    let etcd = Etcd::connect(&args.connect).await?;
-    let keys = Keys::new(&args.prefix.rollout_prefix, &args.group);
+pub async fn rollout_status(args: &RolloutStatusSettings) -> Result<Exit, RolloutStatusError> {
+    let etcd = Etcd::connect(&args.connection).await?;
+    let keys = Keys::new(&args.prefix, &args.group);
     let options = GetOptions::new().with_range(keys.root_end());
     let read = etcd
         .bounded(etcd.kv().get(keys.root(), Some(options)))

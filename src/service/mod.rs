@@ -16,6 +16,7 @@ pub mod systemd;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,33 +38,67 @@ pub enum StartError {
     Metrics(#[from] MetricsError),
 }
 
+/// Where a long-running mode serves its health, and when it says it is unhealthy
+/// (`--metrics-addr`, `--unhealthy-after`).
+#[derive(Debug, Clone, Copy)]
+pub struct Monitoring {
+    /// Where `/metrics` and `/healthz` are served (none: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long etcd may be unreachable, or an entry failing, before `/healthz` says 503.
+    pub unhealthy_after: Duration,
+}
+
+/// A stop asked for by whoever started the mode (a test, an embedding program): it acts as
+/// SIGTERM.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A long-running mode, started: its signals are handled from the first moment, its
 /// health registry is served when asked for, systemd's watchdog is fed.
 pub struct Service {
     /// The signals the mode handles (all that go to a child when it supervises one).
-    pub signals: Signals,
+    signals: Signals,
+    /// The stop asked for by the caller, until it came.
+    shutdown: Option<Shutdown>,
     /// The health registry.
     pub status: Arc<Status>,
 }
 
 impl Service {
     /// Raises the open-file limit, handles `own` signals (or, with a `command` to
-    /// supervise, every signal a child gets), serves the health registry on
-    /// `metrics_addr`, starts the watchdog.
+    /// supervise, every signal a child gets) and `shutdown` as SIGTERM, serves the health
+    /// registry as `monitoring` says, starts the watchdog.
     pub async fn start(
         command: &[OsString],
         own: &[Signal],
-        metrics_addr: Option<SocketAddr>,
-        unhealthy_after: Duration,
+        monitoring: Monitoring,
+        shutdown: Shutdown,
     ) -> Result<Service, StartError> {
         crate::fdlimit::raise();
         let signals = Signals::for_command(command, own)?;
-        let status = Arc::new(Status::new(unhealthy_after));
-        if let Some(addr) = metrics_addr {
+        let status = Arc::new(Status::new(monitoring.unhealthy_after));
+        if let Some(addr) = monitoring.metrics_addr {
             metrics::serve(addr, status.clone()).await?;
         }
         systemd::start_watchdog();
-        Ok(Service { signals, status })
+        Ok(Service {
+            signals,
+            shutdown: Some(shutdown),
+            status,
+        })
+    }
+
+    /// The next signal; the caller's shutdown, once, as SIGTERM.
+    pub async fn signal(&mut self) -> Signal {
+        match &mut self.shutdown {
+            Some(shutdown) => tokio::select! {
+                signal = self.signals.recv() => signal,
+                () = shutdown => {
+                    self.shutdown = None;
+                    Signal::SIGTERM
+                }
+            },
+            None => self.signals.recv().await,
+        }
     }
 
     /// Runs `work` (connecting to etcd, the first read) while handling signals: TERM or
@@ -73,7 +108,7 @@ impl Service {
         loop {
             tokio::select! {
                 done = &mut work => return Some(done),
-                signal = self.signals.recv() => {
+                signal = self.signal() => {
                     if matches!(signal, Signal::SIGTERM | Signal::SIGINT) {
                         systemd::stopping();
                         return None;

@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use fsx::Perms;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Entry;
-use crate::fsx::{self, Perms};
 
 /// Random characters in the name of a record being written.
 const RANDOM_CHARS: usize = 10;

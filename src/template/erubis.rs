@@ -17,15 +17,8 @@
 //! Erubis's trim rule: a statement or comment tag alone on its line (only spaces/tabs around
 //! it, then `\n` or `\r\n`) removes that whole line; expression and literal tags never trim.
 
-use std::collections::HashMap;
-
-use serde_json::Value;
-
-use super::scope::{LINE_FN, LINE_IF_FN};
+use super::scope::{LINE_FN, LINE_IF_FN, LITERAL_FN};
 use crate::config::Pattern;
-
-/// The internal function printing a chunk of the literal table.
-pub const LITERAL_FN: &str = "__lit";
 
 /// Tera source translated from an Erubis-style template, with its literal table.
 pub struct Translation {
@@ -34,22 +27,9 @@ pub struct Translation {
     /// The same with line marks, rendered to locate a failure of `source`.
     pub marked: String,
     /// The chunks `__lit(i=N)` prints.
-    pub literals: Literals,
+    pub literals: Vec<String>,
     /// Whether some tag names the whole context (`reconfig` or `__tera_context`).
     pub names_reconfig: bool,
-}
-
-/// Literal text Tera must not parse, by index.
-pub struct Literals(Vec<String>);
-
-impl tera::Function for Literals {
-    fn call(&self, args: &HashMap<String, Value>) -> tera::Result<Value> {
-        args.get("i")
-            .and_then(Value::as_u64)
-            .and_then(|i| self.0.get(usize::try_from(i).ok()?))
-            .map(|chunk| Value::String(chunk.clone()))
-            .ok_or_else(|| tera::Error::msg(format!("{LITERAL_FN}: no such literal")))
-    }
 }
 
 /// What a tag is, by the character after OPEN.
@@ -289,7 +269,7 @@ impl Writer {
         Translation {
             source: self.source,
             marked: self.marked,
-            literals: Literals(self.literals),
+            literals: self.literals,
             names_reconfig: self.names_reconfig,
         }
     }
@@ -337,7 +317,7 @@ mod tests {
     fn markup_in_text_goes_through_the_literal_table() {
         let t = translate(" {{ a }}\n{% b %} <%= c %>{", &Pattern::default());
         assert_eq!(t.source, " {{ __lit(i=0)\n }} {{ c }}{{ __lit(i=1) }}");
-        assert_eq!(t.literals.0, ["{{ a }}\n{% b %}", "{"]);
+        assert_eq!(t.literals, ["{{ a }}\n{% b %}", "{"]);
     }
 
     #[test]
@@ -369,6 +349,8 @@ mod tests {
             altdata: data,
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),
+            prefix: None,
+            read: &[],
         };
         assert_eq!(t.render(input, &Default::default(), None).unwrap(), "b");
     }

@@ -402,8 +402,15 @@ fn call(name: &str) -> Node {
 /// A unit of nesting (a template's body, a macro's): counted in and out, its loops counted.
 fn wrap(body: &mut Vec<Node>) {
     count_loops(body);
-    body.insert(0, call(ENTER_FN));
-    body.push(call(LEAVE_FN));
+    insert(body, 0, call(ENTER_FN));
+    insert(body, body.len(), call(LEAVE_FN));
+}
+
+/// Inserts `node` at `at`, growing `body` by exactly one: a template's AST is kept for the
+/// process's life, and a doubled capacity would cost every template about its size again.
+fn insert(body: &mut Vec<Node>, at: usize, node: Node) {
+    body.reserve_exact(1);
+    body.insert(at, node);
 }
 
 /// Every loop in `body`, however deep, starts each iteration with a step.
@@ -412,7 +419,7 @@ fn count_loops(body: &mut [Node]) {
         match node {
             Node::Forloop(_, forloop, _) => {
                 count_loops(&mut forloop.body);
-                forloop.body.insert(0, call(STEP_FN));
+                insert(&mut forloop.body, 0, call(STEP_FN));
                 if let Some(empty) = &mut forloop.empty_body {
                     count_loops(empty);
                 }

@@ -1,22 +1,23 @@
 //! The render on the data path: a snapshot's data model (`model`) through a template —
 //! Erubis-style delimiters over Tera.
 //!
-//! A template is compiled once ([`Template::load`]): its `OPEN CLOSE` tags are translated to
-//! Tera (`erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is parsed by
-//! a Tera instance of its own, with autoescape off, reconfig's filters (`filters`), Ruby's
+//! A template is compiled once ([`TemplateSet::load`]): its `OPEN CLOSE` tags are translated
+//! to Tera (`erubis`), unless the pattern is `{{ }}` (plain Tera), and the result is parsed
+//! into the Tera instance the templates of a configuration share, with autoescape off, reconfig's filters (`filters`), Ruby's
 //! output and methods with Ruby's meaning (`ruby`: `to_json`/`to_yaml` byte for byte as
 //! reconfig.rb printed them, the `rb_*` filters of templates converted from reconfig.rb)
-//! and confd's functions (`confd`, over Go path semantics). Each render fills a context with
-//! `data`, `altdata` and `watched` and gives the functions its snapshot (`scope`).
-//! `migrate` converts reconfig.rb's Ruby templates into this language.
+//! and confd's functions (`confd`, over Go path semantics), and Go's `text/template` values
+//! and confd's functions with their Go meaning for templates converted from confd
+//! (`gotmpl`). Each render fills a context with `data`, `altdata` and `watched` and gives
+//! the functions its snapshot (`scope`) and a Go value arena (`gotmpl::Session`).
 
 mod args;
 mod confd;
 mod error;
 mod erubis;
 mod filters;
+mod gotmpl;
 mod limits;
-pub mod migrate;
 pub mod model;
 mod ruby;
 mod scope;
@@ -46,32 +47,154 @@ pub struct RenderInput<'a> {
     pub watched: &'a str,
     /// The keys the confd-style functions (`getv`, `ls`, ...) look up.
     pub snapshot: &'a Arc<Snapshot>,
+    /// The entry's `prefix`: confd's functions in converted templates take keys relative
+    /// to it (`/` when `None`).
+    pub prefix: Option<&'a str>,
+    /// The keys whose trees the snapshot holds (the entry's key, altkeys and keys): a
+    /// function asked for a key outside them says so.
+    pub read: &'a [&'a str],
+}
+
+/// The parsed templates of one configuration in one Tera instance, with reconfig's filters
+/// and functions registered once: a template costs about its parsed form, not an engine
+/// of its own.
+pub struct TemplateSet {
+    tera: Tera,
+    parts: Vec<Parts>,
+}
+
+/// What a template needs besides its parsed form in the engine.
+struct Parts {
+    /// The file name errors use.
+    name: String,
+    /// The name it has in the engine: its path, unless the same file was compiled with
+    /// another pattern first.
+    key: String,
+    /// The text Tera must not parse, printed by `__lit` (Erubis-style templates).
+    literals: Arc<[String]>,
+    /// The twin with line marks, compiled only when a render failed (Erubis-style ones).
+    marked: Option<String>,
+    /// Whether the template can name the `reconfig` object.
+    needs_reconfig: bool,
+}
+
+/// A template's position in its [`TemplateSet`]: its place in what [`TemplateSet::finish`]
+/// returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateIndex(pub usize);
+
+impl Default for TemplateSet {
+    fn default() -> TemplateSet {
+        TemplateSet {
+            tera: engine(),
+            parts: Vec::new(),
+        }
+    }
+}
+
+impl TemplateSet {
+    /// Reads and compiles a template file; its path is the name errors use.
+    pub fn load(&mut self, path: &Path, pattern: &Pattern) -> Result<TemplateIndex, TemplateError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            file: name.clone(),
+            source,
+        })?;
+        self.add(&name, &text, pattern)
+    }
+
+    /// Compiles template text; `name` is the file name errors use.
+    pub fn add(
+        &mut self,
+        name: &str,
+        text: &str,
+        pattern: &Pattern,
+    ) -> Result<TemplateIndex, TemplateError> {
+        let syntax = |e: &tera::Error| {
+            let error = TemplateError::syntax(name, e);
+            if looks_like_ruby(text, pattern) {
+                error.pointing_to_migrate()
+            } else {
+                error
+            }
+        };
+        let (source, literals, marked, needs_reconfig) = if pattern.is_plain_tera() {
+            (
+                text.to_string(),
+                Vec::new(),
+                None,
+                erubis::names_reconfig(text),
+            )
+        } else {
+            let translation = erubis::translate(text, pattern);
+            (
+                translation.source,
+                translation.literals,
+                Some(translation.marked),
+                translation.names_reconfig,
+            )
+        };
+        // Its path, as an include names it; the same file with another pattern gets a
+        // name of its own.
+        let key = if self.tera.templates.contains_key(name) {
+            format!("{name} [{pattern}]")
+        } else {
+            name.to_string()
+        };
+        let parsed = tera::Template::new(&key, None, &source).map_err(|e| syntax(&e))?;
+        self.tera.templates.insert(key.clone(), parsed);
+        let linked = self
+            .tera
+            .build_inheritance_chains()
+            .and_then(|()| self.tera.check_macro_files());
+        if let Err(e) = linked {
+            // Left out, so that the others stand as they did.
+            self.tera.templates.remove(&key);
+            let _ = self.tera.build_inheritance_chains();
+            return Err(syntax(&e));
+        }
+        self.parts.push(Parts {
+            name: name.to_string(),
+            key,
+            literals: literals.into(),
+            marked,
+            needs_reconfig,
+        });
+        Ok(TemplateIndex(self.parts.len() - 1))
+    }
+
+    /// The compiled templates, by index, sharing one engine.
+    pub fn finish(mut self) -> Vec<Template> {
+        limits::instrument(&mut self.tera);
+        let tera = Arc::new(self.tera);
+        self.parts
+            .into_iter()
+            .map(|parts| Template {
+                tera: Arc::clone(&tera),
+                parts,
+                last_len: AtomicUsize::new(0),
+            })
+            .collect()
+    }
 }
 
 /// A compiled template, ready to render many times (from any thread).
 pub struct Template {
-    name: String,
-    /// Holds the template under `name` and, for Erubis-style ones, its marked twin.
-    tera: Tera,
-    /// Name of the twin with line marks (not for plain Tera templates).
-    marked: Option<String>,
-    /// Whether the template can name the `reconfig` object; if not, it is left out of the
-    /// context rather than cloning `data` and `altdata` a second time per render.
-    needs_reconfig: bool,
+    /// The engine it shares with the other templates of its configuration.
+    tera: Arc<Tera>,
+    parts: Parts,
     /// The size of the last output: the next render's buffer starts that large, instead of
     /// growing (and copying) its way up to a large file.
     last_len: AtomicUsize,
 }
 
 impl Template {
-    /// Reads and compiles a template file; its path is the name errors use.
+    /// Reads and compiles a template file on its own (an engine for it alone); its path is
+    /// the name errors use.
     pub fn load(path: &Path, pattern: &Pattern) -> Result<Template, TemplateError> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
-            file: name.clone(),
-            source,
-        })?;
-        compile(&name, &text, pattern)
+        let mut set = TemplateSet::default();
+        set.load(path, pattern)?;
+        Ok(set.finish().pop().expect("one template was added"))
     }
 
     /// Renders to text, held to `limits` (and stopped after `slice`, if given); the same
@@ -82,13 +205,16 @@ impl Template {
         limits: &RenderLimits,
         slice: Option<Duration>,
     ) -> Result<String, TemplateError> {
+        let parts = &self.parts;
         let snapshot = Arc::clone(input.snapshot);
-        let scope = scope::Scope::enter(Arc::clone(&snapshot));
+        let literals = Arc::clone(&parts.literals);
+        let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read, literals);
         let budget = limits::Budget::open(*limits, slice);
+        let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
         let context = self.context(input);
         let hint = self.last_len.load(Ordering::Relaxed);
         let mut output = limits::Output::new(hint + hint / 16, limits);
-        match self.tera.render_to(&self.name, &context, &mut output) {
+        match self.tera.render_to(&parts.key, &context, &mut output) {
             Ok(()) => {
                 let output = output.into_bytes();
                 self.last_len.store(output.len(), Ordering::Relaxed);
@@ -99,27 +225,31 @@ impl Template {
                 let exceeded = budget.exceeded();
                 // Tera gives no line: the marked twin fails at the same place, recording
                 // it — unless the render ran out of time, which a second run would too.
-                let located = self
+                let located = parts
                     .marked
                     .as_ref()
                     .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
                     .and_then(|marked| {
                         budget.restart();
-                        let mut twin = limits::Output::new(0, limits);
-                        let error = self.tera.render_to(marked, &context, &mut twin).err()?;
-                        Some((marked, error))
+                        let twin = twin(marked)?;
+                        let mut output = limits::Output::new(0, limits);
+                        twin.render_to(MARKED, &context, &mut output).err()
                     });
                 let line = located.as_ref().and_then(|_| scope.line());
                 if let Some(exceeded) = exceeded {
-                    return Err(TemplateError::limit(&self.name, line, exceeded));
+                    return Err(TemplateError::limit(&parts.name, line, exceeded));
                 }
                 let (rendered, error) = match &located {
-                    Some((marked, error)) => (*marked, error),
-                    None => (&self.name, &error),
+                    Some(error) => (MARKED, error),
+                    None => (parts.key.as_str(), &error),
                 };
                 let values = snapshot.iter().map(|(_, value)| value);
                 Err(TemplateError::render(
-                    &self.name, rendered, line, error, values,
+                    &parts.name,
+                    rendered,
+                    line,
+                    error,
+                    values,
                 ))
             }
         }
@@ -128,7 +258,7 @@ impl Template {
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
     fn context(&self, input: RenderInput<'_>) -> Context {
         let mut top = Map::new();
-        if self.needs_reconfig {
+        if self.parts.needs_reconfig {
             let mut reconfig = Map::new();
             reconfig.insert("data".into(), input.data.clone());
             reconfig.insert("altdata".into(), input.altdata.clone());
@@ -142,14 +272,27 @@ impl Template {
     }
 }
 
+/// The name of a marked twin in its engine.
+const MARKED: &str = "marked";
+
+/// An engine holding only the marked twin `source`, to find the line of a failure (the
+/// twin compiled as its template was, so it parses).
+fn twin(source: &str) -> Option<Tera> {
+    let mut tera = engine();
+    tera.add_raw_template(MARKED, source).ok()?;
+    limits::instrument(&mut tera);
+    Some(tera)
+}
+
 /// A Tera instance with autoescape off and reconfig's filters and functions, Ruby-compatible
-/// ones included; each template gets its own.
+/// ones included; the templates of a configuration share one.
 fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     filters::register(&mut tera);
     ruby::register(&mut tera, engine);
     confd::register(&mut tera);
+    gotmpl::register(&mut tera);
     scope::register(&mut tera);
     limits::register(&mut tera);
     tera
@@ -176,35 +319,10 @@ fn looks_like_ruby(text: &str, pattern: &Pattern) -> bool {
     false
 }
 
-/// Compiles template text; `name` is the file name errors use.
+/// Compiles one template on its own (an engine for it alone); `name` is the file name
+/// errors use. A configuration's templates share one engine ([`TemplateSet`]).
 pub fn compile(name: &str, text: &str, pattern: &Pattern) -> Result<Template, TemplateError> {
-    let mut tera = engine();
-    let mut sources = vec![];
-    let (marked, needs_reconfig) = if pattern.is_plain_tera() {
-        sources.push((name.to_string(), text.to_string()));
-        (None, erubis::names_reconfig(text))
-    } else {
-        let translation = erubis::translate(text, pattern);
-        tera.register_function(erubis::LITERAL_FN, translation.literals);
-        let marked = format!("{name} (marked)");
-        sources.push((name.to_string(), translation.source));
-        sources.push((marked.clone(), translation.marked));
-        (Some(marked), translation.names_reconfig)
-    };
-    tera.add_raw_templates(sources).map_err(|e| {
-        let error = TemplateError::syntax(name, &e);
-        if looks_like_ruby(text, pattern) {
-            error.pointing_to_migrate()
-        } else {
-            error
-        }
-    })?;
-    limits::instrument(&mut tera);
-    Ok(Template {
-        name: name.to_string(),
-        tera,
-        marked,
-        needs_reconfig,
-        last_len: AtomicUsize::new(0),
-    })
+    let mut set = TemplateSet::default();
+    set.add(name, text, pattern)?;
+    Ok(set.finish().pop().expect("one template was added"))
 }

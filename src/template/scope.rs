@@ -1,10 +1,12 @@
 //! Per-render state that template functions need but Tera 1 cannot pass them: the snapshot
-//! the confd-style functions read, and the original line the render has reached (recorded by
-//! the `__line` calls of a template's marked twin, which is rendered when a render fails).
+//! the confd-style functions read, the template's literal text (`__lit`, see `erubis`), and
+//! the original line the render has reached (recorded by the `__line` calls of a template's
+//! marked twin, which is rendered when a render fails).
 //!
-//! Tera registers functions once per `Tera` instance, yet a render runs synchronously on one
-//! thread; so a render opens a [`Scope`] on a thread-local stack for its duration. Renders of
-//! the same template on other threads have their own scopes, so nothing is serialized.
+//! Tera registers functions once per `Tera` instance — one for every template of a
+//! configuration — yet a render runs synchronously on one thread; so a render opens a
+//! [`Scope`] on a thread-local stack for its duration. Renders on other threads have their
+//! own scopes, so nothing is serialized.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,9 +21,15 @@ use crate::etcd::Snapshot;
 pub const LINE_FN: &str = "__line";
 /// Same, usable in a condition (`elif __line_if(n=4) or (...)`): it returns `false`.
 pub const LINE_IF_FN: &str = "__line_if";
+/// The internal function printing a chunk of the template's literal table.
+pub const LITERAL_FN: &str = "__lit";
 
 struct Frame {
     snapshot: Arc<Snapshot>,
+    /// The keys whose trees the snapshot holds.
+    read: Vec<String>,
+    /// The literal table of the template rendered.
+    literals: Arc<[String]>,
     line: Option<usize>,
 }
 
@@ -36,11 +44,14 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Opens the scope of a render reading `snapshot`.
-    pub fn enter(snapshot: Arc<Snapshot>) -> Scope {
+    /// Opens the scope of a render reading `snapshot`, which holds the trees of `read`, of
+    /// a template whose literal text is `literals`.
+    pub fn enter(snapshot: Arc<Snapshot>, read: &[&str], literals: Arc<[String]>) -> Scope {
         FRAMES.with(|f| {
             f.borrow_mut().push(Frame {
                 snapshot,
+                read: read.iter().map(|k| k.to_string()).collect(),
+                literals,
                 line: None,
             })
         });
@@ -66,6 +77,26 @@ pub fn with_snapshot<R>(read: impl FnOnce(&Snapshot) -> R) -> Option<R> {
     FRAMES.with(|f| f.borrow().last().map(|frame| read(&frame.snapshot)))
 }
 
+/// Why the current render has no value at `key` when `key` lies outside every tree it
+/// read: " (outside the entry's keys: /a, /b)"; empty otherwise.
+pub fn outside(key: &str) -> String {
+    FRAMES.with(|f| {
+        let frames = f.borrow();
+        let Some(frame) = frames.last() else {
+            return String::new();
+        };
+        if frame.read.is_empty() || frame.read.iter().any(|r| in_tree(r, key)) {
+            return String::new();
+        }
+        format!(" (outside the entry's keys: {})", frame.read.join(", "))
+    })
+}
+
+/// Whether `key` is `root` or below it.
+pub fn in_tree(root: &str, key: &str) -> bool {
+    crate::etcd::in_tree_bytes(root, key.as_bytes())
+}
+
 /// `__line(n=…)` / `__line_if(n=…)`: records line `n` in the current render.
 pub struct LineMark {
     /// What the call evaluates to: nothing for output, `false` for conditions.
@@ -87,8 +118,24 @@ impl tera::Function for LineMark {
     }
 }
 
-/// Registers `__line` and `__line_if`.
+/// `__lit(i=N)`: chunk N of the literal table of the template rendered.
+fn literal(args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let index = args
+        .get("i")
+        .and_then(Value::as_u64)
+        .and_then(|i| usize::try_from(i).ok());
+    FRAMES.with(|f| {
+        let frames = f.borrow();
+        index
+            .and_then(|i| frames.last()?.literals.get(i))
+            .map(|chunk| Value::String(chunk.clone()))
+            .ok_or_else(|| tera::Error::msg(format!("{LITERAL_FN}: no such literal")))
+    })
+}
+
+/// Registers `__line`, `__line_if` and `__lit`.
 pub fn register(tera: &mut tera::Tera) {
+    tera.register_function(LITERAL_FN, literal);
     tera.register_function(
         LINE_FN,
         LineMark {

@@ -400,7 +400,7 @@ mod tests {
     use super::*;
 
     fn tls() -> Result<ClientTls, TlsError> {
-        crate::etcd::ConnectArgs::default().client_tls()
+        crate::etcd::Connection::default().client_tls()
     }
 
     #[test]

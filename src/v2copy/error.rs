@@ -2,8 +2,8 @@
 //! URL is a usage error, anything else a failure.
 
 use super::api::V2Error;
-use crate::cli::{Exit, Fatal};
 use crate::etcd::EtcdError;
+use crate::exit::{Exit, Fatal};
 use crate::service::SignalError;
 
 /// Why the copy could not run or go on.

@@ -23,8 +23,8 @@ use super::api::{Event, V2Error, Watched, V2};
 use super::error::CopyError;
 use super::tree::{Changes, Tree};
 use super::write::{Patience, Writer};
-use crate::cli::Exit;
 use crate::etcd::{retry_until, EtcdError};
+use crate::exit::Exit;
 use crate::service::Signals;
 
 /// Copies every change under `prefix` from `index` on, `copied` being what v3 was given so

@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
-use crate::cli::Exit;
-use crate::etcd::{ConnectArgs, Etcd};
+use crate::etcd::{Connection, Etcd};
+use crate::exit::Exit;
 use api::V2;
 pub use error::CopyError;
 use tree::{Copied, Tree};
@@ -46,7 +46,7 @@ pub struct Source {
 
 /// Copies the tree, reads it back, prints one line per key that does not match and a
 /// summary, and then follows the changes when asked to (only after a copy that matches).
-pub async fn copy(source: &Source, connect: &ConnectArgs) -> Result<Exit, CopyError> {
+pub async fn copy(source: &Source, connect: &Connection) -> Result<Exit, CopyError> {
     let prefix = match source.prefix.trim_end_matches('/') {
         "" => "/",
         trimmed => trimmed,

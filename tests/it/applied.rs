@@ -373,3 +373,81 @@ async fn a_change_killed_before_its_post_swap_check_is_checked_after_the_restart
     daemon.signal(Signal::SIGTERM);
     daemon.wait_exit(LIMIT).await;
 }
+
+/// The daemon killed with SIGKILL at random moments while changes flow, restarted each time
+/// on the same state: at the end the target is the render of etcd's last value, and the
+/// last reload recorded is of that content — no change is stranded between a swap and its
+/// reload, whatever moment the kill came. `RECONFIG_KILL_SEED` replays a run.
+async fn kill_soak(rounds: usize) {
+    use rand::{Rng, SeedableRng};
+    let seed = std::env::var("RECONFIG_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    println!("kill soak seed {seed}, {rounds} rounds (RECONFIG_KILL_SEED={seed} replays it)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a.conf");
+    let reloads = dir.path().join("reloads");
+    // The hash of what each reload finds, after a pause: a kill often lands inside one.
+    let reload = format!(
+        "c=$(sha256sum < {} | cut -c1-64); sleep 0.02; echo $c >> {}",
+        q(&target),
+        q(&reloads)
+    );
+    let (json, _) = entry(dir.path(), &format!(r#","reloadcmd":"{reload}""#));
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    let mut args = args(&cfg, &etcd, &state);
+    args.extend(["--reload-interval".into(), "0".into()]);
+    etcd.put_all([("/a/v", "0")]).await;
+
+    let mut client = etcd.client().await;
+    let mut value = 0u64;
+    for round in 0..rounds {
+        let mut daemon = Daemon::start(&args, &dir.path().join(format!("log{round}")));
+        // Changes while it starts, syncs and follows, then a kill at a random moment.
+        let until = Instant::now() + Duration::from_millis(rng.random_range(0..400));
+        while Instant::now() < until {
+            value += 1;
+            client.put("/a/v", value.to_string(), None).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
+        }
+        daemon.signal(Signal::SIGKILL);
+        daemon.wait_exit(LIMIT).await;
+    }
+    // The last start: it must finish whatever the kills left.
+    let mut daemon = Daemon::start(&args, &dir.path().join("last"));
+    let expected = format!("/a/v={value}\n");
+    wait_for_content(&target, &expected, LIMIT, || daemon.log()).await;
+    assert!(
+        eventually(LIMIT, || lines(&reloads).last() == Some(&sha256(&expected))).await,
+        "the last content was never reloaded: {:?}\n{}",
+        lines(&reloads).last(),
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+    assert_eq!(lines(&reloads).last(), Some(&sha256(&expected)));
+    println!(
+        "{rounds} kills, {value} changes, {} reloads; target and last reload right",
+        lines(&reloads).len()
+    );
+}
+
+#[tokio::test]
+async fn kills_at_random_moments_strand_no_change() {
+    kill_soak(5).await;
+}
+
+/// `RECONFIG_SOAK_ROUNDS` kills (default 200).
+#[tokio::test]
+#[ignore]
+async fn soak_kills_at_random_moments() {
+    let rounds = std::env::var("RECONFIG_SOAK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    kill_soak(rounds).await;
+}

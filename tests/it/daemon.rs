@@ -40,24 +40,76 @@ fn daemon_args(cfg: &Path, etcd: &EtcdServer) -> Vec<String> {
     ]
 }
 
+/// The daemon run inside this process, as a program embedding the library would: its
+/// settings parsed from the command line `args`, stopped by sending on the returned sender
+/// (as SIGTERM would), its result from the returned task.
+fn in_process(
+    args: &[String],
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<reconfig::Exit, String>>,
+) {
+    use clap::Parser;
+    let argv = std::iter::once("reconfig".to_string()).chain(args.iter().cloned());
+    let settings = reconfig::Cli::try_parse_from(argv)
+        .unwrap()
+        .run
+        .daemon_settings();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let run = tokio::spawn(async move {
+        reconfig::run_daemon(&settings, || false, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    (stop, run)
+}
+
 #[tokio::test]
-async fn update_reaches_target_and_sigterm_exits_0() {
+async fn in_process_an_update_reaches_the_target_and_a_shutdown_ends_the_run() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (json, target) = tree_entry(dir.path(), "a", "/a", "");
     let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE_TMPL)]);
     etcd.put_all([("/a/1", "one")]).await;
-    let mut daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
-    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
-
+    let (stop, run) = in_process(&daemon_args(&cfg, &etcd));
+    wait_for_content(&target, "/a/1=one\n", LIMIT, String::new).await;
     etcd.put_all([("/a/2", "two")]).await;
-    wait_for_content(&target, "/a/1=one\n/a/2=two\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&target, "/a/1=one\n/a/2=two\n", LIMIT, String::new).await;
     let mut client = etcd.client().await;
     client.delete("/a/1", None).await.unwrap();
-    wait_for_content(&target, "/a/2=two\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&target, "/a/2=two\n", LIMIT, String::new).await;
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert_eq!(ended, Ok(reconfig::Exit::Ok));
+}
 
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+#[tokio::test]
+async fn in_process_a_shutdown_runs_the_reload_waiting_for_its_interval() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, target) = tree_entry(dir.path(), "w", "/w", "");
+    let cfg = cfgdir(dir.path(), &[("w", json)], &[("tree.tmpl", TREE_TMPL)]);
+    etcd.put_all([("/w/k", "0")]).await;
+    // An interval far longer than the test: only the stop can run the second reload.
+    let mut args = daemon_args(&cfg, &etcd);
+    args.extend(["--reload-interval".into(), "1h".into()]);
+    let (stop, run) = in_process(&args);
+    wait_for_content(&target, "/w/k=0\n", LIMIT, String::new).await;
+    assert!(eventually(LIMIT, || reloads(dir.path(), "w") == 1).await);
+    etcd.put_all([("/w/k", "1")]).await;
+    wait_for_content(&target, "/w/k=1\n", LIMIT, String::new).await;
+    assert_eq!(reloads(dir.path(), "w"), 1, "held back by the interval");
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(LIMIT, run).await.unwrap().unwrap();
+    assert_eq!(ended, Ok(reconfig::Exit::Ok));
+    assert_eq!(
+        reloads(dir.path(), "w"),
+        2,
+        "the waiting reload ran before the end"
+    );
 }
 
 /// Wall-clock nanoseconds, comparable with `date +%s%N` in the reload commands.
@@ -453,4 +505,78 @@ async fn notreally_daemon_prints_diffs_and_writes_nothing() {
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "/n/k=old\n");
     assert_eq!(reloads(dir.path(), "n"), 0);
+}
+
+#[tokio::test]
+async fn an_entry_with_several_keys_renders_on_a_change_under_any_at_one_revision() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("k.conf");
+    let json = format!(
+        r#"{{"id":"k","prefix":"/p","keys":["/a","/b"],"recursive":true,"source":"k.tmpl",
+            "target":"{}"}}"#,
+        target.display()
+    );
+    let tmpl = "<% for k, v in data %><%= k %>=<%= v %>\n<% endfor %>\
+                b=<%= getvs(pattern=\"/p/b/*\") | join(sep=\",\") %>\n";
+    let cfg = cfgdir(dir.path(), &[("k", json)], &[("k.tmpl", tmpl)]);
+    etcd.put_all([("/p/a/1", "one"), ("/p/b/1", "x"), ("/other/1", "o")])
+        .await;
+    let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log"));
+    wait_for_content(&target, "/p/a/1=one\nb=x\n", LIMIT, || daemon.log()).await;
+    let renders = || {
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("[k] ") && (l.contains("updated") || l.contains("unchanged")))
+            .map(|l| {
+                let (_, revision) = l.rsplit_once("(revision ").unwrap();
+                revision.trim_end_matches(')').parse::<i64>().unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // A change under the second key alone re-renders.
+    etcd.put_all([("/p/b/2", "y")]).await;
+    wait_for_content(&target, "/p/a/1=one\nb=x,y\n", LIMIT, || daemon.log()).await;
+
+    // One transaction over both keys (and a key the entry does not read) is one render,
+    // which sees all of it.
+    let mut client = etcd.client().await;
+    let txn = client
+        .txn(Txn::new().and_then([
+            TxnOp::put("/p/a/2", "two", None),
+            TxnOp::put("/p/b/3", "z", None),
+            TxnOp::put("/other/2", "o", None),
+        ]))
+        .await
+        .unwrap();
+    let revision = txn.header().unwrap().revision();
+    wait_for_content(&target, "/p/a/1=one\n/p/a/2=two\nb=x,y,z\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    assert!(eventually(LIMIT, || renders().contains(&revision)).await);
+    // A later change under the first key marks the end: every render before it is logged.
+    let last = client.put("/p/a/3", "three", None).await.unwrap();
+    let last = last.header().unwrap().revision();
+    assert!(eventually(LIMIT, || renders().last() == Some(&last)).await);
+    let seen = renders();
+    assert_eq!(
+        seen.iter().filter(|&&r| r == revision).count(),
+        1,
+        "the transaction rendered once: {seen:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        seen.len(),
+        4,
+        "start, /p/b/2, the transaction, /p/a/3: {seen:?}"
+    );
+    // Changes outside the entry's keys render nothing.
+    client.put("/other/3", "o", None).await.unwrap();
+    let marker = client.put("/p/b/4", "w", None).await.unwrap();
+    let marker = marker.header().unwrap().revision();
+    assert!(eventually(LIMIT, || renders().last() == Some(&marker)).await);
+    assert_eq!(renders().len(), 5, "{}", daemon.log());
 }

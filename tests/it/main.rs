@@ -33,6 +33,7 @@ mod etcd_util;
 mod faults;
 mod hostile;
 mod migrate;
+mod migrate_confd;
 mod nginx_e2e;
 mod onetime;
 mod ops;

@@ -196,6 +196,8 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
         altdata,
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
+        prefix: None,
+        read: &[],
     };
     match template.render(input, &Default::default(), None) {
         Ok(text) => Rendered::Output(text),
@@ -462,27 +464,24 @@ fn usage_errors_exit_2() {
 }
 
 /// The user `nobody`'s uid and gid, to own files root does not.
-fn nobody() -> (u32, u32) {
+pub(crate) fn nobody() -> (u32, u32) {
     let user = nix::unistd::User::from_name("nobody")
         .unwrap()
         .expect("user nobody exists");
     (user.uid.as_raw(), user.gid.as_raw())
 }
 
-fn chmod(path: &Path, mode: u32) {
+pub(crate) fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn mode_of(path: &Path) -> u32 {
+pub(crate) fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
 
-/// A reconfig.rb configuration in `root/cfg` holding what an attacker or a careless
-/// operator leaves there, and the files outside it those links point to (`root/outside`):
-/// `templates/dirlink` to a directory holding a 0600 `id_rsa`, `templates/shadowlink` and
-/// `conf.d/evil.json` to a secret, `templates/sub/up` back to `templates/` (a loop), beside
-/// a 0600 template of nobody's and a 0640 one in a 0750 directory, in a 0750 `cfg`.
-fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
+/// `root/outside`, what links planted in a configuration directory point to: a directory
+/// `secret` holding a 0600 `id_rsa`, and a 0640 `shadow`.
+pub(crate) fn secrets_outside(root: &Path) -> PathBuf {
     let outside = root.join("outside");
     fs::create_dir_all(outside.join("secret")).unwrap();
     fs::write(
@@ -497,7 +496,16 @@ fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     chmod(&outside.join("shadow"), 0o640);
+    outside
+}
 
+/// A reconfig.rb configuration in `root/cfg` holding what an attacker or a careless
+/// operator leaves there, and the files outside it those links point to (`root/outside`):
+/// `templates/dirlink` to a directory holding a 0600 `id_rsa`, `templates/shadowlink` and
+/// `conf.d/evil.json` to a secret, `templates/sub/up` back to `templates/` (a loop), beside
+/// a 0600 template of nobody's and a 0640 one in a 0750 directory, in a 0750 `cfg`.
+fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
+    let outside = secrets_outside(root);
     let cfg = root.join("cfg");
     fs::create_dir_all(cfg.join("conf.d")).unwrap();
     fs::create_dir_all(cfg.join("templates/sub")).unwrap();
@@ -526,15 +534,22 @@ fn hostile_config(root: &Path) -> (PathBuf, PathBuf) {
     (cfg, outside)
 }
 
-/// Asserts the report has one line for each link, naming it, and that the links are still
-/// what they were.
+/// Asserts the report has one line for each link `hostile_config` planted, naming it, and
+/// that the links are still what they were.
 fn assert_links_refused(cfg: &Path, report: &str) {
-    for link in [
+    let links = [
         "conf.d/evil.json",
         "templates/dirlink",
         "templates/shadowlink",
         "templates/sub/up",
-    ] {
+    ];
+    assert_links_reported(cfg, &links, report);
+}
+
+/// Asserts the report has one line for each of `links` (paths in `cfg`), naming it, and
+/// that they are still links.
+pub(crate) fn assert_links_reported(cfg: &Path, links: &[&str], report: &str) {
+    for link in links {
         let path = cfg.join(link);
         let lines: Vec<&str> = report
             .lines()
@@ -629,10 +644,16 @@ fn out_copies_only_real_files_with_their_modes_and_owners() {
 fn out_is_written_only_into_a_new_or_empty_directory_of_ones_own() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, _) = hostile_config(dir.path());
-    let cfg = cfg.to_str().unwrap();
-    let victim = dir.path().join("victim");
+    assert_out_refused(dir.path(), &["--cfgdir", cfg.to_str().unwrap()]);
+}
+
+/// Runs `reconfig migrate ARGS --out OUT` for each `OUT` under `dir` that migrate must not
+/// write into (a link planted in it, a link, a file, another user's): exit 2, one line
+/// naming `OUT` and the reason, nothing written anywhere under `dir`.
+pub(crate) fn assert_out_refused(dir: &Path, args: &[&str]) {
+    let victim = dir.join("victim");
     fs::write(&victim, "precious\n").unwrap();
-    let elsewhere = dir.path().join("elsewhere");
+    let elsewhere = dir.join("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
 
     // Each OUT, set up as a careless operator or another user left it, and what the one
@@ -684,17 +705,17 @@ fn out_is_written_only_into_a_new_or_empty_directory_of_ones_own() {
         ),
     ];
     for (i, (what, set_up, reason)) in cases.iter().enumerate() {
-        let out = dir.path().join(format!("out{i}"));
+        let out = dir.join(format!("out{i}"));
         set_up(&out);
-        let before = tree_state(dir.path());
-        let (code, report, log) =
-            migrate_logged(&["--cfgdir", cfg, "--out", out.to_str().unwrap()]);
+        let before = tree_state(dir);
+        let argv = [args, &["--out", out.to_str().unwrap()]].concat();
+        let (code, report, log) = migrate_logged(&argv);
         assert_eq!(code, 2, "{what}: {report}{log}");
         assert_eq!(report, "", "{what}");
         let line = format!("--out {}: {reason}", out.display());
         assert!(log.contains(&line), "{what}: {log}");
         assert_eq!(log.trim_end().lines().count(), 1, "{what}: {log}");
-        assert_eq!(tree_state(dir.path()), before, "{what}: nothing written");
+        assert_eq!(tree_state(dir), before, "{what}: nothing written");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         assert!(names(&elsewhere).is_empty(), "{what}");
     }
@@ -739,6 +760,8 @@ fn string_filters_match_ruby_on_every_character() {
         altdata: json!({}),
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),
+        prefix: None,
+        read: &[],
     };
     // 80,000 characters through six filters: longer than the default time limit in a
     // debug build.

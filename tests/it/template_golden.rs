@@ -93,6 +93,8 @@ impl Input {
                 altdata: self.altdata.clone(),
                 watched: &self.watched,
                 snapshot: &self.snapshot,
+                prefix: None,
+                read: &[],
             },
             &Default::default(),
             None,

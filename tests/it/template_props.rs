@@ -62,6 +62,8 @@ fn render(pattern: &Pattern, text: &str, data: &Value) -> String {
                 altdata: json!({}),
                 watched: "/k",
                 snapshot: &Arc::new(Snapshot::default()),
+                prefix: None,
+                read: &[],
             },
             &Default::default(),
             None,

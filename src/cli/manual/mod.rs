@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, roman, Inline, Roff};
 use clap_mangen::Man;
+use fsx::Perms;
 
-use super::{Exit, Fatal};
-use crate::fsx::{self, Perms};
+use crate::exit::{Exit, Fatal};
 
 /// An environment variable and what it does, for a page's ENVIRONMENT section.
 pub type EnvVar = (&'static str, &'static str);

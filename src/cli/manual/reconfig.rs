@@ -7,7 +7,7 @@ use clap_complete::Shell;
 
 use super::{completion_script, EnvVar, Manual, PageNotes};
 use crate::cli::args::Cli;
-use crate::etcd::CONNECT_ENVIRONMENT;
+use crate::cli::connect::CONNECT_ENVIRONMENT;
 
 /// The pages of the companion program, listed on every page.
 const RELATED: &[&str] = &["etcd-util"];
@@ -142,18 +142,19 @@ fn notes(subcommand: Option<&str>) -> PageNotes {
             exit_status: &[
                 (
                     "0",
-                    "Every template was converted; with --data-from-v2, every key copied \
+                    "Everything was converted; with --data-from-v2, every key copied \
                      matches (with --follow: stopped by SIGINT or SIGTERM).",
                 ),
                 (
                     "1",
-                    "A template needs a person: the report says which tag; with \
-                     --data-from-v2, a key does not match or was refused.",
+                    "A template, entry or file needs a person: the report says which and \
+                     where; with --data-from-v2, a key does not match or was refused.",
                 ),
                 (
                     "2",
                     "Usage error, or the migration could not run at all (an unreadable \
-                     configuration, an output that cannot be written).",
+                     configuration, an output that cannot be written, a file changed while \
+                     read).",
                 ),
             ],
             environment: &[CONNECT_ENVIRONMENT, LOG_ENVIRONMENT],

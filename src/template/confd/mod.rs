@@ -77,7 +77,10 @@ fn getv(args: &HashMap<String, Value>) -> tera::Result<Value> {
     with_snapshot(&a, |s| match (s.get(key), default) {
         (Some(raw), _) => text(&a, key, raw).map(Value::String),
         (None, Some(default)) => Ok(Value::String(default.to_string())),
-        (None, None) => Err(a.error(format!("key {key} not found (and no default)"))),
+        (None, None) => Err(a.error(format!(
+            "key {key} not found (and no default){}",
+            scope::outside(key)
+        ))),
     })
 }
 

@@ -157,6 +157,8 @@ mod tests {
             altdata: json!({}),
             watched: "/w",
             snapshot: &Arc::new(Snapshot::default()),
+            prefix: None,
+            read: &[],
         };
         t.render(input, &Default::default(), None).unwrap()
     }

@@ -46,9 +46,6 @@ pub fn with_default(text: &[u8], entry: &Value) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-    use std::time::Duration;
-
     use super::*;
 
     fn splayed(text: &str) -> Option<String> {
@@ -78,22 +75,5 @@ mod tests {
         assert_eq!(splayed(r#"{"reloadcmd": "r", "splay": null}"#), None);
         assert_eq!(splayed(r#"{"reloadcmd": null}"#), None);
         assert_eq!(splayed(r#"{"key": "/k"}"#), None);
-    }
-
-    /// What is written is what reconfig reads: an entry whose reloads wait up to 10 s.
-    #[test]
-    fn reconfig_reads_the_written_splay_as_ten_seconds() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t"), "x").unwrap();
-        for text in [
-            "{\n  \"key\": \"/k\",\n  \"source\": \"t\",\n  \"target\": \"/tmp/x\",\n  \"reloadcmd\": \"r\"\n}",
-            r#"{"key":"/k","source":"t","target":"/tmp/x","reloadcmd":"r"}"#,
-        ] {
-            let text = splayed(text).unwrap();
-            let file = Path::new("conf.d/x.json");
-            let templates = crate::config::TemplateDir::open(dir.path()).unwrap();
-            let entry = crate::config::parse_entry(file, &text, &templates, "").unwrap();
-            assert_eq!(entry.splay, Duration::from_secs(10), "{text}");
-        }
     }
 }

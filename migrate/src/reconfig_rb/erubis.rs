@@ -3,7 +3,7 @@
 //! a statement or comment tag stood alone on its line (then Erubis printed nothing of the
 //! line). The converter keeps everything else of the file as it is.
 
-use crate::config::Pattern;
+use crate::Delimiters;
 
 /// What a tag is, by the indicator after the opening delimiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct Tag {
 }
 
 /// Every tag of `text`, in order.
-pub fn tags(text: &str, pattern: &Pattern) -> Vec<Tag> {
+pub fn tags(text: &str, pattern: &Delimiters) -> Vec<Tag> {
     let mut out = vec![];
     let mut pos = 0;
     let mut is_bol = true;
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     fn kinds(text: &str) -> Vec<(Kind, String, bool)> {
-        tags(text, &Pattern::default())
+        tags(text, &Delimiters::default())
             .into_iter()
             .map(|t| (t.kind, t.code, t.alone))
             .collect()
@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn alternate_pattern_and_unclosed_open() {
-        let p = Pattern::parse("#% %#").unwrap();
+        let p = Delimiters {
+            open: "#%".into(),
+            close: "%#".into(),
+        };
         let t = tags("#% x %#\n#%= y %# #% z", &p);
         assert_eq!(t.len(), 2);
         assert!(t[0].alone);

@@ -1,9 +1,11 @@
-//! Careful file writes, the last step of the data path, for the targets (`apply`) and the
-//! mirrored files (`dispense`) alike: a new file is created exclusively with its final mode
-//! and owner before its first byte (a secret is never readable by anyone it should not be,
-//! not even for a moment), written, synced; a fresh random name is found without ever
-//! opening an existing file; renames and removals are made durable by syncing the
-//! directory. This is the one place reconfig creates files.
+//! Careful file writes, the last step of the data path, for reconfig's targets (`apply`)
+//! and mirrored files (`dispense`) and for what its migrator (`reconfig-migrate`) writes
+//! alike: a new file is created exclusively with its final mode and owner before its first
+//! byte (a secret is never readable by anyone it should not be, not even for a moment),
+//! written, synced; a fresh random name is found without ever opening an existing file;
+//! renames and removals are made durable by syncing the directory. This is the one place
+//! reconfig and its migrator create files; a crate of its own so that both can use it
+//! (the migrator cannot depend on reconfig, which depends on it).
 
 use std::ffi::OsStr;
 use std::fs::{File, Permissions};

@@ -9,7 +9,7 @@ use super::emit::{Emitter, Item};
 use super::erubis::{self, Kind, Tag};
 use super::types::Ty;
 use super::{lexer, parser};
-use crate::config::Pattern;
+use crate::Delimiters;
 
 /// A converted template, and what could not be converted (by original line).
 pub struct Converted {
@@ -23,7 +23,7 @@ pub struct Converted {
 
 /// Converts `text`, whose tags use `pattern`; `recursive` is whether every entry using the
 /// template reads a whole tree (then `data` is known to be a Hash).
-pub fn convert(text: &str, pattern: &Pattern, recursive: bool) -> Converted {
+pub fn convert(text: &str, pattern: &Delimiters, recursive: bool) -> Converted {
     let data = if recursive {
         Ty::Hash(Box::new(Ty::Str))
     } else {
@@ -235,7 +235,7 @@ mod tests {
     use super::*;
 
     fn conv(text: &str) -> (String, usize) {
-        let c = convert(text, &Pattern::default(), true);
+        let c = convert(text, &Delimiters::default(), true);
         (c.text, c.problems.len())
     }
 
@@ -264,7 +264,7 @@ mod tests {
     fn unconverted_tags_keep_their_ruby_and_their_end() {
         let c = convert(
             "<% x.each_slice(2) do |a| %>\n<%= a %>\n<% end %>\n<%= @reconfig[\"watched\"] %>\n",
-            &Pattern::default(),
+            &Delimiters::default(),
             true,
         );
         assert_eq!(c.problems.len(), 1);
@@ -279,12 +279,16 @@ mod tests {
     fn crlf_printed_as_text_is_reported() {
         let c = convert(
             "<% if true %>\r\nx\r\n<% end %>\r\n",
-            &Pattern::default(),
+            &Delimiters::default(),
             true,
         );
         assert_eq!((c.problems.len(), c.notes.len()), (0, 1));
         assert_eq!(c.notes[0].line, 2);
-        let c = convert("<% if true %>\r\n<% end %>\r\n", &Pattern::default(), true);
+        let c = convert(
+            "<% if true %>\r\n<% end %>\r\n",
+            &Delimiters::default(),
+            true,
+        );
         assert!(c.notes.is_empty(), "trimmed lines print nothing");
     }
 

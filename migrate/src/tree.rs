@@ -1,5 +1,6 @@
 //! The configuration directory as migrate reads it: every regular file below `conf.d/`
-//! and `templates/`, with its bytes, mode and owner, walked with directory descriptors and
+//! and `templates/` (and the few files a front end names at the top, such as confd's
+//! `confd.toml`), with its bytes, mode and owner, walked with directory descriptors and
 //! opened without following a link (`O_NOFOLLOW`, `O_DIRECTORY`). A link is never
 //! followed — it can neither lead out of the directory nor round in a loop — and neither a
 //! link nor a FIFO, socket or device is opened: each is listed as skipped, with the reason.
@@ -9,7 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use nix::dir::Dir;
@@ -17,17 +18,17 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 
-use super::MigrateError;
+use crate::MigrateError;
 
 /// How a directory is opened: never through a link.
-pub(super) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+pub(crate) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
 /// What kind of thing a file is, its mode bits, owner and group, and which file it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Meta {
+pub(crate) struct Meta {
     /// The file type bits (`S_IFMT`).
     pub kind: SFlag,
     /// Mode bits, set-id bits included.
@@ -54,7 +55,7 @@ impl From<FileStat> for Meta {
 
 /// `name` in the directory open as `dir`, as it is: a link is described, not followed.
 /// `None` when nothing is there.
-pub(super) fn look(dir: &impl std::os::fd::AsFd, name: &Path) -> nix::Result<Option<Meta>> {
+pub(crate) fn look(dir: &impl std::os::fd::AsFd, name: &Path) -> nix::Result<Option<Meta>> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) => Ok(Some(stat.into())),
         Err(Errno::ENOENT) => Ok(None),
@@ -63,7 +64,7 @@ pub(super) fn look(dir: &impl std::os::fd::AsFd, name: &Path) -> nix::Result<Opt
 }
 
 /// One regular file found.
-pub(super) struct Found {
+pub(crate) struct Found {
     /// Its path below the walked directory.
     pub rel: PathBuf,
     /// The directory holding it, open.
@@ -82,7 +83,7 @@ impl Found {
 }
 
 /// Something below the walked directory left alone, and why.
-pub(super) struct Skipped {
+pub(crate) struct Skipped {
     /// Its path below the walked directory.
     pub rel: PathBuf,
     /// Why it was not read.
@@ -90,7 +91,7 @@ pub(super) struct Skipped {
 }
 
 /// A directory's contents, walked.
-pub(super) struct Tree {
+pub(crate) struct Tree {
     /// Where it is.
     pub path: PathBuf,
     /// Every directory in it (`""` for itself) with its mode and owner.
@@ -101,10 +102,26 @@ pub(super) struct Tree {
     pub skipped: Vec<Skipped>,
 }
 
+impl Tree {
+    /// The regular file at `rel` (`.` parts aside), when one was read there.
+    pub fn find(&self, rel: &Path) -> Option<&Found> {
+        let rel: PathBuf = rel
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        self.files.iter().find(|f| f.rel == rel)
+    }
+
+    /// The mode and owner of the walked directory itself.
+    pub fn meta(&self) -> &Meta {
+        &self.dirs[Path::new("")]
+    }
+}
+
 /// The configuration directory, read.
-pub(super) struct Config {
-    /// The mode and owner of the directory itself.
-    pub meta: Meta,
+pub(crate) struct Config {
+    /// The directory itself: its mode and owner, and the files named at the top.
+    pub top: Tree,
     /// `conf.d/`.
     pub confd: Tree,
     /// `templates/`.
@@ -112,18 +129,39 @@ pub(super) struct Config {
 }
 
 /// Reads `conf.d/` and `templates/` of `cfgdir` (itself found as the kernel finds it: it
-/// is the operator's choice), neither of which may be a link.
-pub(super) fn read_config(cfgdir: &Path) -> Result<Config, MigrateError> {
-    let not_config = || MigrateError::NotAConfigDir(cfgdir.to_path_buf());
-    let root = match nix::fcntl::open(cfgdir, DIR_FLAGS - OFlag::O_NOFOLLOW, Mode::empty()) {
-        Ok(fd) => fd,
+/// is the operator's choice), neither of which may be a link, and the files `top_files`
+/// at its top, when there. `tool` names whose layout it should have.
+pub(crate) fn read_config(
+    cfgdir: &Path,
+    tool: &'static str,
+    top_files: &[&str],
+) -> Result<Config, MigrateError> {
+    let not_config = || MigrateError::NotAConfigDir {
+        path: cfgdir.to_path_buf(),
+        tool,
+    };
+    let root = match Dir::open(cfgdir, DIR_FLAGS - OFlag::O_NOFOLLOW, Mode::empty()) {
+        Ok(dir) => Rc::new(dir),
         Err(Errno::ENOENT | Errno::ENOTDIR) => return Err(not_config()),
         Err(e) => return Err(read_error(cfgdir, e)),
     };
-    let meta = fstat(&root).map_err(|e| read_error(cfgdir, e))?.into();
-    let top = |name: &str| -> Result<Tree, MigrateError> {
+    let meta = fstat(&*root).map_err(|e| read_error(cfgdir, e))?.into();
+    let mut top = Tree {
+        path: cfgdir.to_path_buf(),
+        dirs: BTreeMap::from([(PathBuf::new(), meta)]),
+        files: vec![],
+        skipped: vec![],
+    };
+    for name in top_files {
+        let name = OsStr::new(name);
+        let full = cfgdir.join(name);
+        if let Some(meta) = look(&*root, Path::new(name)).map_err(|e| read_error(&full, e))? {
+            add(&mut top, &root, name.into(), name, meta)?;
+        }
+    }
+    let top_dir = |name: &str| -> Result<Tree, MigrateError> {
         let path = cfgdir.join(name);
-        match look(&root, Path::new(name)).map_err(|e| read_error(&path, e))? {
+        match look(&*root, Path::new(name)).map_err(|e| read_error(&path, e))? {
             Some(Meta {
                 kind: SFlag::S_IFLNK,
                 ..
@@ -132,7 +170,7 @@ pub(super) fn read_config(cfgdir: &Path) -> Result<Config, MigrateError> {
                 kind: SFlag::S_IFDIR,
                 ..
             }) => {
-                let dir = Dir::openat(&root, name, DIR_FLAGS, Mode::empty())
+                let dir = Dir::openat(&*root, name, DIR_FLAGS, Mode::empty())
                     .map_err(|e| read_error(&path, e))?;
                 walk(path, dir)
             }
@@ -140,9 +178,9 @@ pub(super) fn read_config(cfgdir: &Path) -> Result<Config, MigrateError> {
         }
     };
     Ok(Config {
-        meta,
-        confd: top("conf.d")?,
-        templates: top("templates")?,
+        confd: top_dir("conf.d")?,
+        templates: top_dir("templates")?,
+        top,
     })
 }
 
@@ -166,49 +204,63 @@ fn walk(path: PathBuf, root: Dir) -> Result<Tree, MigrateError> {
             let Some(meta) = look(&*dir, Path::new(&name)).map_err(error)? else {
                 continue;
             };
-            match meta.kind {
-                SFlag::S_IFDIR => {
-                    let sub = Dir::openat(&*dir, name.as_os_str(), DIR_FLAGS, Mode::empty())
-                        .map_err(error)?;
-                    let opened = Meta::from(fstat(&sub).map_err(error)?);
-                    same(&full, &meta, &opened)?;
-                    tree.dirs.insert(rel.clone(), opened);
-                    pending.push((rel, sub));
-                }
-                SFlag::S_IFREG => {
-                    let (bytes, opened) = read_file(&dir, &name, &full)?;
-                    same(&full, &meta, &opened)?;
-                    tree.files.push(Found {
-                        rel,
-                        dir: Rc::clone(&dir),
-                        bytes,
-                        meta: opened,
-                    });
-                }
-                SFlag::S_IFLNK => {
-                    let to = readlinkat(&*dir, name.as_os_str()).map_err(error)?;
-                    tree.skipped.push(Skipped {
-                        rel,
-                        reason: format!(
-                            "a symbolic link to {to:?}: not followed, neither converted nor \
-                             copied (migrate reads only the regular files inside the \
-                             configuration directory)"
-                        ),
-                    });
-                }
-                kind => tree.skipped.push(Skipped {
-                    rel,
-                    reason: format!(
-                        "{}, not a regular file: neither converted nor copied",
-                        kind_name(kind)
-                    ),
-                }),
+            if meta.kind == SFlag::S_IFDIR {
+                let sub = Dir::openat(&*dir, name.as_os_str(), DIR_FLAGS, Mode::empty())
+                    .map_err(error)?;
+                let opened = Meta::from(fstat(&sub).map_err(error)?);
+                same(&full, &meta, &opened)?;
+                tree.dirs.insert(rel.clone(), opened);
+                pending.push((rel, sub));
+            } else {
+                add(&mut tree, &dir, rel, &name, meta)?;
             }
         }
     }
     tree.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     tree.skipped.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(tree)
+}
+
+/// Adds `name` in `dir` (at `rel` in `tree`), found to be `meta`: a regular file is read,
+/// anything else listed as skipped (a directory is walked instead, where walking).
+fn add(
+    tree: &mut Tree,
+    dir: &Rc<Dir>,
+    rel: PathBuf,
+    name: &OsStr,
+    meta: Meta,
+) -> Result<(), MigrateError> {
+    let full = tree.path.join(&rel);
+    match meta.kind {
+        SFlag::S_IFREG => {
+            let (bytes, opened) = read_file(dir, name, &full)?;
+            same(&full, &meta, &opened)?;
+            tree.files.push(Found {
+                rel,
+                dir: Rc::clone(dir),
+                bytes,
+                meta: opened,
+            });
+        }
+        SFlag::S_IFLNK => {
+            let to = readlinkat(&**dir, name).map_err(|e| read_error(&full, e))?;
+            tree.skipped.push(Skipped {
+                rel,
+                reason: format!(
+                    "a symbolic link to {to:?}: not followed, neither converted nor copied \
+                     (migrate reads only the regular files inside the configuration directory)"
+                ),
+            });
+        }
+        kind => tree.skipped.push(Skipped {
+            rel,
+            reason: format!(
+                "{}, not a regular file: neither converted nor copied",
+                kind_name(kind)
+            ),
+        }),
+    }
+    Ok(())
 }
 
 /// The names in `dir`, without `.` and `..`.
@@ -249,9 +301,10 @@ fn same(full: &Path, looked: &Meta, opened: &Meta) -> Result<(), MigrateError> {
     }
 }
 
-/// What a file that is neither a directory, a regular file nor a link is.
+/// What a file that is neither a regular file nor a link is.
 fn kind_name(kind: SFlag) -> &'static str {
     match kind {
+        SFlag::S_IFDIR => "a directory",
         SFlag::S_IFIFO => "a FIFO",
         SFlag::S_IFSOCK => "a socket",
         SFlag::S_IFCHR => "a character device",
@@ -261,7 +314,7 @@ fn kind_name(kind: SFlag) -> &'static str {
 }
 
 /// A read error of `path`.
-pub(super) fn read_error(path: &Path, errno: Errno) -> MigrateError {
+pub(crate) fn read_error(path: &Path, errno: Errno) -> MigrateError {
     MigrateError::Read {
         path: path.to_path_buf(),
         source: io::Error::from(errno),
