@@ -10,6 +10,8 @@
 //!   reload — through the `fsx` crate (`reconfig-fsx`), the one place files are created.
 //! - `pipeline`: one entry's step (read → render → apply), `--onetime` and `reconfig render`.
 //! - `daemon`: every change followed into the targets until told to stop.
+//! - `rollout`: a change of an entry with a `rollout` object reaching the nodes of its group
+//!   a few at a time, coordinated through etcd.
 //!
 //! Beside them: `dispense` (an etcd prefix mirrored into a directory), `migrate`
 //! (reconfig.rb's or confd's configuration converted by the `reconfig-migrate` crate,
@@ -29,6 +31,7 @@ mod exit;
 mod fdlimit;
 mod migrate;
 mod pipeline;
+mod rollout;
 mod service;
 mod state;
 mod template;
@@ -38,7 +41,7 @@ pub use clap_complete::Shell;
 pub use cli::{
     completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
     Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
-    MigrateFrom, PageNotes, RunArgs, CONNECT_ENVIRONMENT,
+    MigrateFrom, PageNotes, RolloutArgs, RolloutCommand, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};
@@ -52,6 +55,7 @@ pub use pipeline::{
     StatusError, StatusSettings,
 };
 pub use reconfig_migrate::{Conversion, Destination, MigrateError, Report};
+pub use rollout::{rollout_status, RolloutStatusError, RolloutStatusSettings};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
 pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError, TemplateSet};
 pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reconfig::{Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError};
+use reconfig::{
+    Cli, Command, Exit, Fatal, ManArgs, ManualError, MigrateArgs, MigrateError, RolloutCommand,
+};
 
 fn main() -> ExitCode {
     if let Some(answer) = reconfig::confd_flag(std::env::args_os()) {
@@ -25,6 +27,14 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);
             report(reconfig::status(&args.settings()))
+        }
+        Some(Command::Rollout(args)) => {
+            reconfig::init_logging(false, reconfig::LogFormat::Text);
+            match &args.command {
+                RolloutCommand::Status(args) => {
+                    report(runtime().block_on(reconfig::rollout_status(&args.settings())))
+                }
+            }
         }
         Some(Command::Migrate(args)) => {
             reconfig::init_logging(false, reconfig::LogFormat::Text);

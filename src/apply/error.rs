@@ -168,4 +168,37 @@ pub enum ApplyError {
         /// How the reload failed.
         source: CommandError,
     },
+    /// A rolled-out change failed after its swap (its reload or its health check): the
+    /// previous content was put back and the service reloaded with it.
+    #[error("{}: {source} after the swap; {restored} and reloaded", .target.display())]
+    Unhealthy {
+        /// The entry's target.
+        target: PathBuf,
+        /// What failed.
+        source: AfterSwap,
+        /// What putting it back did.
+        restored: Restored,
+    },
+    /// A rolled-out change failed after its swap, and the previous content could not be
+    /// put back: the rejected content is in place.
+    #[error("{}: {failed} after the swap, and the previous content could not be put back: {source}; the rejected new content is in place", .target.display())]
+    NotPutBack {
+        /// The entry's target.
+        target: PathBuf,
+        /// What failed.
+        failed: AfterSwap,
+        /// Why the previous content could not be put back.
+        source: io::Error,
+    },
+}
+
+/// What failed once a rolled-out change was swapped in.
+#[derive(Debug, thiserror::Error)]
+pub enum AfterSwap {
+    /// `reloadcmd`.
+    #[error("reload command {0}")]
+    Reload(#[source] CommandError),
+    /// The rollout's `healthcmd`.
+    #[error("health command {0}")]
+    Health(#[source] CommandError),
 }

@@ -41,7 +41,7 @@ use staged::Staged;
 use target::{check_dir, read_current, real_path};
 
 pub use command::scrubbed;
-pub use error::{ApplyError, Restored};
+pub use error::{AfterSwap, ApplyError, Restored};
 
 /// The placeholder in `checkcmd` for the staged file's path.
 const SRC_PLACEHOLDER: &str = "{{src}}";
@@ -268,6 +268,32 @@ pub async fn apply(
     }
 
     Ok(Outcome::Changed)
+}
+
+/// A target as it was before a rolled-out change: compared with the render before the node
+/// waits for its turn, and put back when the change fails after its swap.
+pub struct Before {
+    path: std::path::PathBuf,
+    previous: Option<(Vec<u8>, u32, u32, u32)>,
+}
+
+impl Before {
+    /// Reads `entry`'s target as it is now (its content, mode and owner).
+    pub fn read(entry: &Entry) -> Result<Before, ApplyError> {
+        let path = real_path(&entry.target)?;
+        let previous = read_current(&entry.target, &path)?.map(|c| (c.bytes, c.mode, c.uid, c.gid));
+        Ok(Before { path, previous })
+    }
+
+    /// Whether the target holds `bytes`.
+    pub fn holds(&self, bytes: &[u8]) -> bool {
+        self.previous.as_ref().is_some_and(|p| p.0 == bytes)
+    }
+
+    /// Puts the target back as it was (or removes it when there was none).
+    pub async fn put_back(self, syncs: Syncs) -> io::Result<Restored> {
+        file_work(syncs, move || roll_back(&self.path, self.previous)).await
+    }
 }
 
 /// After a restart: a change that was swapped in before its post-swap check passed (the

@@ -14,12 +14,13 @@ use reconfig_migrate::{Conversion, Destination};
 use super::connect::ConnectArgs;
 use super::logging::LogFormat;
 use crate::config::{
-    parse_depth, parse_duration, parse_signal, parse_size, validate_prefix, LimitOverrides,
-    RenderLimits,
+    check_name, parse_depth, parse_duration, parse_rollout_prefix, parse_signal, parse_size,
+    validate_prefix, LimitOverrides, RenderLimits, DEFAULT_ROLLOUT_PREFIX,
 };
 use crate::daemon::DaemonSettings;
 use crate::dispense::DispenseSettings;
 use crate::pipeline::{RenderSettings, RunSettings, StatusSettings};
+use crate::rollout::{RolloutStatusSettings, Settings as RolloutSettings};
 use crate::service::retry::Pacing;
 use crate::service::Monitoring;
 
@@ -77,6 +78,8 @@ pub enum Command {
     /// Show what each entry's recorded state says: reloaded, or a reload or check still due
     /// from a change the last run swapped in.
     Status(StatusArgs),
+    /// Fleet rollouts: what etcd holds about a group's rollout.
+    Rollout(Box<RolloutArgs>),
     /// Convert a reconfig.rb configuration (conf.d entries and Ruby templates) for reconfig:
     /// the Ruby in each template's tags becomes Tera with the same output.
     Migrate(Box<MigrateArgs>),
@@ -120,6 +123,9 @@ pub struct RunArgs {
     /// Monitoring
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
+    /// Fleet rollouts
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// etcd connection
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -254,6 +260,69 @@ impl RetryArgs {
     }
 }
 
+/// How this node takes part in the rollouts of entries with a `rollout` object.
+#[derive(Debug, Args)]
+pub struct RolloutFlags {
+    /// Where the groups' keys are
+    #[command(flatten)]
+    pub prefix: RolloutPrefix,
+    /// Time to live of the lease a node's place in a rollout is bound to: a node that dies
+    /// gives its place up this long after it stopped answering
+    #[arg(long, default_value = "10s", value_parser = parse_ttl, value_name = "DURATION")]
+    pub rollout_ttl: Duration,
+    /// This node's name in its rollout groups, unique in each: letters, digits, '.', '_',
+    /// '-' [default: the host name]
+    #[arg(long, value_parser = parse_name, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// With --onetime: the longest wait for this node's turn in a rollout; when it passes,
+    /// the target is left as it was and the run fails
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub rollout_wait: Duration,
+}
+
+/// Where rollout groups keep their keys in etcd.
+#[derive(Debug, Args)]
+pub struct RolloutPrefix {
+    /// The etcd prefix under which each rollout group keeps its keys (PREFIX/GROUP/...)
+    #[arg(
+        long,
+        default_value = DEFAULT_ROLLOUT_PREFIX,
+        value_parser = parse_rollout_prefix,
+        value_name = "PREFIX"
+    )]
+    pub rollout_prefix: String,
+}
+
+/// `reconfig rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+/// What `reconfig rollout` does.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Show a group's current rollout: its revision, and which nodes are done, in progress,
+    /// waiting and failed, and why; exit 1 when it is held.
+    Status(RolloutStatusArgs),
+}
+
+/// Flags of `reconfig rollout status`.
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// The rollout group (an entry's rollout.group)
+    #[arg(value_name = "GROUP", value_parser = parse_name)]
+    pub group: String,
+    /// Where the groups' keys are
+    #[command(flatten)]
+    pub prefix: RolloutPrefix,
+    /// etcd connection
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
 /// Flags of `reconfig status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -374,6 +443,22 @@ fn parse_prefix(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A group or node name.
+fn parse_name(text: &str) -> Result<String, String> {
+    check_name(text).map(|()| text.to_string())
+}
+
+/// A lease TTL: whole seconds, at least one.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < Duration::from_secs(1) || ttl.subsec_nanos() != 0 {
+        return Err(format!(
+            "{text:?}: a lease lives whole seconds, at least 1s"
+        ));
+    }
+    Ok(ttl)
+}
+
 /// An octal file mode such as `0600` or `640`.
 fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text, 8)
@@ -386,6 +471,8 @@ impl RunArgs {
     /// What a run over the entries needs (`--onetime`'s settings).
     pub fn run_settings(&self) -> RunSettings {
         RunSettings {
+            rollout: self.rollout.settings(),
+            rollout_wait: self.rollout.rollout_wait,
             cfgdir: self.config.cfgdir.clone(),
             prefix: self.config.prefix.clone(),
             notreally: self.notreally,
@@ -404,6 +491,34 @@ impl RunArgs {
             retry: self.retry.pacing(),
             monitoring: self.monitoring.monitoring(),
             command: self.command.clone(),
+        }
+    }
+}
+
+impl RolloutFlags {
+    /// Where and as whom this node takes part in rollouts; the node's name defaults to the
+    /// host name (checked when the node first takes part in a rollout).
+    pub fn settings(&self) -> RolloutSettings {
+        let node = self.node_name.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        RolloutSettings {
+            prefix: self.prefix.rollout_prefix.clone(),
+            ttl: self.rollout_ttl,
+            node,
+        }
+    }
+}
+
+impl RolloutStatusArgs {
+    /// `reconfig rollout status`'s settings.
+    pub fn settings(&self) -> RolloutStatusSettings {
+        RolloutStatusSettings {
+            group: self.group.clone(),
+            prefix: self.prefix.rollout_prefix.clone(),
+            connection: self.connect.connection(),
         }
     }
 }
@@ -704,6 +819,38 @@ mod tests {
             panic!("not migrate");
         };
         assert_eq!((args.data_prefix.as_str(), args.follow), ("/", false));
+    }
+
+    #[test]
+    fn rollout_flags_parse_with_defaults() {
+        let cli = Cli::try_parse_from(["reconfig"]).unwrap();
+        let flags = &cli.run.rollout;
+        assert_eq!(flags.prefix.rollout_prefix, "/reconfig/rollout/");
+        assert_eq!(flags.rollout_ttl, Duration::from_secs(10));
+        assert_eq!(flags.node_name, None);
+        assert_eq!(flags.rollout_wait, Duration::from_secs(300));
+        let argv = "reconfig --rollout-prefix /x --rollout-ttl 3s --node-name web-1";
+        let cli = Cli::try_parse_from(argv.split(' ')).unwrap();
+        assert_eq!(cli.run.rollout.prefix.rollout_prefix, "/x/");
+        assert_eq!(cli.run.rollout.node_name.as_deref(), Some("web-1"));
+        for bad in [
+            "--rollout-prefix x",
+            "--rollout-ttl 500ms",
+            "--rollout-ttl 1.5s",
+            "--node-name a/b",
+        ] {
+            let argv = format!("reconfig {bad}");
+            let err = Cli::try_parse_from(argv.split(' ')).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let cli = Cli::try_parse_from(["reconfig", "rollout", "status", "web"]).unwrap();
+        let Some(Command::Rollout(rollout)) = cli.command else {
+            panic!("not rollout");
+        };
+        let RolloutCommand::Status(args) = rollout.command;
+        assert_eq!(args.group, "web");
+        let err = Cli::try_parse_from(["reconfig", "rollout", "status", "a b"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -17,11 +17,13 @@ use serde_json::{Map, Value};
 mod duration;
 mod limits;
 mod pattern;
+mod rollout;
 mod source;
 
 pub use duration::parse_duration;
 pub use limits::{parse_depth, parse_size, LimitOverrides, RenderLimits, MAX_DEPTH};
 pub use pattern::{Pattern, PatternError};
+pub use rollout::{check_name, parse_rollout_prefix, RolloutSpec, DEFAULT_ROLLOUT_PREFIX};
 pub use source::{SourceError, TemplateDir};
 
 /// Default time a check or reload command may take before its process group is killed.
@@ -80,6 +82,9 @@ pub struct Entry {
     pub reloadsignal: Option<Signal>,
     /// The entry's own render limits, over the process-wide ones.
     pub limits: LimitOverrides,
+    /// How its changes reach the fleet, coordinated with the nodes of its group (none:
+    /// each node applies a change at once, on its own).
+    pub rollout: Option<RolloutSpec>,
 }
 
 impl Entry {
@@ -126,6 +131,10 @@ pub enum EntryError {
     /// A field is missing or wrong; the message names it.
     #[error("{0}")]
     Field(String),
+    /// Several fields are wrong, each message naming its field (one line each where
+    /// problems are listed).
+    #[error("{}", .0.join("; "))]
+    Fields(Vec<String>),
     /// `source` names no template inside `templates/`.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -142,6 +151,15 @@ pub enum EntryError {
     IdTaken {
         /// The id.
         id: String,
+        /// The entry file that used it first.
+        other: PathBuf,
+    },
+    /// Another entry of this node takes part in the same rollout group: a node is one
+    /// member of a group.
+    #[error("rollout.group {group:?} is already used by {} (one entry per group on a node)", .other.display())]
+    GroupTaken {
+        /// The group.
+        group: String,
         /// The entry file that used it first.
         other: PathBuf,
     },
@@ -241,6 +259,7 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
     let mut loaded = Loaded::default();
     let mut targets: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
+    let mut groups: HashMap<String, PathBuf> = HashMap::new();
     for file in files {
         let parsed = std::fs::read_to_string(&file)
             .map_err(EntryError::Read)
@@ -258,13 +277,31 @@ pub fn load(cfgdir: &Path, prefix: &str) -> Result<Loaded, ConfigError> {
                     other: other.clone(),
                 });
             }
+            let group = entry.rollout.as_ref().map(|r| &r.group);
+            if let Some(other) = group.and_then(|g| groups.get(g)) {
+                return Err(EntryError::GroupTaken {
+                    group: group.cloned().unwrap_or_default(),
+                    other: other.clone(),
+                });
+            }
             Ok(entry)
         });
         match checked {
             Ok(entry) => {
                 targets.insert(entry.target.clone(), file.clone());
                 ids.insert(entry.id.clone(), file.clone());
+                if let Some(rollout) = &entry.rollout {
+                    groups.insert(rollout.group.clone(), file.clone());
+                }
                 loaded.entries.push(entry);
+            }
+            Err(EntryError::Fields(reasons)) => {
+                loaded
+                    .problems
+                    .extend(reasons.into_iter().map(|reason| Problem {
+                        file: file.clone(),
+                        reason: EntryError::Field(reason),
+                    }))
             }
             Err(reason) => loaded.problems.push(Problem { file, reason }),
         }
@@ -296,6 +333,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "render_max_iterations",
     "render_max_output",
     "render_max_depth",
+    "rollout",
     "prefix",
 ];
 
@@ -391,12 +429,14 @@ pub fn parse_entry(
         .optional_str("reloadsignal")?
         .map(parse_signal)
         .transpose()?;
+    let id = fields
+        .optional_str("id")?
+        .map(str::to_string)
+        .unwrap_or_else(|| file.display().to_string());
+    let rollout = rollout::parse(obj.get("rollout"), &id).map_err(EntryError::Fields)?;
 
     Ok(Entry {
-        id: fields
-            .optional_str("id")?
-            .map(str::to_string)
-            .unwrap_or_else(|| file.display().to_string()),
+        id,
         file: file.to_path_buf(),
         key,
         keys,
@@ -438,6 +478,7 @@ pub fn parse_entry(
                 })
                 .transpose()?,
         },
+        rollout,
     })
 }
 
@@ -549,6 +590,7 @@ impl Entry {
             watchaltkeys: false,
             reloadsignal: None,
             limits: LimitOverrides::default(),
+            rollout: None,
         }
     }
 }
@@ -715,6 +757,43 @@ mod tests {
         assert_eq!(e.reloadsignal, Some(Signal::SIGHUP));
         assert!(e.watchaltkeys);
         assert_eq!(e.pattern.open, "#%");
+    }
+
+    #[test]
+    fn rollout_problems_are_one_line_per_field_and_one_group_per_node() {
+        let dir = dir_with(
+            &[
+                (
+                    "1.json",
+                    r#"{"id":"web","key":"/k","source":"t","target":"/tmp/a","rollout":{"canary":2}}"#,
+                ),
+                (
+                    "2.json",
+                    r#"{"id":"x","key":"/k","source":"t","target":"/tmp/b",
+                       "rollout":{"max_parallel":0,"bake":"soon"}}"#,
+                ),
+                (
+                    "3.json",
+                    r#"{"id":"y","key":"/k","source":"t","target":"/tmp/c","rollout":{"group":"web"}}"#,
+                ),
+            ],
+            &["t"],
+        );
+        let loaded = load(dir.path(), "").unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        let rollout = loaded.entries[0].rollout.as_ref().unwrap();
+        assert_eq!((rollout.group.as_str(), rollout.canary), ("web", 2));
+        let reasons: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:#?}");
+        assert!(
+            reasons[0].contains("2.json: rollout.max_parallel"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("2.json: rollout.bake"), "{reasons:?}");
+        assert!(
+            reasons[2].contains("3.json: rollout.group \"web\" is already used by"),
+            "{reasons:?}"
+        );
     }
 
     #[test]

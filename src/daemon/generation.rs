@@ -16,11 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::reload::{reload, Pending, ReloadTask};
+use super::rolling::Rollout;
 use super::worker::{Synced, Worker};
 use crate::apply::{ApplyOptions, Syncs};
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};
 use crate::etcd::{Backoff, Etcd};
 use crate::pipeline::{own_snapshot, recover, remove_leftovers, Job};
+use crate::rollout;
 use crate::service::retry::Pacing;
 use crate::service::{Reloader, Status};
 use crate::state::StateDir;
@@ -46,6 +48,8 @@ pub struct Shared {
     pub state: Option<StateDir>,
     /// How failed changes and reloads are retried.
     pub retry: Pacing,
+    /// Where and as whom entries with a `rollout` object take part in their groups.
+    pub rollout: rollout::Settings,
 }
 
 /// The running configuration: entry workers and the watch loop, stopped together.
@@ -84,6 +88,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
         status,
         state: _,
         retry,
+        rollout,
     } = settings;
     status.set_entries(jobs.iter().map(|j| j.entry.id.as_str()));
     // The previous generation has finished its writes: every staged file found is stale.
@@ -118,6 +123,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
             (job.entry.read_keys().count() == 1).then(|| watched[&job.entry.key].replica.clone());
         let reload = (job.entry.reloadcmd.is_some() || job.entry.reloadsignal.is_some())
             .then(|| Arc::new(Pending::default()));
+        let rollout = Rollout::of(&job, &etcd, &rollout, &reloader);
         let worker = Worker {
             replica,
             debounce: job.entry.debounce.or(debounce),
@@ -129,6 +135,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
             reload,
             status: status.clone(),
             slow: Default::default(),
+            rollout,
         };
         workers.push(worker);
     }
@@ -146,6 +153,8 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
             Synced::Failed {
                 retry_in: Some(delay),
             } => Some((own, Instant::now() + delay)),
+            // A change to roll out: the worker takes it first thing.
+            Synced::Deferred => Some((own, Instant::now())),
             _ => None,
         };
         let reloaded = if w.reload.is_some() && (due || synced == Synced::Changed) {

@@ -17,6 +17,7 @@
 
 mod generation;
 mod reload;
+mod rolling;
 mod templates;
 mod worker;
 
@@ -135,6 +136,7 @@ pub async fn run(
         status: service.status.clone(),
         state,
         retry: settings.retry,
+        rollout: settings.run.rollout.clone(),
     };
     let mut generation = Generation::start(&shared, jobs);
     let mut ready = false;

@@ -14,6 +14,10 @@
 //! backoff ([`crate::service::retry`]), until it succeeds or a newer change takes its place:
 //! a failure outside the data (a full disk, a missing directory, a check that needs a file
 //! not yet there) never leaves a target behind until the next change.
+//!
+//! An entry with a `rollout` object takes each change as its part in its group's rollout
+//! instead ([`super::rolling`]): the first sync leaves such a change to the worker, which
+//! waits for the group's go with the previous file in place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::reload::Pending;
-use crate::apply::{ApplyOptions, Outcome, Syncs};
+use super::rolling::Rollout;
+use crate::apply::{ApplyOptions, Before, Outcome, Syncs};
 use crate::etcd::watch::{Follow, Next, Replica, Wake};
 use crate::etcd::{Backoff, Etcd, Snapshot};
 use crate::pipeline::{apply_render, log_failure, pass_of, render, Job, StepError};
@@ -57,6 +62,9 @@ pub struct Worker {
     pub status: Arc<Status>,
     /// Whether the entry's last render ran longer than a slice.
     pub slow: AtomicBool,
+    /// The entry's part in its rollout group, when it has a `rollout` object: its changes
+    /// wait for the group's go, and reload at once ([`super::rolling`]).
+    pub rollout: Option<Rollout>,
 }
 
 /// How a step ended, for what comes after it.
@@ -71,6 +79,8 @@ pub enum Synced {
         /// When trying the same snapshot again may succeed: after how long.
         retry_in: Option<Duration>,
     },
+    /// A change to roll out: it waits for the group's go in the worker's loop, not here.
+    Deferred,
 }
 
 impl Worker {
@@ -87,6 +97,7 @@ impl Worker {
             ..self.options.clone()
         };
         let result = match self.render(snapshot).await {
+            Ok(text) if self.to_roll_out(&text) => return Synced::Deferred,
             Ok(text) => apply_render(&self.job, snapshot.revision(), text, &options).await,
             Err(e) => Err(e),
         };
@@ -109,9 +120,17 @@ impl Worker {
         }
     }
 
+    /// Whether `text` is a change for the entry's rollout group (an entry with a `rollout`
+    /// object whose target does not hold it); previews never are.
+    fn to_roll_out(&self, text: &str) -> bool {
+        self.rollout.is_some()
+            && !self.options.notreally
+            && Before::read(&self.job.entry).is_ok_and(|before| !before.holds(text.as_bytes()))
+    }
+
     /// Renders on this thread within a [`SLICE`], or on a thread of its own when the
     /// entry's renders run longer.
-    async fn render(&self, snapshot: &Arc<Snapshot>) -> Result<String, StepError> {
+    pub(super) async fn render(&self, snapshot: &Arc<Snapshot>) -> Result<String, StepError> {
         if !self.slow.load(Ordering::Relaxed) {
             match render(&self.job, snapshot, Some(SLICE)) {
                 Err(StepError::Template(e)) if e.is_slice() => {
@@ -140,11 +159,12 @@ impl Worker {
     /// failed one (`retry`: the first sync's snapshot and when to try it again, when it
     /// failed and may succeed later), until cancelled.
     pub async fn run(
-        self,
+        mut self,
         mut rendered: i64,
         mut retry: Option<(Arc<Snapshot>, Instant)>,
         mut backoff: Backoff,
     ) {
+        let mut rollout = self.rollout.take();
         let keys: Vec<&str> = self.job.entry.read_keys().collect();
         let follow = Follow {
             etcd: &self.etcd,
@@ -157,13 +177,14 @@ impl Worker {
             .next(&keys, rendered, retry.as_ref().map(|r| r.1))
             .await
         {
-            let snapshot = match next {
+            let (snapshot, trigger) = match next {
                 Next::Changed(snapshot) => {
                     backoff.reset();
-                    snapshot
+                    let trigger = self.wake.wanted();
+                    (snapshot, trigger)
                 }
                 Next::Retry => match retry.take() {
-                    Some((snapshot, _)) => snapshot,
+                    Some((snapshot, _)) => (snapshot, 0),
                     None => continue,
                 },
             };
@@ -171,7 +192,23 @@ impl Worker {
             // Boxed: applying (commands, file I/O) needs a large future, which an idle
             // worker would otherwise carry all the time — 500 entries, megabytes.
             // One entry's change at a time: its file is written on this thread.
-            match Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await {
+            let synced = match &mut rollout {
+                Some(rollout) => {
+                    let again = snapshot.clone();
+                    let (synced, read) =
+                        Box::pin(self.roll(rollout, snapshot, trigger, &mut backoff)).await;
+                    rendered = read;
+                    retry = match synced {
+                        Synced::Failed {
+                            retry_in: Some(delay),
+                        } => Some((again, Instant::now() + delay)),
+                        _ => None,
+                    };
+                    continue;
+                }
+                None => Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await,
+            };
+            match synced {
                 Synced::Changed => {
                     retry = None;
                     if let Some(reload) = &self.reload {
@@ -179,17 +216,20 @@ impl Worker {
                         reload.request();
                     }
                 }
-                Synced::Unchanged => retry = None,
+                Synced::Unchanged | Synced::Deferred => retry = None,
                 Synced::Failed { retry_in } => {
                     retry = retry_in.map(|delay| (snapshot, Instant::now() + delay));
                 }
             }
         }
+        if let Some(rollout) = &mut rollout {
+            rollout.leave().await;
+        }
     }
 }
 
-/// Whether a failed step may succeed from the same snapshot: what failed was the file work
-/// or the check, not the data or the template.
-fn retriable(error: &StepError) -> bool {
-    matches!(error, StepError::Apply(_))
+/// Whether a failed step may succeed from the same snapshot: what failed was the file work,
+/// the check or the rollout's coordination, not the data or the template.
+pub(super) fn retriable(error: &StepError) -> bool {
+    matches!(error, StepError::Apply(_) | StepError::Rollout(_))
 }

@@ -11,6 +11,7 @@ use tracing::{debug, error, info, warn};
 use crate::apply::{self, apply, ApplyError, ApplyOptions, Journal, Outcome};
 use crate::config::{self, ConfigError, Entry, Pattern, RenderLimits};
 use crate::etcd::Snapshot;
+use crate::rollout::RolloutError;
 use crate::service::{retry, FailureKind, Pass};
 use crate::state::{Ledger, StateDir};
 use crate::template::model::{self, ModelError};
@@ -40,6 +41,9 @@ pub enum StepError {
     /// Writing, checking or reloading failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The node could not take part in its group's rollout (etcd refused a request).
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
 }
 
 /// Valid jobs of a config directory, and how many entries were refused (already logged).
@@ -267,10 +271,13 @@ pub fn pass_of(result: &Result<Outcome, StepError>) -> Pass {
     };
     let kind = match error {
         StepError::Model(_) | StepError::Template(_) => FailureKind::Render,
+        StepError::Rollout(_) => FailureKind::Rollout,
         StepError::Apply(apply) => match apply {
             ApplyError::Check { .. }
             | ApplyError::CheckAfterSwap { .. }
-            | ApplyError::Rollback { .. } => FailureKind::Check,
+            | ApplyError::Rollback { .. }
+            | ApplyError::Unhealthy { .. }
+            | ApplyError::NotPutBack { .. } => FailureKind::Check,
             ApplyError::Reload { .. } => FailureKind::Reload,
             ApplyError::TargetDir { .. }
             | ApplyError::Read { .. }

@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 pub use child::{Reloader, SuperviseError, Supervisor};
 pub use metrics::MetricsError;
 pub use signals::{SignalError, Signals};
-pub use status::{FailureKind, Pass, Status};
+pub use status::{FailureKind, Pass, RolloutNote, Status};
 
 /// Why a long-running mode could not start.
 #[derive(Debug, thiserror::Error)]

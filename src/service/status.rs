@@ -40,6 +40,8 @@ pub enum FailureKind {
     Check,
     /// The file changed but `reloadcmd` failed.
     Reload,
+    /// The node could not take part in its group's rollout: etcd refused a request.
+    Rollout,
 }
 
 /// The outcome of one pass over an entry, as the status registry counts it.
@@ -80,6 +82,8 @@ struct Series {
     revision_seen: Family<EntryLabel, Gauge>,
     consecutive_failures: Family<EntryLabel, Gauge>,
     since_success: Family<EntryLabel, Gauge<f64, AtomicU64>>,
+    rollout_waiting: Family<EntryLabel, Gauge>,
+    rollout_held: Family<EntryLabel, Gauge>,
     watch_reconnects: Counter,
     revision: Gauge,
     etcd_up: Gauge,
@@ -97,7 +101,7 @@ impl Series {
     }
 
     /// The per-entry gauges, each with its name and help.
-    fn entry_gauges(&self) -> [(&'static str, &'static str, &Family<EntryLabel, Gauge>); 7] {
+    fn entry_gauges(&self) -> [(&'static str, &'static str, &Family<EntryLabel, Gauge>); 9] {
         [
             (
                 "entry_failing",
@@ -133,6 +137,16 @@ impl Series {
                 "entry_consecutive_failures",
                 "Passes and reloads of an entry that failed since it was last fully applied",
                 &self.consecutive_failures,
+            ),
+            (
+                "entry_rollout_waiting",
+                "1 while an entry's change waits for its turn in its group's rollout, else 0",
+                &self.rollout_waiting,
+            ),
+            (
+                "entry_rollout_held",
+                "1 while the rollout of an entry's change is held by a failed node, else 0",
+                &self.rollout_held,
             ),
         ]
     }
@@ -225,6 +239,67 @@ pub enum ReloadState {
     Failing,
 }
 
+/// Where an entry's change stands in its group's rollout, while it is not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RolloutNote {
+    /// The rollout group.
+    pub group: String,
+    /// The rollout's revision.
+    pub revision: i64,
+    /// `waiting` (for this node's turn) or `held` (a node failed the change).
+    pub state: &'static str,
+    /// Waiting: pending nodes before this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<usize>,
+    /// Held: the node that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Held: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RolloutNote {
+    /// Waiting for this node's turn in the rollout of `revision`, `ahead` nodes before it.
+    pub fn waiting(group: &str, revision: i64, ahead: usize) -> RolloutNote {
+        RolloutNote {
+            group: group.to_string(),
+            revision,
+            state: "waiting",
+            ahead: Some(ahead),
+            node: None,
+            reason: None,
+        }
+    }
+
+    /// The rollout of `revision` is held: `node` failed it for `reason`.
+    pub fn held(group: &str, revision: i64, node: &str, reason: &str) -> RolloutNote {
+        RolloutNote {
+            group: group.to_string(),
+            revision,
+            state: "held",
+            ahead: None,
+            node: Some(node.to_string()),
+            reason: Some(reason.to_string()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.node, &self.reason, self.ahead) {
+            (Some(node), Some(reason), _) => format!(
+                "rollout held at revision {}: {node}: {reason}",
+                self.revision
+            ),
+            (_, _, ahead) => format!(
+                "waiting for its turn in the rollout of revision {} (group {}, {} node(s) ahead)",
+                self.revision,
+                self.group,
+                ahead.unwrap_or(0)
+            ),
+        }
+    }
+}
+
 /// What the health report says about one entry.
 #[derive(Debug, Clone)]
 struct EntryState {
@@ -238,6 +313,7 @@ struct EntryState {
     seen: Option<i64>,
     reload: ReloadState,
     consecutive_failures: u32,
+    rollout: Option<RolloutNote>,
 }
 
 impl EntryState {
@@ -253,6 +329,7 @@ impl EntryState {
             seen: None,
             reload: ReloadState::Done,
             consecutive_failures: 0,
+            rollout: None,
         }
     }
 
@@ -261,6 +338,9 @@ impl EntryState {
         if self.reload == ReloadState::Failing {
             let error = self.last_error.as_ref().map_or("", |e| e.message.as_str());
             return Some(format!("reload failing: {error}"));
+        }
+        if let Some(note) = &self.rollout {
+            return Some(note.describe());
         }
         match (&self.failing_since, &self.last_error) {
             (Some(_), Some(error)) => Some(format!("not applied: {}", error.message)),
@@ -395,6 +475,9 @@ impl Status {
         };
         entry.last_outcome = Some(outcome);
         entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
+        entry.rollout = None;
+        self.series.rollout_waiting.get_or_create(&label).set(0);
+        self.series.rollout_held.get_or_create(&label).set(0);
         let failing = i64::from(failure.is_some());
         self.series.entry_failing.get_or_create(&label).set(failing);
         self.series.applied.get_or_create(&label).set(1 - failing);
@@ -432,6 +515,37 @@ impl Status {
             .set(i64::from(entry.consecutive_failures));
         entry.failing_since.get_or_insert(now);
         entry.last_error = Some(failure);
+    }
+
+    /// Records where entry `id`'s change stands in its group's rollout (it rendered, and is
+    /// not applied: waiting for its turn, or held); `failed_here`: this node failed it (its
+    /// failure stays recorded), else the entry is not failing.
+    pub fn rollout(&self, id: &str, revision: i64, note: RolloutNote, failed_here: bool) {
+        let label = EntryLabel {
+            entry: id.to_string(),
+        };
+        let mut state = self.state();
+        let entry = state.entry(id);
+        entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
+        if !failed_here {
+            entry.failing_since = None;
+            self.series.entry_failing.get_or_create(&label).set(0);
+        }
+        let held = note.state == "held";
+        self.series
+            .rollout_held
+            .get_or_create(&label)
+            .set(i64::from(held));
+        self.series
+            .rollout_waiting
+            .get_or_create(&label)
+            .set(i64::from(!held));
+        self.series.applied.get_or_create(&label).set(0);
+        self.series
+            .revision_seen
+            .get_or_create(&label)
+            .set(entry.seen.unwrap_or(revision));
+        entry.rollout = Some(note);
     }
 
     /// Records that a reload of entry `id`'s service is due (its target changed, or a reload
@@ -564,6 +678,7 @@ impl Status {
                 }
                 let degraded = entry.degraded();
                 let report = EntryHealth {
+                    rollout: entry.rollout.clone(),
                     healthy: failing.is_none(),
                     applied: degraded.is_none(),
                     degraded,
@@ -677,6 +792,9 @@ pub struct EntryHealth {
     pub last_error: Option<ErrorReport>,
     /// The etcd revision of the last good pass.
     pub revision: Option<i64>,
+    /// Where the entry's change stands in its group's rollout, while it waits or is held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutNote>,
 }
 
 /// A failure in the health report.
@@ -823,6 +941,46 @@ mod tests {
             health.problems[0].contains("etcd unreachable"),
             "{health:?}"
         );
+    }
+
+    #[test]
+    fn a_waiting_or_held_rollout_is_degraded_not_failing() {
+        let status = Status::new(Duration::ZERO);
+        status.etcd_up();
+        status.set_entries(["a", "b"]);
+        status.rollout("a", 7, RolloutNote::waiting("web", 7, 3), false);
+        status.record("b", 7, failed(FailureKind::Check));
+        status.rollout("b", 7, RolloutNote::held("web", 7, "n2", "boom"), true);
+        let health = status.health();
+        let a = &health.entries["a"];
+        assert!(a.healthy && !a.applied, "{health:?}");
+        assert_eq!(
+            a.degraded.as_deref(),
+            Some("waiting for its turn in the rollout of revision 7 (group web, 3 node(s) ahead)")
+        );
+        let b = &health.entries["b"];
+        assert!(!b.healthy, "the node that failed stays failing: {health:?}");
+        assert_eq!(
+            b.degraded.as_deref(),
+            Some("rollout held at revision 7: n2: boom")
+        );
+        let gauge = |name: &str, entry: &str| {
+            sample(
+                &status,
+                &format!("reconfig_entry_rollout_{name}{{entry=\"{entry}\"}}"),
+            )
+        };
+        assert_eq!(
+            (gauge("waiting", "a"), gauge("held", "a")),
+            (Some(1.0), Some(0.0))
+        );
+        assert_eq!(
+            (gauge("waiting", "b"), gauge("held", "b")),
+            (Some(0.0), Some(1.0))
+        );
+        status.record("a", 9, Pass::Changed);
+        assert!(status.health().entries["a"].applied);
+        assert_eq!(gauge("waiting", "a"), Some(0.0));
     }
 
     #[test]

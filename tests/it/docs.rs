@@ -46,6 +46,7 @@ async fn helps() -> Vec<Help> {
         &["migrate"],
         &["completions"],
         &["man"],
+        &["rollout", "status"],
     ] {
         all.push(help("reconfig", args).await);
     }

@@ -39,6 +39,7 @@ mod onetime;
 mod ops;
 mod pki;
 mod real_deployments;
+mod rollout;
 mod safety;
 mod secure;
 mod template_golden;

@@ -1,12 +1,13 @@
 //! reconfig-fleet: N reconfig daemons — each with an entry on a tree they all share and one
 //! on a tree of its own — on one 3-member etcd on loopback, first talking to the members
-//! directly, then through one `etcd grpc-proxy`. Prints a table of figures next to the
-//! targets and writes them as JSON.
+//! directly, then through one `etcd grpc-proxy`; or (`--rollout`) N daemons of one rollout
+//! group taking one change (`rollout`). Prints a table of figures next to the targets and
+//! writes them as JSON.
 //!
-//! Usage: `reconfig-fleet [--bin target/release/reconfig] [--n 200] [--direct | --proxy]
-//! [--idle 60] [--out bench/fleet-results.json] [--keep]` — `bench/fleet` builds the
-//! release binaries, raises `fs.inotify.max_user_instances` (one instance a daemon) and
-//! calls this.
+//! Usage: `reconfig-fleet [--bin target/release/reconfig] [--n 200] [--direct | --proxy |
+//! --rollout] [--idle 60] [--max-parallel 10 --canary 2 --bake 5] [--out
+//! bench/fleet-results.json] [--keep]` — `bench/fleet` builds the release binaries, raises
+//! `fs.inotify.max_user_instances` (one instance a daemon) and calls this.
 
 // The integration tests' harness (real etcd servers, daemons); the bench uses part of it.
 #[allow(dead_code)]
@@ -23,6 +24,7 @@ mod cluster;
 mod nodes;
 mod phases;
 mod report;
+mod rollout;
 
 use std::time::Duration;
 
@@ -36,6 +38,14 @@ pub struct Options {
     pub n: usize,
     pub direct: bool,
     pub proxied: bool,
+    /// The rollout scenario.
+    pub rollout: bool,
+    /// Its group's `max_parallel`.
+    pub max_parallel: usize,
+    /// Its group's `canary`.
+    pub canary: usize,
+    /// Its group's `bake`.
+    pub bake: Duration,
     /// The idle phase (fleet CPU, then memory).
     pub idle: Duration,
     /// Puts to the shared tree timed until every daemon has them.
@@ -55,8 +65,9 @@ pub struct Options {
     pub keep: bool,
 }
 
-const USAGE: &str = "use --bin PATH --n N [--direct | --proxy] --idle SECS --puts N \
-                     --probe-puts N --rate WRITES_PER_S --outage SECS --out FILE --keep";
+const USAGE: &str = "use --bin PATH --n N [--direct | --proxy | --rollout] --idle SECS --puts N \
+                     --probe-puts N --rate WRITES_PER_S --outage SECS --max-parallel N \
+                     --canary N --bake SECS --out FILE --keep";
 
 fn options() -> Options {
     let mut o = Options {
@@ -64,6 +75,10 @@ fn options() -> Options {
         n: 200,
         direct: false,
         proxied: false,
+        rollout: false,
+        max_parallel: 10,
+        canary: 2,
+        bake: Duration::from_secs(5),
         idle: Duration::from_secs(60),
         puts: 20,
         probe_puts: 1000,
@@ -77,6 +92,7 @@ fn options() -> Options {
         match flag.as_str() {
             "--direct" => o.direct = true,
             "--proxy" | "--proxied" => o.proxied = true,
+            "--rollout" => o.rollout = true,
             "--keep" => o.keep = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -100,12 +116,15 @@ fn options() -> Options {
                     "--probe-puts" => o.probe_puts = number() as usize,
                     "--rate" => o.rate = number(),
                     "--outage" => o.outage = Duration::from_secs_f64(number()),
+                    "--max-parallel" => o.max_parallel = number() as usize,
+                    "--canary" => o.canary = number() as usize,
+                    "--bake" => o.bake = Duration::from_secs_f64(number()),
                     _ => panic!("unknown flag {flag}; {USAGE}"),
                 }
             }
         }
     }
-    if !o.direct && !o.proxied {
+    if !o.direct && !o.proxied && !o.rollout {
         (o.direct, o.proxied) = (true, true);
     }
     o
@@ -162,6 +181,9 @@ async fn main() {
     }
     if o.proxied {
         results["proxied"] = phases::run(&o, true).await;
+    }
+    if o.rollout {
+        results["rollout"] = rollout::run(&o).await;
     }
     results["machine"]["loadavg_after"] = Value::from(loadavg());
     report::table(&results);

@@ -19,8 +19,15 @@ fn cell(v: Option<&Value>, paths: &[&str], decimals: usize) -> String {
         .join(" / ")
 }
 
-/// Prints the table of both runs (a run not made leaves its column empty).
+/// Prints the table of both runs (a run not made leaves its column empty), and the rollout
+/// scenario's figures when it ran.
 pub fn table(results: &Value) {
+    if let Some(rollout) = results.get("rollout") {
+        rollout_table(rollout);
+    }
+    if results.get("direct").is_none() && results.get("proxied").is_none() {
+        return;
+    }
     let n = results["n"].as_u64().unwrap_or(0);
     let (direct, proxied) = (results.get("direct"), results.get("proxied"));
     let idle_s = [direct, proxied]
@@ -245,6 +252,78 @@ pub fn table(results: &Value) {
         machine["cpus"],
         machine["loadavg_before"].as_str().unwrap_or("?"),
         machine["loadavg_after"].as_str().unwrap_or("?"),
+    );
+}
+
+/// The rollout scenario's figures.
+fn rollout_table(r: &Value) {
+    let n = r["n"].as_u64().unwrap_or(0);
+    let line = |what: &str, paths: &[&str], decimals: usize, target: &str| {
+        println!(
+            "{what:<52} {:>17}   {target}",
+            cell(Some(r), paths, decimals)
+        );
+    };
+    println!(
+        "{:<52} {:>17}   target",
+        format!("rollout ({n} daemons, one group)"),
+        ""
+    );
+    line(
+        "max_parallel / canary / bake (ms)",
+        &["max_parallel", "canary", "bake_ms"],
+        0,
+        "",
+    );
+    line(
+        "most nodes between swap and baked at once",
+        &["most_between_swap_and_baked"],
+        0,
+        "<= max_parallel",
+    );
+    line(
+        "nodes that went before the canaries were done",
+        &["went_before_the_canaries_were_done"],
+        0,
+        "0",
+    );
+    line(
+        "nodes applied / turns ended",
+        &["applied", "turns_ended"],
+        0,
+        "n / n",
+    );
+    line("whole rollout (ms)", &["total_ms"], 0, "");
+    line(
+        "ideal: rounds x (reload + health + bake) (ms)",
+        &["ideal_ms"],
+        0,
+        "",
+    );
+    line("rollout / ideal", &["ratio_to_ideal"], 3, "<= 1.2");
+    line(
+        "etcd requests per node (keep-alive messages apart)",
+        &["etcd_requests_per_node"],
+        2,
+        "<= 8",
+    );
+    line(
+        "Txn / Range / Watch / LeaseGrant / LeaseKeepAlive",
+        &[
+            "etcd_requests_by_method.Txn",
+            "etcd_requests_by_method.Range",
+            "etcd_requests_by_method.Watch",
+            "etcd_requests_by_method.LeaseGrant",
+            "etcd_requests_by_method.LeaseKeepAlive",
+        ],
+        0,
+        "",
+    );
+    line(
+        "lease keep-alive messages per node",
+        &["keepalive_messages_per_node"],
+        1,
+        "",
     );
 }
 

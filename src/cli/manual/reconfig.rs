@@ -177,6 +177,21 @@ fn notes(subcommand: Option<&str>) -> PageNotes {
             ],
             environment: &[STATE_ENVIRONMENT],
         },
+        Some("rollout") => PageNotes {
+            exit_status: &[
+                (
+                    "0",
+                    "The group's rollout goes on, or is over, or the group has none.",
+                ),
+                (
+                    "1",
+                    "The group's current rollout is held (a node failed it), or etcd could \
+                     not be reached within --connect-timeout or refused the read.",
+                ),
+                ("2", "Usage error: bad flags, a group that is not a name."),
+            ],
+            environment: &[CONNECT_ENVIRONMENT, LOG_ENVIRONMENT],
+        },
         Some("completions" | "man") => PageNotes {
             exit_status: PRINTED,
             environment: &[],

@@ -37,13 +37,14 @@ impl Wake {
         self.notify.notify_one();
     }
 
-    /// Waits for a request (returns at once if one came since the last wait).
-    async fn requested(&self) {
+    /// Waits for a request (returns at once if one came since the last wait). Whoever takes
+    /// a wake-up this way and leaves it for the follower asks again ([`Self::request`]).
+    pub async fn requested(&self) {
         self.notify.notified().await;
     }
 
     /// The newest revision asked for.
-    fn wanted(&self) -> i64 {
+    pub fn wanted(&self) -> i64 {
         self.wanted.load(Ordering::Acquire)
     }
 }
