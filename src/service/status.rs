@@ -17,16 +17,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use std::sync::atomic::AtomicU64;
 
 /// Why a pass over an entry failed, coarsely: what an operator has to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,126 +60,19 @@ pub enum Pass {
     },
 }
 
-/// The Prometheus label of per-entry series.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EntryLabel {
-    entry: String,
-}
-
-/// The Prometheus series; clones share their values with the registry.
+/// The process-wide series; clones share their values with the registry.
 #[derive(Default)]
 struct Series {
-    renders: Family<EntryLabel, Counter>,
-    render_failures: Family<EntryLabel, Counter>,
-    check_failures: Family<EntryLabel, Counter>,
-    reloads: Family<EntryLabel, Counter>,
-    reload_failures: Family<EntryLabel, Counter>,
-    entry_failing: Family<EntryLabel, Gauge>,
-    applied: Family<EntryLabel, Gauge>,
-    reload_pending: Family<EntryLabel, Gauge>,
-    reload_failing: Family<EntryLabel, Gauge>,
-    revision_applied: Family<EntryLabel, Gauge>,
-    revision_seen: Family<EntryLabel, Gauge>,
-    consecutive_failures: Family<EntryLabel, Gauge>,
-    since_success: Family<EntryLabel, Gauge<f64, AtomicU64>>,
-    rollout_waiting: Family<EntryLabel, Gauge>,
-    rollout_held: Family<EntryLabel, Gauge>,
     watch_reconnects: Counter,
     revision: Gauge,
     etcd_up: Gauge,
 }
 
 impl Series {
-    fn per_entry(&self) -> [&Family<EntryLabel, Counter>; 5] {
-        [
-            &self.renders,
-            &self.render_failures,
-            &self.check_failures,
-            &self.reloads,
-            &self.reload_failures,
-        ]
-    }
-
-    /// The per-entry gauges, each with its name and help.
-    fn entry_gauges(&self) -> [(&'static str, &'static str, &Family<EntryLabel, Gauge>); 9] {
-        [
-            (
-                "entry_failing",
-                "1 while an entry's last pass failed (or it has not rendered yet), else 0",
-                &self.entry_failing,
-            ),
-            (
-                "entry_applied",
-                "1 while an entry's target holds the render of the newest data it saw, else 0",
-                &self.applied,
-            ),
-            (
-                "entry_reload_pending",
-                "1 while a reload of an entry's service is due (waiting, running or retried), else 0",
-                &self.reload_pending,
-            ),
-            (
-                "entry_reload_failing",
-                "1 while the last reload of an entry's service failed, else 0",
-                &self.reload_failing,
-            ),
-            (
-                "entry_revision_applied",
-                "The etcd revision an entry's target was last brought up to date from",
-                &self.revision_applied,
-            ),
-            (
-                "entry_revision_seen",
-                "The newest etcd revision an entry rendered from, applied or not",
-                &self.revision_seen,
-            ),
-            (
-                "entry_consecutive_failures",
-                "Passes and reloads of an entry that failed since it was last fully applied",
-                &self.consecutive_failures,
-            ),
-            (
-                "entry_rollout_waiting",
-                "1 while an entry's change waits for its turn in its group's rollout, else 0",
-                &self.rollout_waiting,
-            ),
-            (
-                "entry_rollout_held",
-                "1 while the rollout of an entry's change is held by a failed node, else 0",
-                &self.rollout_held,
-            ),
-        ]
-    }
-
-    fn registry(&self) -> Registry {
+    /// The registry: these series, and the per-entry ones read from `state` at each scrape.
+    fn registry(&self, state: Arc<Mutex<State>>) -> Registry {
         let mut registry = Registry::with_prefix("reconfig");
-        let per_entry = [
-            ("renders", "Passes over an entry: read, render, apply"),
-            (
-                "render_failures",
-                "Passes over an entry that failed, whatever failed",
-            ),
-            (
-                "check_failures",
-                "Passes that failed because checkcmd rejected the file",
-            ),
-            (
-                "reloads",
-                "Reloads asked for after a change: reloadcmd runs and reloadsignals",
-            ),
-            ("reload_failures", "reloadcmd runs that failed"),
-        ];
-        for ((name, help), family) in per_entry.into_iter().zip(self.per_entry()) {
-            registry.register(name, help, family.clone());
-        }
-        for (name, help, family) in self.entry_gauges() {
-            registry.register(name, help, family.clone());
-        }
-        registry.register(
-            "entry_seconds_since_success",
-            "Seconds since an entry's last good pass (since it was loaded, before one)",
-            self.since_success.clone(),
-        );
+        registry.register_collector(Box::new(PerEntry(state)));
         registry.register(
             "watch_reconnects",
             "Times the etcd watch was re-established after it broke",
@@ -196,6 +89,125 @@ impl Series {
             self.etcd_up.clone(),
         );
         registry
+    }
+}
+
+/// A per-entry series: its name, its help, and how its value is read.
+type EntrySeries<T, V> = (&'static str, &'static str, fn(&T) -> V);
+
+/// The per-entry counters: each counted in the entry's state, read at each scrape.
+const ENTRY_COUNTERS: [EntrySeries<Counts, u64>; 5] = [
+    (
+        "renders",
+        "Passes over an entry: read, render, apply",
+        |c| c.renders,
+    ),
+    (
+        "render_failures",
+        "Passes over an entry that failed, whatever failed",
+        |c| c.render_failures,
+    ),
+    (
+        "check_failures",
+        "Passes that failed because checkcmd rejected the file",
+        |c| c.check_failures,
+    ),
+    (
+        "reloads",
+        "Reloads asked for after a change: reloadcmd runs and reloadsignals",
+        |c| c.reloads,
+    ),
+    ("reload_failures", "reloadcmd runs that failed", |c| {
+        c.reload_failures
+    }),
+];
+
+/// The per-entry gauges, each derived from the entry's state at each scrape.
+const ENTRY_GAUGES: [EntrySeries<EntryState, i64>; 9] = [
+    (
+        "entry_failing",
+        "1 while an entry's last pass failed (or it has not rendered yet), else 0",
+        |e| i64::from(e.failing_since.is_some()),
+    ),
+    (
+        "entry_applied",
+        "1 while an entry's target holds the render of the newest data it saw, else 0",
+        |e| i64::from(e.applied),
+    ),
+    (
+        "entry_reload_pending",
+        "1 while a reload of an entry's service is due (waiting, running or retried), else 0",
+        |e| i64::from(e.reload != ReloadState::Done),
+    ),
+    (
+        "entry_reload_failing",
+        "1 while the last reload of an entry's service failed, else 0",
+        |e| i64::from(e.reload == ReloadState::Failing),
+    ),
+    (
+        "entry_revision_applied",
+        "The etcd revision an entry's target was last brought up to date from",
+        |e| e.revision.unwrap_or(0),
+    ),
+    (
+        "entry_revision_seen",
+        "The newest etcd revision an entry rendered from, applied or not",
+        |e| e.seen.unwrap_or(0),
+    ),
+    (
+        "entry_consecutive_failures",
+        "Passes and reloads of an entry that failed since it was last fully applied",
+        |e| i64::from(e.consecutive_failures),
+    ),
+    (
+        "entry_rollout_waiting",
+        "1 while an entry's change waits for its turn in its group's rollout, else 0",
+        |e| i64::from(e.rollout.as_ref().is_some_and(|r| r.state != "held")),
+    ),
+    (
+        "entry_rollout_held",
+        "1 while the rollout of an entry's change is held by a failed node, else 0",
+        |e| i64::from(e.rollout.as_ref().is_some_and(|r| r.state == "held")),
+    ),
+];
+
+/// The per-entry series, written from the entries' states when Prometheus asks: nothing
+/// per entry is kept for them in between, and recording a pass touches no series.
+#[derive(Debug)]
+struct PerEntry(Arc<Mutex<State>>);
+
+impl Collector for PerEntry {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let state = lock(&self.0);
+        if state.entries.is_empty() {
+            return Ok(());
+        }
+        for (name, help, value) in ENTRY_COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (id, entry) in &state.entries {
+                let counter = ConstCounter::new(value(&entry.counts));
+                counter.encode(family.encode_family(&[("entry", id.as_str())])?)?;
+            }
+        }
+        for (name, help, value) in ENTRY_GAUGES {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (id, entry) in &state.entries {
+                let gauge = ConstGauge::new(value(entry));
+                gauge.encode(family.encode_family(&[("entry", id.as_str())])?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "entry_seconds_since_success",
+            "Seconds since an entry's last good pass (since it was loaded, before one)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (id, entry) in &state.entries {
+            let since = entry.last_success.as_ref().unwrap_or(&entry.loaded);
+            let gauge = ConstGauge::new(since.at.elapsed().as_secs_f64());
+            gauge.encode(family.encode_family(&[("entry", id.as_str())])?)?;
+        }
+        Ok(())
     }
 }
 
@@ -314,6 +326,19 @@ struct EntryState {
     reload: ReloadState,
     consecutive_failures: u32,
     rollout: Option<RolloutNote>,
+    /// Whether the last pass left the target holding the render of the newest data.
+    applied: bool,
+    counts: Counts,
+}
+
+/// An entry's counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    renders: u64,
+    render_failures: u64,
+    check_failures: u64,
+    reloads: u64,
+    reload_failures: u64,
 }
 
 impl EntryState {
@@ -330,6 +355,8 @@ impl EntryState {
             reload: ReloadState::Done,
             consecutive_failures: 0,
             rollout: None,
+            applied: false,
+            counts: Counts::default(),
         }
     }
 
@@ -373,13 +400,11 @@ impl State {
     }
 }
 
-/// The label of entry `id`, its `counter` counted once more.
-fn count(id: &str, counter: &Family<EntryLabel, Counter>) -> EntryLabel {
-    let label = EntryLabel {
-        entry: id.to_string(),
-    };
-    counter.get_or_create(&label).inc();
-    label
+/// The registry's state, locked; a panic elsewhere while it was held leaves it usable.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The process's health registry; share it with `Arc`.
@@ -387,7 +412,7 @@ pub struct Status {
     unhealthy_after: Duration,
     series: Series,
     registry: Registry,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Status {
@@ -395,25 +420,23 @@ impl Status {
     /// etcd may be unreachable, or an entry failing, before the report says unhealthy.
     pub fn new(unhealthy_after: Duration) -> Status {
         let series = Series::default();
-        let registry = series.registry();
+        let state = Arc::new(Mutex::new(State {
+            etcd: EtcdState {
+                up: false,
+                since: Moment::now(),
+            },
+            entries: BTreeMap::new(),
+        }));
         Status {
             unhealthy_after,
+            registry: series.registry(state.clone()),
             series,
-            registry,
-            state: Mutex::new(State {
-                etcd: EtcdState {
-                    up: false,
-                    since: Moment::now(),
-                },
-                entries: BTreeMap::new(),
-            }),
+            state,
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
     /// Makes `ids` the entries reported on (a new configuration was loaded): entries kept
@@ -422,45 +445,18 @@ impl Status {
         let mut state = self.state();
         let mut entries = BTreeMap::new();
         for id in ids {
-            let kept = state.entries.remove(id).unwrap_or_else(|| {
-                let label = EntryLabel {
-                    entry: id.to_string(),
-                };
-                // Every series exists from the start: one that appears at its first event
-                // breaks rate() and alerts on it.
-                for family in self.series.per_entry() {
-                    drop(family.get_or_create(&label));
-                }
-                for (_, _, family) in self.series.entry_gauges() {
-                    drop(family.get_or_create(&label));
-                }
-                self.series.entry_failing.get_or_create(&label).set(1);
-                drop(self.series.since_success.get_or_create(&label));
-                EntryState::loaded()
-            });
+            let kept = state.entries.remove(id).unwrap_or_else(EntryState::loaded);
             entries.insert(id.to_string(), kept);
-        }
-        for removed in state.entries.keys() {
-            let label = EntryLabel {
-                entry: removed.clone(),
-            };
-            for family in self.series.per_entry() {
-                family.remove(&label);
-            }
-            for (_, _, family) in self.series.entry_gauges() {
-                family.remove(&label);
-            }
-            self.series.since_success.remove(&label);
         }
         state.entries = entries;
     }
 
     /// Records one pass over entry `id` that read etcd at `revision`.
     pub fn record(&self, id: &str, revision: i64, pass: Pass) {
-        let label = count(id, &self.series.renders);
         let now = Moment::now();
         let mut state = self.state();
         let entry = state.entry(id);
+        entry.counts.renders += 1;
         let (outcome, failure) = match pass {
             Pass::Unchanged => ("unchanged", None),
             Pass::Changed => ("changed", None),
@@ -476,43 +472,23 @@ impl Status {
         entry.last_outcome = Some(outcome);
         entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
         entry.rollout = None;
-        self.series.rollout_waiting.get_or_create(&label).set(0);
-        self.series.rollout_held.get_or_create(&label).set(0);
-        let failing = i64::from(failure.is_some());
-        self.series.entry_failing.get_or_create(&label).set(failing);
-        self.series.applied.get_or_create(&label).set(1 - failing);
-        self.series
-            .revision_seen
-            .get_or_create(&label)
-            .set(entry.seen.unwrap_or(revision));
+        entry.applied = failure.is_none();
         let Some(failure) = failure else {
             entry.last_success = Some(now);
             entry.failing_since = None;
             entry.revision = Some(revision);
-            self.series
-                .revision_applied
-                .get_or_create(&label)
-                .set(revision);
             if entry.reload != ReloadState::Failing {
                 entry.consecutive_failures = 0;
             }
-            self.series
-                .consecutive_failures
-                .get_or_create(&label)
-                .set(i64::from(entry.consecutive_failures));
             let newest = self.series.revision.inner();
             newest.fetch_max(revision, Ordering::Relaxed);
             return;
         };
-        self.series.render_failures.get_or_create(&label).inc();
+        entry.counts.render_failures += 1;
         if failure.kind == FailureKind::Check {
-            self.series.check_failures.get_or_create(&label).inc();
+            entry.counts.check_failures += 1;
         }
         entry.consecutive_failures += 1;
-        self.series
-            .consecutive_failures
-            .get_or_create(&label)
-            .set(i64::from(entry.consecutive_failures));
         entry.failing_since.get_or_insert(now);
         entry.last_error = Some(failure);
     }
@@ -521,63 +497,41 @@ impl Status {
     /// not applied: waiting for its turn, or held); `failed_here`: this node failed it (its
     /// failure stays recorded), else the entry is not failing.
     pub fn rollout(&self, id: &str, revision: i64, note: RolloutNote, failed_here: bool) {
-        let label = EntryLabel {
-            entry: id.to_string(),
-        };
         let mut state = self.state();
         let entry = state.entry(id);
         entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
         if !failed_here {
             entry.failing_since = None;
-            self.series.entry_failing.get_or_create(&label).set(0);
         }
-        let held = note.state == "held";
-        self.series
-            .rollout_held
-            .get_or_create(&label)
-            .set(i64::from(held));
-        self.series
-            .rollout_waiting
-            .get_or_create(&label)
-            .set(i64::from(!held));
-        self.series.applied.get_or_create(&label).set(0);
-        self.series
-            .revision_seen
-            .get_or_create(&label)
-            .set(entry.seen.unwrap_or(revision));
+        entry.applied = false;
         entry.rollout = Some(note);
     }
 
     /// Records that a reload of entry `id`'s service is due (its target changed, or a reload
     /// was still due when the process last stopped).
     pub fn reload_due(&self, id: &str) {
-        let label = EntryLabel {
-            entry: id.to_string(),
-        };
         let mut state = self.state();
         let entry = state.entry(id);
         if entry.reload == ReloadState::Done {
             entry.reload = ReloadState::Pending;
         }
-        self.series.reload_pending.get_or_create(&label).set(1);
     }
 
     /// Records a reload of entry `id` (its `reloadcmd` run, its `reloadsignal` sent), or
     /// why it failed: a failed reload makes the entry fail until a reload succeeds.
     pub fn record_reload(&self, id: &str, result: Result<(), String>) {
-        let label = count(id, &self.series.reloads);
         let now = Moment::now();
         let mut state = self.state();
         let entry = state.entry(id);
+        entry.counts.reloads += 1;
         match result {
             Ok(()) => {
                 let by_reload = entry
                     .last_error
                     .as_ref()
                     .is_some_and(|e| e.kind == FailureKind::Reload);
-                if by_reload && entry.failing_since.is_some() {
+                if by_reload {
                     entry.failing_since = None;
-                    self.series.entry_failing.get_or_create(&label).set(0);
                 }
                 entry.reload = ReloadState::Done;
                 if entry.failing_since.is_none() {
@@ -585,8 +539,7 @@ impl Status {
                 }
             }
             Err(message) => {
-                self.series.reload_failures.get_or_create(&label).inc();
-                self.series.entry_failing.get_or_create(&label).set(1);
+                entry.counts.reload_failures += 1;
                 entry.last_outcome = Some("failed");
                 entry.failing_since.get_or_insert(now);
                 entry.last_error = Some(Failure {
@@ -598,19 +551,6 @@ impl Status {
                 entry.consecutive_failures += 1;
             }
         }
-        let failing = entry.reload == ReloadState::Failing;
-        self.series
-            .reload_pending
-            .get_or_create(&label)
-            .set(i64::from(failing));
-        self.series
-            .reload_failing
-            .get_or_create(&label)
-            .set(i64::from(failing));
-        self.series
-            .consecutive_failures
-            .get_or_create(&label)
-            .set(i64::from(entry.consecutive_failures));
     }
 
     /// Records that etcd answers (connected at start-up).
@@ -639,14 +579,6 @@ impl Status {
 
     /// The metrics in the OpenMetrics text format, for Prometheus.
     pub fn metrics_text(&self) -> String {
-        for (id, entry) in &self.state().entries {
-            let since = entry.last_success.as_ref().unwrap_or(&entry.loaded);
-            let label = EntryLabel { entry: id.clone() };
-            self.series
-                .since_success
-                .get_or_create(&label)
-                .set(since.at.elapsed().as_secs_f64());
-        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -717,19 +717,35 @@ async fn every_manual_page_is_written_and_refers_only_to_pages_that_exist() {
     assert_eq!(util.code, 0, "{}", util.stderr);
     pages.insert("etcd-util.1".to_string(), util.stdout);
 
-    // A page for reconfig, each subcommand its help lists (but `help`), and etcd-util.
+    // A page for reconfig, each subcommand its help lists (but `help`), theirs in turn
+    // (`reconfig-rollout-status`), and etcd-util.
+    let mut expected = BTreeSet::new();
+    let mut todo = vec![Vec::<String>::new()];
+    while let Some(path) = todo.pop() {
+        let mut args = path.clone();
+        args.push("--help".to_string());
+        let help = run_reconfig(args).await.stdout;
+        for name in help
+            .lines()
+            .skip_while(|line| line.trim_end() != "Commands:")
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty())
+            .filter(|line| line.len() - line.trim_start().len() == 2)
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|name| *name != "help")
+        {
+            let mut sub = path.clone();
+            sub.push(name.to_string());
+            expected.insert(format!("reconfig-{}.1", sub.join("-")));
+            todo.push(sub);
+        }
+    }
     let help = run_reconfig(["--help"]).await.stdout;
-    let mut expected: BTreeSet<String> = help
-        .lines()
-        .skip_while(|line| line.trim_end() != "Commands:")
-        .skip(1)
-        .take_while(|line| !line.trim().is_empty())
-        .filter(|line| line.len() - line.trim_start().len() == 2)
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(|name| format!("reconfig-{name}.1"))
-        .collect();
     assert!(expected.contains("reconfig-render.1"), "{help}");
+    assert!(
+        expected.contains("reconfig-rollout-status.1"),
+        "{expected:?}"
+    );
     expected.extend(["reconfig.1".to_string(), "etcd-util.1".to_string()]);
     let names: BTreeSet<String> = pages.keys().cloned().collect();
     assert_eq!(names, expected);

@@ -99,61 +99,87 @@ impl Manual {
         }
     }
 
-    /// The subcommands that have a page of their own.
-    fn subcommands(&self) -> impl Iterator<Item = &clap::Command> {
-        self.program.get_subcommands().filter(|s| !s.is_hide_set())
+    /// The subcommands that have a page of their own, nested ones included, each with its
+    /// path (`"rollout status"`).
+    fn subcommands(&self) -> Vec<(String, &clap::Command)> {
+        fn walk<'c>(
+            prefix: &str,
+            command: &'c clap::Command,
+            out: &mut Vec<(String, &'c clap::Command)>,
+        ) {
+            for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let path = format!("{prefix}{}", sub.get_name());
+                out.push((path.clone(), sub));
+                walk(&format!("{path} "), sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &self.program, &mut out);
+        out
     }
 
     fn name(&self) -> &str {
         self.program.get_name()
     }
 
-    fn page_name(&self, subcommand: &clap::Command) -> String {
-        format!("{}-{}", self.name(), subcommand.get_name())
+    /// `reconfig-rollout-status` for `rollout status`.
+    fn page_name(&self, path: &str) -> String {
+        format!("{}-{}", self.name(), path.replace(' ', "-"))
     }
 
     /// Every page: its name, and the subcommand it is about (`None`: the program's own).
-    fn pages(&self) -> Vec<(String, Option<&str>)> {
+    fn pages(&self) -> Vec<(String, Option<String>)> {
         std::iter::once((self.name().to_string(), None))
             .chain(
                 self.subcommands()
-                    .map(|s| (self.page_name(s), Some(s.get_name()))),
+                    .into_iter()
+                    .map(|(path, _)| (self.page_name(&path), Some(path))),
             )
             .collect()
     }
 
-    /// The page of the program (`None`) or of one of its subcommands, in roff.
+    /// The page of the program (`None`) or of one of its subcommands (`render`, `rollout
+    /// status` or `rollout-status`), in roff.
     pub fn page(&self, subcommand: Option<&str>) -> Result<Vec<u8>, ManualError> {
-        let (command, see_also) = match subcommand {
-            None => (
-                &self.program,
-                self.subcommands().map(|s| self.page_name(s)).collect(),
-            ),
-            Some(name) => (
-                self.subcommands()
-                    .find(|s| s.get_name() == name)
-                    .ok_or_else(|| ManualError::NoSuchPage {
-                        asked: name.to_string(),
-                        known: self
-                            .subcommands()
-                            .map(|s| s.get_name().to_string())
-                            .collect(),
-                    })?,
-                vec![self.name().to_string()],
-            ),
+        let subcommands = self.subcommands();
+        let Some(asked) = subcommand else {
+            let see_also = subcommands
+                .iter()
+                .filter(|(path, _)| !path.contains(' '))
+                .map(|(path, _)| self.page_name(path));
+            return Ok(self.render(&self.program, (self.notes)(None), see_also.collect()));
         };
-        let see_also = see_also
-            .into_iter()
-            .chain(self.related.iter().map(|page| page.to_string()));
-        Ok(self.render(command, (self.notes)(subcommand), see_also))
+        let wanted = asked.replace('-', " ");
+        let Some((path, command)) = subcommands.iter().find(|(path, _)| *path == wanted) else {
+            return Err(ManualError::NoSuchPage {
+                asked: asked.to_string(),
+                known: subcommands
+                    .iter()
+                    .map(|(path, _)| path.replace(' ', "-"))
+                    .collect(),
+            });
+        };
+        // The pages of the commands above it, then those of the ones below.
+        let mut see_also = vec![self.name().to_string()];
+        let mut above = String::new();
+        for word in path.split(' ').take(path.split(' ').count() - 1) {
+            above = format!("{above}{word}");
+            see_also.push(self.page_name(&above));
+            above.push(' ');
+        }
+        see_also.extend(
+            subcommands
+                .iter()
+                .filter(|(sub, _)| {
+                    sub.strip_prefix(path.as_str())
+                        .is_some_and(|rest| rest.starts_with(' ') && !rest[1..].contains(' '))
+                })
+                .map(|(sub, _)| self.page_name(sub)),
+        );
+        Ok(self.render(command, (self.notes)(Some(path)), see_also))
     }
 
-    fn render(
-        &self,
-        command: &clap::Command,
-        notes: PageNotes,
-        see_also: impl Iterator<Item = String>,
-    ) -> Vec<u8> {
+    fn render(&self, command: &clap::Command, notes: PageNotes, see_also: Vec<String>) -> Vec<u8> {
         let version = self.program.get_version().unwrap_or_default();
         let man = Man::new(command.clone()).source(format!("{} {version}", self.name()));
         let mut page = Vec::new();
@@ -171,6 +197,9 @@ impl Manual {
             man.render_subcommands_section(&mut page)
                 .expect("writing into memory cannot fail");
         }
+        let see_also = see_also
+            .into_iter()
+            .chain(self.related.iter().map(|page| page.to_string()));
         let roff = extra_sections(command, notes, see_also);
         roff.to_writer(&mut page)
             .expect("writing into memory cannot fail");
@@ -186,7 +215,7 @@ impl Manual {
         let mut written = Vec::new();
         for (name, subcommand) in self.pages() {
             let path = dir.join(format!("{name}.1"));
-            let page = self.page(subcommand)?;
+            let page = self.page(subcommand.as_deref())?;
             let failed = |source| ManualError::Write {
                 path: path.clone(),
                 source,
@@ -275,10 +304,13 @@ mod tests {
         let manual = manual();
         let pages = manual.pages();
         assert_eq!(pages[0], ("reconfig".to_string(), None));
+        assert!(pages
+            .iter()
+            .any(|(name, _)| name == "reconfig-rollout-status"));
         assert!(pages.iter().any(|(name, _)| name == "reconfig-render"));
         assert!(!pages.iter().any(|(name, _)| name == "reconfig-help"));
         for (name, subcommand) in pages {
-            let page = String::from_utf8(manual.page(subcommand).unwrap()).unwrap();
+            let page = String::from_utf8(manual.page(subcommand.as_deref()).unwrap()).unwrap();
             assert!(page.contains(&format!(".TH {name} 1 ")), "{page}");
             for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH \"SEE ALSO\""] {
                 assert!(page.contains(section), "{name}: no {section}:\n{page}");

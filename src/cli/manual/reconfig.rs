@@ -177,7 +177,7 @@ fn notes(subcommand: Option<&str>) -> PageNotes {
             ],
             environment: &[STATE_ENVIRONMENT],
         },
-        Some("rollout") => PageNotes {
+        Some("rollout" | "rollout status") => PageNotes {
             exit_status: &[
                 (
                     "0",
