@@ -223,7 +223,8 @@ impl Worker {
             }
         }
         if let Some(rollout) = &mut rollout {
-            rollout.leave().await;
+            // Boxed for the same reason: a request to etcd is a large future.
+            Box::pin(rollout.leave()).await;
         }
     }
 }
