@@ -275,23 +275,38 @@ pub fn run_measured(cmd: &mut std::process::Command) -> (std::process::ExitStatu
 /// replaces a target — a new file created exclusively, written, synced, renamed over the
 /// old one, the directory synced — in a tight loop, with nothing received or rendered.
 pub fn durable_writes_cpu(dir: &Path, bytes: &[u8], count: usize) -> f64 {
-    use std::io::Write;
-    let target = dir.join("floor.conf");
-    let staged = dir.join(".floor.conf.staged");
     let started = thread_cpu_seconds();
     for _ in 0..count {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staged)
-            .unwrap();
-        file.write_all(bytes).unwrap();
-        file.sync_all().unwrap();
-        drop(file);
-        std::fs::rename(&staged, &target).unwrap();
-        std::fs::File::open(dir).unwrap().sync_all().unwrap();
+        durable_replace(dir, "floor.conf", bytes);
     }
     thread_cpu_seconds() - started
+}
+
+/// The durability floor of a start-up: the wall time of writing each of `files` (name,
+/// bytes) into `dir` the way reconfig writes a target, one after the other.
+pub fn durable_files_wall(dir: &Path, files: &[(String, String)]) -> Duration {
+    let started = Instant::now();
+    for (name, text) in files {
+        durable_replace(dir, name, text.as_bytes());
+    }
+    started.elapsed()
+}
+
+/// One file replaced as reconfig replaces a target: `.NAME.staged` created exclusively,
+/// written, synced, renamed over `NAME`, the directory synced.
+fn durable_replace(dir: &Path, name: &str, bytes: &[u8]) {
+    use std::io::Write;
+    let staged = dir.join(format!(".{name}.staged"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&staged)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    std::fs::rename(&staged, dir.join(name)).unwrap();
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
 }
 
 /// CPU seconds the calling thread has used.

@@ -364,9 +364,21 @@ pub async fn many(bin: &str) -> Value {
     latencies.sort();
     let metrics_after = etcd_metrics(&endpoint);
     let delta = |name: &str| metric(&metrics_after, name) - metric(&metrics_before, name);
+    drop(daemon);
+    // The floor of start-up: the same 500 files written durably one after the other, in a
+    // directory of their own, with nothing read or rendered.
+    let floor_dir = dir.path().join("floor");
+    std::fs::create_dir(&floor_dir).unwrap();
+    let files: Vec<(String, String)> = (0..n)
+        .map(|e| (format!("e{e:03}.conf"), render(&trees[e])))
+        .collect();
+    let floor_all = tokio::task::spawn_blocking(move || durable_files_wall(&floor_dir, &files))
+        .await
+        .unwrap();
     json!({
         "entries": n,
         "all_correct_ms": ms(all_correct),
+        "floor_files_written_ms": ms(floor_all),
         "idle_rss_mib": idle_rss,
         "idle_rss_anon_mib": idle_anon,
         "idle_rss_file_mib": idle_file,

@@ -229,6 +229,9 @@ async fn shared_puts(
         "cpu_s": cpu,
         "cpu_ms_per_put": per_put(cpu),
         "floor_file_writes_cpu_ms_per_put": per_put(floor),
+        "cpu_ms_per_render": per_put(cpu) / o.n as f64,
+        "floor_cpu_ms_per_render": per_put(floor) / o.n as f64,
+        "cpu_to_floor": cpu / floor,
         "rpcs": after.since(&before),
     })
 }

@@ -132,6 +132,21 @@ pub fn table(results: &Value) {
         "",
     );
     line(
+        "CPU per render / floor: one durable write (ms)",
+        &[
+            "shared_puts.cpu_ms_per_render",
+            "shared_puts.floor_cpu_ms_per_render",
+        ],
+        3,
+        "",
+    );
+    line(
+        "CPU per render over the floor (x)",
+        &["shared_puts.cpu_to_floor"],
+        1,
+        "<= 2",
+    );
+    line(
         "put -> one shared target right, p50 / p99 (ms)",
         &[
             "shared_puts.per_target.p50_ms",
