@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::reload::{reload, Pending, ReloadTask};
-use super::rolling::Rollout;
+use super::worker::Rollout;
 use super::worker::{Synced, Worker};
 use crate::apply::{ApplyOptions, Syncs};
 use crate::etcd::watch::{subscriptions, Replica, Wake, Watched};

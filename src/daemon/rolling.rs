@@ -8,39 +8,12 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::worker::{retriable, Synced, Worker};
+use super::worker::{retriable, Rollout, Synced, Worker};
 use crate::apply::{ApplyError, ApplyOptions, Syncs};
-use crate::etcd::{Backoff, Etcd, Snapshot};
-use crate::pipeline::{log_failure, pass_of, Job, Rolled, Rolling};
-use crate::rollout::{self, Change, Member, Waiting};
-use crate::service::{Pass, Reloader, RolloutNote};
-
-/// An entry's part in its rollout group, and where its `reloadsignal` goes.
-pub struct Rollout {
-    member: Member,
-    reloader: Reloader,
-}
-
-impl Rollout {
-    /// The rollout part of `job`, when it has a `rollout` object.
-    pub fn of(
-        job: &Job,
-        etcd: &Etcd,
-        settings: &rollout::Settings,
-        reloader: &Reloader,
-    ) -> Option<Rollout> {
-        let spec = job.entry.rollout.as_ref()?;
-        Some(Rollout {
-            member: Member::new(etcd.clone(), settings, spec),
-            reloader: reloader.clone(),
-        })
-    }
-
-    /// Gives the node's place up (the worker stops).
-    pub async fn leave(&mut self) {
-        self.member.leave().await;
-    }
-}
+use crate::etcd::{Backoff, Snapshot};
+use crate::pipeline::{log_failure, pass_of, Rolled, Rolling};
+use crate::rollout::{Change, Waiting};
+use crate::service::{Pass, RolloutNote};
 
 impl Worker {
     /// Takes `snapshot`'s change as this node's part in its group's rollout (`trigger`: the

@@ -28,12 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::reload::Pending;
-use super::rolling::Rollout;
 use crate::apply::{ApplyOptions, Before, Outcome, Syncs};
 use crate::etcd::watch::{Follow, Next, Replica, Wake};
 use crate::etcd::{Backoff, Etcd, Snapshot};
 use crate::pipeline::{apply_render, log_failure, pass_of, render, Job, StepError};
-use crate::service::Status;
+use crate::rollout::{self, Member};
+use crate::service::{Reloader, Status};
 
 /// How long a render may run on the daemon's thread before it moves to a thread of its own.
 pub const SLICE: Duration = Duration::from_millis(50);
@@ -226,6 +226,33 @@ impl Worker {
             // Boxed for the same reason: a request to etcd is a large future.
             Box::pin(rollout.leave()).await;
         }
+    }
+}
+
+/// An entry's part in its rollout group, and where its `reloadsignal` goes.
+pub struct Rollout {
+    pub(super) member: Member,
+    pub(super) reloader: Reloader,
+}
+
+impl Rollout {
+    /// The rollout part of `job`, when it has a `rollout` object.
+    pub fn of(
+        job: &Job,
+        etcd: &Etcd,
+        settings: &rollout::Settings,
+        reloader: &Reloader,
+    ) -> Option<Rollout> {
+        let spec = job.entry.rollout.as_ref()?;
+        Some(Rollout {
+            member: Member::new(etcd.clone(), settings, spec),
+            reloader: reloader.clone(),
+        })
+    }
+
+    /// Gives the node's place up (the worker stops).
+    pub async fn leave(&mut self) {
+        self.member.leave().await;
     }
 }
 

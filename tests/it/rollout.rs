@@ -359,14 +359,19 @@ async fn put_value(etcd: &EtcdServer, value: &str) -> i64 {
     }
 }
 
-/// The nodes done with rollout `revision`.
-async fn done_in(etcd: &EtcdServer, revision: i64) -> Vec<String> {
-    let dir = format!("{PREFIX}done/{revision:020}/");
+/// The nodes with a key under `kind` (`done`, `queue`) of rollout `revision`.
+async fn nodes_in(etcd: &EtcdServer, kind: &str, revision: i64) -> Vec<String> {
+    let dir = format!("{PREFIX}{kind}/{revision:020}/");
     group_keys(etcd)
         .await
         .keys()
         .filter_map(|k| k.strip_prefix(&dir).map(str::to_string))
         .collect()
+}
+
+/// The nodes done with rollout `revision`.
+async fn done_in(etcd: &EtcdServer, revision: i64) -> Vec<String> {
+    nodes_in(etcd, "done", revision).await
 }
 
 /// Waits until `count` nodes are done with rollout `revision`.
@@ -385,12 +390,7 @@ async fn wait_done(etcd: &EtcdServer, revision: i64, count: usize, fleet: &Fleet
 
 /// The nodes queued in rollout `revision`.
 async fn queued_in(etcd: &EtcdServer, revision: i64) -> Vec<String> {
-    let dir = format!("{PREFIX}queue/{revision:020}/");
-    group_keys(etcd)
-        .await
-        .keys()
-        .filter_map(|k| k.strip_prefix(&dir).map(str::to_string))
-        .collect()
+    nodes_in(etcd, "queue", revision).await
 }
 
 #[tokio::test]
