@@ -33,7 +33,12 @@ fn daemon_args(cfg: &Path, etcd: &EtcdServer) -> Vec<String> {
 
 /// `reconfig render` of one template over a snapshot file; extra flags after.
 async fn render(dir: &Path, template: &str, data: &str, flags: &[&str]) -> Run {
-    let (json, _) = entry(dir, "t", "/d", "t.tmpl", r#","pattern":"{{ }}""#);
+    render_entry(dir, r#","pattern":"{{ }}""#, template, data, flags).await
+}
+
+/// [`render`] of an entry with `extra` fields (its own pattern, limits).
+async fn render_entry(dir: &Path, extra: &str, template: &str, data: &str, flags: &[&str]) -> Run {
+    let (json, _) = entry(dir, "t", "/d", "t.tmpl", extra);
     let cfg = cfgdir(dir, &[("t", json)], &[("t.tmpl", template)]);
     let snapshot = dir.join("snapshot.json");
     write(&snapshot, data);
@@ -171,18 +176,8 @@ async fn output_beyond_the_limit_fails_the_render() {
     );
     // Ruby's String#* in a migrated template is held to the same limit before it runs.
     let template = "<%= data[\"/d/s\"] | rb_times(other=data[\"/d/n\"] | int) %>";
-    let (json, _) = entry(dir.path(), "t", "/d", "t.tmpl", "");
-    let cfg = cfgdir(dir.path(), &[("t", json)], &[("t.tmpl", template)]);
-    let snapshot = dir.path().join("snapshot.json");
-    write(&snapshot, r#"{"/d/s":"abc","/d/n":"4000000000"}"#);
-    let run = run_reconfig([
-        "render",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--data",
-        snapshot.to_str().unwrap(),
-    ])
-    .await;
+    let data = r#"{"/d/s":"abc","/d/n":"4000000000"}"#;
+    let run = render_entry(dir.path(), "", template, data, &[]).await;
     assert!(
         run.code == 1 && run.stderr.contains("output larger than"),
         "{}",
@@ -211,18 +206,7 @@ async fn an_entry_sets_its_own_limits() {
     let dir = tempfile::tempdir().unwrap();
     let template = "{% for i in range(end=50) %}{{ i }}{% endfor %}";
     let limits = r#","pattern":"{{ }}","render_max_iterations":10"#;
-    let (json, _) = entry(dir.path(), "t", "/d", "t.tmpl", limits);
-    let cfg = cfgdir(dir.path(), &[("t", json)], &[("t.tmpl", template)]);
-    let snapshot = dir.path().join("snapshot.json");
-    write(&snapshot, "{}");
-    let run = run_reconfig([
-        "render",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--data",
-        snapshot.to_str().unwrap(),
-    ])
-    .await;
+    let run = render_entry(dir.path(), limits, template, "{}", &[]).await;
     assert!(
         run.code == 1 && run.stderr.contains("more than 10 loop iterations"),
         "{}",
