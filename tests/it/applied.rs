@@ -158,6 +158,20 @@ async fn gone(started: &Path) {
     );
 }
 
+/// Kills `daemon` once the `n`th recording reload has started (and is held), and waits
+/// until that reload's shell has died with it.
+async fn kill_in_reload(daemon: &mut Daemon, dir: &Path, n: usize) {
+    let started = dir.join("started");
+    assert!(
+        eventually(LIMIT, || lines(&started).len() == n).await,
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(LIMIT).await;
+    gone(&started).await;
+}
+
 fn sha256(text: &str) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("sha256sum")
@@ -200,15 +214,7 @@ async fn a_reload_killed_before_it_ran_runs_once_after_the_restart() {
     std::fs::remove_file(&go).unwrap();
     etcd.put_all([("/a/1", "two")]).await;
     wait_for_content(&target, "/a/1=two\n", LIMIT, || daemon.log()).await;
-    let started = dir.path().join("started");
-    assert!(
-        eventually(LIMIT, || lines(&started).len() == 2).await,
-        "{}",
-        daemon.log()
-    );
-    daemon.signal(Signal::SIGKILL);
-    daemon.wait_exit(LIMIT).await;
-    gone(&started).await;
+    kill_in_reload(&mut daemon, dir.path(), 2).await;
     std::fs::write(&go, "").unwrap();
     assert_eq!(lines(&reloads).len(), 1, "the held reload never finished");
 
@@ -272,15 +278,7 @@ async fn a_reload_due_is_run_by_onetime_and_shown_by_status() {
     etcd.put_all([("/a/1", "one")]).await;
     // The first sync's reload is held, and the daemon killed under it.
     let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
-    let started = dir.path().join("started");
-    assert!(
-        eventually(LIMIT, || lines(&started).len() == 1).await,
-        "{}",
-        daemon.log()
-    );
-    daemon.signal(Signal::SIGKILL);
-    daemon.wait_exit(LIMIT).await;
-    gone(&started).await;
+    kill_in_reload(&mut daemon, dir.path(), 1).await;
     let status_args = [
         "status",
         "--cfgdir",
@@ -343,15 +341,7 @@ async fn a_change_killed_before_its_post_swap_check_is_checked_after_the_restart
     std::fs::write(&verdict, "no").unwrap();
     etcd.put_all([("/a/1", "two")]).await;
     wait_for_content(&target, "/a/1=two\n", LIMIT, || daemon.log()).await;
-    let started = dir.path().join("started");
-    assert!(
-        eventually(LIMIT, || lines(&started).len() == 2).await,
-        "{}",
-        daemon.log()
-    );
-    daemon.signal(Signal::SIGKILL);
-    daemon.wait_exit(LIMIT).await;
-    gone(&started).await;
+    kill_in_reload(&mut daemon, dir.path(), 2).await;
     // The rejected content is live, and etcd still says so: only the record knows it was
     // never checked.
     std::fs::write(&go, "").unwrap();

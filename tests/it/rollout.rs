@@ -359,6 +359,15 @@ async fn put_value(etcd: &EtcdServer, value: &str) -> i64 {
     }
 }
 
+/// A directory for the commands' marks and, in it, a `block` file they wait on while it
+/// exists.
+fn gate() -> (tempfile::TempDir, PathBuf) {
+    let gate = tempfile::tempdir().unwrap();
+    let block = gate.path().join("block");
+    std::fs::write(&block, "").unwrap();
+    (gate, block)
+}
+
 /// The nodes with a key under `kind` (`done`, `queue`) of rollout `revision`.
 async fn nodes_in(etcd: &EtcdServer, kind: &str, revision: i64) -> Vec<String> {
     let dir = format!("{PREFIX}{kind}/{revision:020}/");
@@ -563,9 +572,7 @@ async fn a_killed_slot_holder_frees_its_place_when_its_lease_expires() {
     let etcd = EtcdServer::start().await;
     put_value(&etcd, "v0").await;
     let mut plan = Plan::new(3, 1, 0);
-    let gate = tempfile::tempdir().unwrap();
-    let block = gate.path().join("block");
-    std::fs::write(&block, "").unwrap();
+    let (gate, block) = gate();
     // Each node's health check says it started, then waits while `block` exists.
     plan.health = format!(
         "touch '{}/started-'\"$RECONFIG_ID\"\"$$\"; while [ -e '{}' ]; do sleep 0.02; done",
@@ -630,9 +637,7 @@ async fn a_newer_change_supersedes_a_waiting_one() {
     let etcd = EtcdServer::start().await;
     put_value(&etcd, "v0").await;
     let mut plan = Plan::new(4, 1, 1);
-    let gate = tempfile::tempdir().unwrap();
-    let block = gate.path().join("block");
-    std::fs::write(&block, "").unwrap();
+    let (_gate, block) = gate();
     // v1's canary waits in its health check while `block` exists.
     plan.health = format!(
         "if grep -q v1 \"$RECONFIG_TARGET\"; then while [ -e '{}' ]; do sleep 0.02; done; fi",
@@ -692,9 +697,7 @@ async fn an_etcd_outage_mid_rollout_keeps_every_previous_file() {
     let mut etcd = EtcdServer::cluster(3).await;
     put_value(&etcd, "v0").await;
     let mut plan = Plan::new(4, 1, 1);
-    let gate = tempfile::tempdir().unwrap();
-    let block = gate.path().join("block");
-    std::fs::write(&block, "").unwrap();
+    let (_gate, block) = gate();
     plan.health = format!("while [ -e '{}' ]; do sleep 0.02; done", block.display());
     let mut fleet = Fleet::new(&plan);
     fleet.start(&etcd, &[]);
