@@ -121,10 +121,9 @@ impl Worker {
     }
 
     /// Whether `text` is a change for the entry's rollout group (an entry with a `rollout`
-    /// object whose target does not hold it); previews never are.
+    /// object whose target does not hold it; a preview has no rollout part).
     fn to_roll_out(&self, text: &str) -> bool {
         self.rollout.is_some()
-            && !self.options.notreally
             && Before::read(&self.job.entry).is_ok_and(|before| !before.holds(text.as_bytes()))
     }
 

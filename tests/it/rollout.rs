@@ -840,6 +840,52 @@ async fn an_entry_without_rollout_writes_nothing_to_etcd() {
     assert_eq!(now.header().unwrap().revision(), last);
 }
 
+/// A preview takes no part in rollouts: `--notreally` prints the change's diff at once and
+/// writes nothing to etcd, runs no command and touches no file.
+#[tokio::test]
+async fn a_notreally_daemon_previews_a_rollout_change_and_writes_nothing() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("web.conf");
+    std::fs::write(&target, "value=v0\n").unwrap();
+    let marks = dir.path().join("marks");
+    let entry = json!({
+        "id": "web", "key": KEY, "source": "t", "target": target,
+        "reloadcmd": format!("echo reload >> '{}'", marks.display()),
+        "rollout": {"group": "edge", "healthcmd": format!("echo health >> '{}'", marks.display())},
+    });
+    let cfg = cfgdir(
+        dir.path(),
+        &[("web", entry.to_string())],
+        &[("t", TEMPLATE)],
+    );
+    put_value(&etcd, "v0").await;
+    let args = [
+        "--notreally",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+    ];
+    let daemon = Daemon::start(args, &dir.path().join("log"));
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("watching")).await,
+        "{}",
+        daemon.log()
+    );
+    let last = put_value(&etcd, "v1").await;
+    assert!(
+        eventually(LIMIT, || daemon.log().contains("-value=v0\n+value=v1\n")).await,
+        "{}",
+        daemon.log()
+    );
+    let mut client = etcd.client().await;
+    let now = client.get("/", None).await.unwrap();
+    assert_eq!(now.header().unwrap().revision(), last, "{}", daemon.log());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "value=v0\n");
+    assert!(!marks.exists(), "{}", daemon.log());
+}
+
 #[tokio::test]
 async fn bad_rollout_fields_are_one_line_each_and_touch_nothing() {
     let etcd = EtcdServer::start().await;
