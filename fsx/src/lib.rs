@@ -161,6 +161,26 @@ fn fill(mut file: File, bytes: &[u8], perms: &Perms) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Replaces `dir/name` with `bytes` at once: a new file under a fresh name (`prefix` and
+/// `random` letters) written and synced, then renamed over it (never opened through a link
+/// at `name`); the new file is removed when the rename fails. The caller syncs `dir`.
+pub fn replace(
+    dir: &Path,
+    name: &Path,
+    prefix: &OsStr,
+    random: usize,
+    bytes: &[u8],
+    perms: &Perms,
+) -> Result<(), WriteError> {
+    let staged = write_new_named(dir, prefix, random, bytes, perms)?;
+    if let Err(e) = std::fs::rename(&staged, dir.join(name)) {
+        // Best effort on an error path; the error being reported matters more.
+        let _ = std::fs::remove_file(&staged);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Makes the entries of `dir` durable (after a rename, a removal, a new file).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())

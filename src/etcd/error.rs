@@ -234,16 +234,21 @@ fn is_auth_failure(message: &str) -> bool {
 /// One line from an etcd-client error: etcd's own message, or the transport's reason with
 /// its causes (connection refused, TLS failure, ...).
 fn one_line(error: &etcd_client::Error) -> String {
-    let mut text = match error {
+    let text = match error {
         etcd_client::Error::GRpcStatus(status) if !status.message().is_empty() => {
             status.message().to_string()
         }
         other => other.to_string(),
     };
-    let mut source = match error {
+    let source = match error {
         etcd_client::Error::GRpcStatus(status) => std::error::Error::source(status),
         other => std::error::Error::source(other),
     };
+    with_causes(text, source).replace('\n', " ")
+}
+
+/// `text` followed by each cause in `source`'s chain that it does not already say.
+pub(crate) fn with_causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
@@ -251,7 +256,7 @@ fn one_line(error: &etcd_client::Error) -> String {
         }
         source = cause.source();
     }
-    text.replace('\n', " ")
+    text
 }
 
 #[cfg(test)]

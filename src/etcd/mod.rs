@@ -17,6 +17,7 @@ mod tls;
 pub mod watch;
 
 pub use client::Etcd;
+pub(crate) use error::with_causes;
 pub use error::EtcdError;
 pub use options::Connection;
 pub(crate) use read::MAX_TXN_OPS;

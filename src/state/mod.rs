@@ -370,12 +370,15 @@ impl Ledger {
         let mut prefix = OsString::from(".");
         prefix.push(name);
         prefix.push(".new-");
-        let staged = fsx::write_new_named(&self.dir, &prefix, RANDOM_CHARS, bytes, &perms)
-            .map_err(|e| error(e.into()))?;
-        if let Err(e) = std::fs::rename(&staged, &path) {
-            let _ = std::fs::remove_file(&staged);
-            return Err(error(e));
-        }
+        fsx::replace(
+            &self.dir,
+            name.as_ref(),
+            &prefix,
+            RANDOM_CHARS,
+            bytes,
+            &perms,
+        )
+        .map_err(|e| error(e.into()))?;
         fsx::sync_dir(&self.dir).map_err(error)
     }
 }

@@ -132,16 +132,7 @@ impl V2Error {
 
 /// hyper's error with its causes (connection refused, TLS failure, ...), on one line.
 fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
+    crate::etcd::with_causes(error.to_string(), error.source())
 }
 
 /// A node of the v2 tree, as the API sends it.

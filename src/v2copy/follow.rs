@@ -23,7 +23,7 @@ use super::api::{Event, V2Error, Watched, V2};
 use super::error::CopyError;
 use super::tree::{Changes, Tree};
 use super::write::{Patience, Writer};
-use crate::etcd::{retry_until, EtcdError};
+use crate::etcd::{retry_until, until, EtcdError};
 use crate::exit::Exit;
 use crate::service::Signals;
 
@@ -50,6 +50,17 @@ pub async fn follow(
         copied,
         refused: 0,
     };
+    // One watch from `index`, kept while leases are renewed: a long poll given up for a
+    // renewal would be sent again, and its connection lost with it.
+    let watch_from = |index| {
+        Box::pin(retry_until(
+            "watching etcd v2",
+            0,
+            V2Error::is_transient,
+            move || v2.watch(prefix, index),
+        ))
+    };
+    let mut watch = watch_from(index);
     loop {
         let due = writer.next_renewal().await;
         let step = tokio::select! {
@@ -57,11 +68,10 @@ pub async fn follow(
                 info!("{signal}: stopped following at index {index}");
                 break;
             }
-            watched = retry_until("watching etcd v2", 0, V2Error::is_transient, || {
-                v2.watch(prefix, index)
-            }) => Step::Watched(watched?),
-            () = sleep_until(due) => Step::Renew,
+            watched = &mut watch => Step::Watched(watched?),
+            () = until(due) => Step::Renew,
         };
+        let answered = matches!(step, Step::Watched(_));
         let mut stepping = std::pin::pin!(follower.step(step, index));
         tokio::select! {
             signal = signals.recv() => {
@@ -77,6 +87,9 @@ pub async fn follow(
                 break;
             }
             next = &mut stepping => index = next?,
+        }
+        if answered {
+            watch = watch_from(index);
         }
     }
     Ok(if follower.refused == 0 {
@@ -238,13 +251,5 @@ impl Follower<'_> {
             error!("{}: v3 refused the change: {}", refusal.key, refusal.error);
             self.refused += 1;
         }
-    }
-}
-
-/// Sleeps until `at`, or for ever.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

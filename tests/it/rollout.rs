@@ -580,7 +580,7 @@ async fn a_killed_slot_holder_frees_its_place_when_its_lease_expires() {
         block.display()
     );
     let mut fleet = Fleet::new(&plan);
-    fleet.start(&etcd, &["--rollout-ttl", "2s"]);
+    fleet.start(&etcd, &["--rollout-ttl", "5s"]);
     for i in 0..plan.nodes {
         fleet.wait_log(i, "watching").await;
     }
@@ -608,7 +608,7 @@ async fn a_killed_slot_holder_frees_its_place_when_its_lease_expires() {
     let turns = fleet.turns();
     let second = turns.iter().find(|t| t.node != holder).unwrap();
     assert!(second.start > killed_at, "{turns:#?}");
-    eprintln!("the next node's turn came {waited:?} after the kill (--rollout-ttl 2s)");
+    eprintln!("the next node's turn came {waited:?} after the kill (--rollout-ttl 5s)");
     std::fs::remove_file(&block).unwrap();
     let survivors: Vec<usize> = (0..plan.nodes).filter(|i| *i != victim).collect();
     wait_done(&etcd, revision, survivors.len(), &fleet).await;

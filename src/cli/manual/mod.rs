@@ -220,14 +220,10 @@ impl Manual {
                 path: path.clone(),
                 source,
             };
-            let staged =
-                fsx::write_new_named(dir, format!(".{name}.1.").as_ref(), 10, &page, &PAGE_PERMS)
-                    .map_err(|e| failed(e.into()))?;
-            if let Err(e) = std::fs::rename(&staged, &path) {
-                // Best effort on an error path; the error being reported matters more.
-                let _ = std::fs::remove_file(&staged);
-                return Err(failed(e));
-            }
+            let file = format!("{name}.1");
+            let prefix = format!(".{file}.");
+            fsx::replace(dir, file.as_ref(), prefix.as_ref(), 10, &page, &PAGE_PERMS)
+                .map_err(|e| failed(e.into()))?;
             written.push(path);
         }
         fsx::sync_dir(dir).map_err(|source| ManualError::Write {

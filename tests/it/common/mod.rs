@@ -813,7 +813,8 @@ pub async fn poll_get(
     daemon: &Daemon,
     accept: impl Fn(u16, &str) -> bool,
 ) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // A give-up bound only: longer than the longest retry delay (--retry-cap, 30 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let answer = http_get(addr, path).await;
         if let Some((code, body)) = &answer {
