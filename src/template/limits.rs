@@ -373,17 +373,22 @@ fn replace(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> 
 /// Instruments every template of `tera` (see the module's comment).
 pub fn instrument(tera: &mut Tera) {
     for template in tera.templates.values_mut() {
-        wrap(&mut template.ast);
-        for definition in template.macros.values_mut() {
-            wrap(&mut definition.body);
-        }
-        for block in template.blocks.values_mut() {
+        instrument_one(template);
+    }
+}
+
+/// [`instrument`] for one template (a twin added to an engine already instrumented).
+pub fn instrument_one(template: &mut tera::Template) {
+    wrap(&mut template.ast);
+    for definition in template.macros.values_mut() {
+        wrap(&mut definition.body);
+    }
+    for block in template.blocks.values_mut() {
+        count_loops(&mut block.body);
+    }
+    for levels in template.blocks_definitions.values_mut() {
+        for (_, block) in levels {
             count_loops(&mut block.body);
-        }
-        for levels in template.blocks_definitions.values_mut() {
-            for (_, block) in levels {
-                count_loops(&mut block.body);
-            }
         }
     }
 }

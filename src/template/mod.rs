@@ -231,7 +231,7 @@ impl Template {
                     .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
                     .and_then(|marked| {
                         budget.restart();
-                        let twin = twin(marked)?;
+                        let twin = twin(&self.tera, marked)?;
                         let mut output = limits::Output::new(0, limits);
                         twin.render_to(MARKED, &context, &mut output).err()
                     });
@@ -275,12 +275,13 @@ impl Template {
 /// The name of a marked twin in its engine.
 const MARKED: &str = "marked";
 
-/// An engine holding only the marked twin `source`, to find the line of a failure (the
-/// twin compiled as its template was, so it parses).
-fn twin(source: &str) -> Option<Tera> {
-    let mut tera = engine();
+/// The configuration's engine with the marked twin `source` added, to find the line of a
+/// failure (the twin compiled as its template was, so it parses, and seeing the same
+/// templates to include).
+fn twin(engine: &Tera, source: &str) -> Option<Tera> {
+    let mut tera = engine.clone();
     tera.add_raw_template(MARKED, source).ok()?;
-    limits::instrument(&mut tera);
+    limits::instrument_one(tera.templates.get_mut(MARKED)?);
     Some(tera)
 }
 

@@ -1121,8 +1121,9 @@ async fn the_tutorial_converted_and_run_by_the_daemon_writes_what_confd_writes()
         &dir.path().join("log"),
     );
     wait_for_content(&target, &expected[0], LIMIT, || daemon.log()).await;
-    // A backend registers with a 2-second lease and is not renewed: it comes, then goes.
-    let lease = client.lease_grant(2, None).await.unwrap().id();
+    // A backend registers with a lease and is not renewed: it comes, then goes (the lease
+    // revoked once the daemon has written it, as its expiry would, whatever the machine's speed).
+    let lease = client.lease_grant(300, None).await.unwrap().id();
     client
         .put(
             "/services/apache/upstream/b",
@@ -1132,6 +1133,7 @@ async fn the_tutorial_converted_and_run_by_the_daemon_writes_what_confd_writes()
         .await
         .unwrap();
     wait_for_content(&target, &expected[1], LIMIT, || daemon.log()).await;
+    client.lease_revoke(lease).await.unwrap();
     wait_for_content(&target, &expected[2], LIMIT, || daemon.log()).await;
     // Without the subdomain confd's getv fails: the target keeps its last good content.
     client

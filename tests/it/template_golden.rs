@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use reconfig::{
     altdata_model, compile, data_model, Pattern, RenderInput, Snapshot, Template, TemplateError,
+    TemplateSet,
 };
 use serde_json::{json, Map, Value};
 
@@ -603,6 +604,24 @@ fn error_syntax_line_survives_every_construct_that_moves_newlines() {
         .err()
         .unwrap();
     assert_eq!(err.line(), Some(14), "{err}");
+}
+
+/// The line of a failure after an include of another template of the configuration: the
+/// twin that finds the line sees the same templates as the render.
+#[test]
+fn error_line_after_an_include_of_another_template() {
+    let mut set = TemplateSet::default();
+    let pattern = Pattern::default();
+    set.add("inc.erb", "included\n", &pattern).unwrap();
+    let text = "<% include \"inc.erb\" %>\nline 2\n<%= nope %>\n";
+    set.add("t.erb", text, &pattern).unwrap();
+    let template = set.finish().pop().unwrap();
+    let input = Input::from_file(&golden("erubis/data.json"));
+    let err = input.render(&template).expect_err("the template must fail");
+    assert_eq!(
+        err.to_string(),
+        "t.erb:3: Variable `nope` not found in context"
+    );
 }
 
 #[test]
