@@ -40,8 +40,8 @@ mod v2copy;
 pub use clap_complete::Shell;
 pub use cli::{
     completion_script, completions, confd_flag, init_logging, manual, print_generated, Cli,
-    Command, ConnectArgs, EnvVar, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
-    MigrateFrom, PageNotes, RolloutArgs, RolloutCommand, RunArgs, CONNECT_ENVIRONMENT,
+    Command, ConnectArgs, LogControl, LogFormat, ManArgs, Manual, ManualError, MigrateArgs,
+    PageNotes, RolloutCommand, RunArgs, CONNECT_ENVIRONMENT,
 };
 pub use config::{Pattern, PatternError};
 pub use daemon::{run as run_daemon, DaemonError, DaemonSettings};

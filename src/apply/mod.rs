@@ -192,7 +192,7 @@ pub async fn apply(
         let check_after = sha256
             .as_deref()
             .map(|sha256| CheckAfter { sha256, previous });
-        let reload = entry.reloadcmd.is_some() || entry.reloadsignal.is_some();
+        let reload = entry.reloads();
         journal
             .ledger
             .swapping(journal.revision, reload, check_after)

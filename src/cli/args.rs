@@ -19,6 +19,7 @@ use crate::config::{
 };
 use crate::daemon::DaemonSettings;
 use crate::dispense::DispenseSettings;
+use crate::etcd::SECRET_ENV;
 use crate::pipeline::{RenderSettings, RunSettings, StatusSettings};
 use crate::rollout::{RolloutStatusSettings, Settings as RolloutSettings};
 use crate::service::retry::Pacing;
@@ -51,12 +52,9 @@ fn with_env(arg: clap::Arg) -> clap::Arg {
     if arg.get_env().is_some() || ["endpoints", "help", "version"].contains(&long.as_str()) {
         return arg;
     }
-    let secret = long == "ssl_passphrase";
-    arg.env(format!(
-        "RECONFIG_{}",
-        long.to_uppercase().replace('-', "_")
-    ))
-    .hide_env_values(secret)
+    let name = format!("RECONFIG_{}", long.to_uppercase().replace('-', "_"));
+    let secret = SECRET_ENV.contains(&name.as_str());
+    arg.env(name).hide_env_values(secret)
 }
 
 /// Subcommands.

@@ -9,11 +9,9 @@ mod connect;
 mod logging;
 mod manual;
 
-pub use args::{
-    Cli, Command, ManArgs, MigrateArgs, MigrateFrom, RolloutArgs, RolloutCommand, RunArgs,
-};
+pub use args::{Cli, Command, ManArgs, MigrateArgs, RolloutCommand, RunArgs};
 pub use confd_flags::confd_flag;
 pub use connect::{ConnectArgs, CONNECT_ENVIRONMENT};
 pub use logging::{init as init_logging, LogControl, LogFormat};
 pub use manual::reconfig::{completions, manual};
-pub use manual::{completion_script, print_generated, EnvVar, Manual, ManualError, PageNotes};
+pub use manual::{completion_script, print_generated, Manual, ManualError, PageNotes};

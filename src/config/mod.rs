@@ -88,6 +88,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether a change of the target is followed by a reload (a command or a signal).
+    pub fn reloads(&self) -> bool {
+        self.reloadcmd.is_some() || self.reloadsignal.is_some()
+    }
+
     /// The keys whose trees one render reads: the watched key, then every altkey, then
     /// `keys`.
     pub fn read_keys(&self) -> impl Iterator<Item = &str> {

@@ -121,8 +121,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
         }
         let replica =
             (job.entry.read_keys().count() == 1).then(|| watched[&job.entry.key].replica.clone());
-        let reload = (job.entry.reloadcmd.is_some() || job.entry.reloadsignal.is_some())
-            .then(|| Arc::new(Pending::default()));
+        let reload = job.entry.reloads().then(|| Arc::new(Pending::default()));
         // A preview takes no part in rollouts: it writes nothing, to etcd either.
         let rollout = Rollout::of(&job, &etcd, &rollout, &reloader).filter(|_| !options.notreally);
         let worker = Worker {

@@ -203,8 +203,7 @@ impl Collector for PerEntry {
             MetricType::Gauge,
         )?;
         for (id, entry) in &state.entries {
-            let since = entry.last_success.as_ref().unwrap_or(&entry.loaded);
-            let gauge = ConstGauge::new(since.at.elapsed().as_secs_f64());
+            let gauge = ConstGauge::new(entry.since_success().as_secs_f64());
             gauge.encode(family.encode_family(&[("entry", id.as_str())])?)?;
         }
         Ok(())
@@ -360,6 +359,15 @@ impl EntryState {
         }
     }
 
+    /// How long since the entry's last good pass (since it was loaded, before one).
+    fn since_success(&self) -> Duration {
+        self.last_success
+            .as_ref()
+            .unwrap_or(&self.loaded)
+            .at
+            .elapsed()
+    }
+
     /// Why the entry is not applied, if it is not.
     fn degraded(&self) -> Option<String> {
         if self.reload == ReloadState::Failing {
@@ -470,7 +478,7 @@ impl Status {
             }
         };
         entry.last_outcome = Some(outcome);
-        entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
+        entry.seen = entry.seen.max(Some(revision));
         entry.rollout = None;
         entry.applied = failure.is_none();
         let Some(failure) = failure else {
@@ -499,7 +507,7 @@ impl Status {
     pub fn rollout(&self, id: &str, revision: i64, note: RolloutNote, failed_here: bool) {
         let mut state = self.state();
         let entry = state.entry(id);
-        entry.seen = Some(entry.seen.map_or(revision, |seen| seen.max(revision)));
+        entry.seen = entry.seen.max(Some(revision));
         if !failed_here {
             entry.failing_since = None;
         }
@@ -617,13 +625,7 @@ impl Status {
                     reload: entry.reload,
                     revision_seen: entry.seen,
                     consecutive_failures: entry.consecutive_failures,
-                    seconds_since_success: entry
-                        .last_success
-                        .as_ref()
-                        .unwrap_or(&entry.loaded)
-                        .at
-                        .elapsed()
-                        .as_secs(),
+                    seconds_since_success: entry.since_success().as_secs(),
                     last_outcome: entry.last_outcome,
                     last_success: entry.last_success.as_ref().map(Moment::text),
                     failing_since: entry.failing_since.as_ref().map(Moment::text),

@@ -128,11 +128,7 @@ impl OneEntry {
 
     /// The entry's record in the state directory, and the previous content kept beside it.
     fn record(&self) -> (PathBuf, PathBuf) {
-        use sha2::Digest;
-        let hash: String = sha2::Sha256::digest(self.target.as_os_str().as_encoded_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = check::digest(self.target.as_os_str().as_encoded_bytes());
         let stem = format!("app-{}", &hash[..16]);
         (
             self.state.join(format!("{stem}.json")),

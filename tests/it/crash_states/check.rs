@@ -416,7 +416,7 @@ fn record(crash: &Fs, path: &Path) -> Result<Option<serde_json::Value>, String> 
 }
 
 /// SHA-256 in hex, as records name contents.
-fn digest(bytes: &[u8]) -> String {
+pub(super) fn digest(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()
