@@ -11,6 +11,9 @@
 //! done and held keys of every rollout older than R are one key range each.
 
 use etcd_client::proto::PbKeyValue;
+use etcd_client::{GetOptions, GetResponse};
+
+use crate::etcd::{Etcd, EtcdError};
 
 /// Digits of a revision in a key: enough for any `i64`.
 const DIGITS: usize = 20;
@@ -50,6 +53,13 @@ impl Keys {
     /// The end of the range of every key below the root.
     pub fn root_end(&self) -> Vec<u8> {
         prefix_end(&self.root)
+    }
+
+    /// Every key of the group, in one bounded read.
+    pub async fn read(&self, etcd: &Etcd) -> Result<GetResponse, EtcdError> {
+        let options = GetOptions::new().with_range(self.root_end());
+        etcd.bounded(etcd.kv().get(self.root(), Some(options)))
+            .await
     }
 
     /// The marker of rollout `revision`.

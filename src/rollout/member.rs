@@ -271,13 +271,11 @@ impl Member {
 
     /// Reads every key of the group into a fresh view.
     async fn read(&mut self) -> Result<(), RolloutError> {
-        let options = GetOptions::new().with_range(self.keys.root_end());
-        let root = self.keys.root().to_string();
+        let keys = self.keys.clone();
         let read = self
             .request("reading the group", |etcd| {
-                let mut kv = etcd.kv();
-                let (root, options) = (root.clone(), options.clone());
-                async move { etcd.bounded(kv.get(root, Some(options))).await }
+                let keys = keys.clone();
+                async move { keys.read(&etcd).await }
             })
             .await
             .map_err(|e| self.error(e))?;

@@ -5,8 +5,6 @@
 
 use std::fmt::Write as _;
 
-use etcd_client::GetOptions;
-
 use super::group::{Group, Rollout};
 use super::keys::Keys;
 use crate::etcd::{Connection, Etcd, EtcdError};
@@ -41,10 +39,7 @@ pub struct RolloutStatusSettings {
 pub async fn rollout_status(args: &RolloutStatusSettings) -> Result<Exit, RolloutStatusError> {
     let etcd = Etcd::connect(&args.connection).await?;
     let keys = Keys::new(&args.prefix, &args.group);
-    let options = GetOptions::new().with_range(keys.root_end());
-    let read = etcd
-        .bounded(etcd.kv().get(keys.root(), Some(options)))
-        .await?;
+    let read = keys.read(&etcd).await?;
     let group = Group::read(&keys, read.kvs());
     let (text, held) = describe(&args.group, &keys, &group);
     print!("{text}");

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use etcd_client::proto::PbEvent;
-use etcd_client::{GetOptions, KeyValue};
+use etcd_client::KeyValue;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -160,11 +160,7 @@ impl Sink for GroupSink {
 
     async fn compacted(&mut self, _index: usize, from: i64, oldest: i64) -> Result<i64, EtcdError> {
         let keys = &self.shared.keys;
-        let options = GetOptions::new().with_range(keys.root_end());
-        let read = self
-            .etcd
-            .bounded(self.etcd.kv().get(keys.root(), Some(options)))
-            .await?;
+        let read = keys.read(&self.etcd).await?;
         let revision = read.header().map_or(0, |h| h.revision());
         self.shared.replace(read.kvs(), revision);
         info!(
