@@ -275,7 +275,7 @@ impl Member {
         let read = self
             .request("reading the group", |etcd| {
                 let keys = keys.clone();
-                async move { keys.read(&etcd).await }
+                async move { keys.read(etcd).await }
             })
             .await
             .map_err(|e| self.error(e))?;
