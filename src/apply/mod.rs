@@ -179,6 +179,25 @@ pub async fn apply(
         Some(cmd) if cmd.contains(SRC_PLACEHOLDER) => (Some(cmd), None),
         other => (None, other),
     };
+    let sha256 = target_check.map(|_| digest(&new));
+    let staged = {
+        let path = path.clone();
+        file_work(opts.syncs, move || Staged::write(&path, &new, &perms))
+            .await
+            .map_err(stage_error)?
+    };
+    if let Some(cmd) = staged_check {
+        let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
+        // On failure `staged` is dropped here, which removes it.
+        command::run(entry, &cmd, entry.check_timeout)
+            .await
+            .map_err(|source| ApplyError::Check {
+                target: target.clone(),
+                source,
+            })?;
+    }
+    // Recorded after everything that could still refuse the change and before the swap: a
+    // render that is never swapped in leaves no reload due.
     if let Some(journal) = journal {
         let previous = current.as_ref().map(|c| {
             let file = PreviousFile {
@@ -188,44 +207,20 @@ pub async fn apply(
             };
             (c.bytes.as_slice(), file)
         });
-        let sha256 = target_check.map(|_| digest(&new));
         let check_after = sha256
             .as_deref()
             .map(|sha256| CheckAfter { sha256, previous });
-        let reload = entry.reloads();
         journal
             .ledger
-            .swapping(journal.revision, reload, check_after)
+            .swapping(journal.revision, entry.reloads(), check_after)
             .map_err(|source| ApplyError::State {
                 target: target.clone(),
                 source,
             })?;
     }
-    let write = {
-        let path = path.clone();
-        move || Staged::write(&path, &new, &perms)
-    };
-    match staged_check {
-        // Nothing runs between the write and the swap: one piece of file work.
-        None => file_work(opts.syncs, move || write().map(Staged::commit))
-            .await
-            .map_err(stage_error)?
-            .map_err(swap_error)?,
-        Some(cmd) => {
-            let staged = file_work(opts.syncs, write).await.map_err(stage_error)?;
-            let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
-            // On failure `staged` is dropped here, which removes it.
-            command::run(entry, &cmd, entry.check_timeout)
-                .await
-                .map_err(|source| ApplyError::Check {
-                    target: target.clone(),
-                    source,
-                })?;
-            file_work(opts.syncs, move || staged.commit())
-                .await
-                .map_err(swap_error)?;
-        }
-    }
+    file_work(opts.syncs, move || staged.commit())
+        .await
+        .map_err(swap_error)?;
 
     if let Some(cmd) = target_check {
         let checked = command::run(entry, cmd, entry.check_timeout).await;

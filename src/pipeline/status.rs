@@ -41,13 +41,14 @@ pub struct StatusSettings {
 /// Prints one line per entry; exit 1 when a reload or a check is due for some entry.
 pub fn status(args: &StatusSettings) -> Result<Exit, StatusError> {
     let loaded = config::load(&args.cfgdir, &args.prefix)?;
-    let state = StateDir::open(&args.state_dir)?;
+    let state = StateDir::existing(&args.state_dir)?;
     let mut due = false;
     let rows: Vec<[String; 3]> = loaded
         .entries
         .iter()
         .map(|entry| {
-            let (line, is_due) = describe(entry, state.record_of(entry));
+            let record = state.as_ref().map_or(Ok(None), |s| s.record_of(entry));
+            let (line, is_due) = describe(entry, record);
             due |= is_due;
             [entry.id.clone(), entry.target.display().to_string(), line]
         })

@@ -35,6 +35,8 @@ use crate::config::Entry;
 
 /// Random characters in the name of a record being written.
 const RANDOM_CHARS: usize = 10;
+/// What follows a record's name in the name of its new file, before the random characters.
+const NEW_MARK: &str = ".new-";
 
 /// Why the state directory cannot be used, or a record not written.
 #[derive(Debug, thiserror::Error)]
@@ -140,30 +142,69 @@ impl StateDir {
             path: path.to_path_buf(),
             source,
         };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(StateError::Linked(path.to_path_buf()))
-            }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(error(io::Error::other("not a directory")));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(path)
-                    .map_err(error)?;
-            }
-            Err(e) => return Err(error(e)),
+        if Self::existing(path)?.is_none() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(error)?;
+            // The new directory's name is durable before any record is written in it.
+            fsx::sync_dir(fsx::parent_dir(path)).map_err(error)?;
         }
         // Writable by us: a record that cannot be written is better known now.
         nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)
             .map_err(|e| error(io::Error::from(e)))?;
-        Ok(StateDir {
+        let dir = StateDir {
             path: path.to_path_buf(),
-        })
+        };
+        dir.remove_leftovers();
+        Ok(dir)
+    }
+
+    /// Removes the new files of records that a killed write left (`.NAME.new-RANDOM`);
+    /// nothing else in the directory is touched.
+    fn remove_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let leftover = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.')?.rsplit_once(NEW_MARK))
+                .is_some_and(|(_, random)| {
+                    random.len() == RANDOM_CHARS
+                        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if !leftover || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!("removed {}, left by a killed write", entry.path().display())
+                }
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+
+    /// The directory at `path` for reading only (`reconfig status`): nothing is made, and a
+    /// directory that does not exist holds no record (`Ok(None)`); a link there is refused.
+    pub fn existing(path: &Path) -> Result<Option<StateDir>, StateError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(StateError::Linked(path.into())),
+            Ok(meta) if !meta.is_dir() => Err(StateError::Dir {
+                path: path.into(),
+                source: io::Error::other("not a directory"),
+            }),
+            Ok(_) => Ok(Some(StateDir { path: path.into() })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Dir {
+                path: path.into(),
+                source,
+            }),
+        }
     }
 
     /// The ledger of `entry`, with its record read (none when there is none or it cannot
@@ -369,7 +410,7 @@ impl Ledger {
         };
         let mut prefix = OsString::from(".");
         prefix.push(name);
-        prefix.push(".new-");
+        prefix.push(NEW_MARK);
         fsx::replace(
             &self.dir,
             name.as_ref(),

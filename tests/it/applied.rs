@@ -310,6 +310,113 @@ async fn a_reload_due_is_run_by_onetime_and_shown_by_status() {
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
 }
 
+/// A record's new file that a killed write left behind is removed at the next start; other
+/// files in the state directory are left alone.
+#[tokio::test]
+async fn a_killed_records_new_file_is_removed_at_the_next_start() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, _) = entry(dir.path(), r#","reloadcmd":"true""#);
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let leftover = state.join(".a-0123456789abcdef.json.new-AbCdEf1234");
+    let other = state.join("notes.new-AbCdEf1234");
+    std::fs::write(&leftover, "{").unwrap();
+    std::fs::write(&other, "kept").unwrap();
+    etcd.put_all([("/a/1", "one")]).await;
+    let run = run_reconfig([
+        "--onetime",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--endpoints",
+        &etcd.endpoint,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!leftover.exists(), "{} left", leftover.display());
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
+}
+
+/// `reconfig status` only reads: a state directory that does not exist yet is not made.
+#[tokio::test]
+async fn status_makes_no_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, _) = entry(dir.path(), "");
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    let shown = run_reconfig([
+        "status",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
+    assert!(shown.stdout.contains("no record"), "{}", shown.stdout);
+    assert!(!state.exists(), "status made {}", state.display());
+}
+
+/// A render the staged check rejects is never swapped in, so it leaves no reload due: the
+/// record says nothing is pending and the next run reloads nothing.
+#[tokio::test]
+async fn a_render_rejected_before_its_swap_leaves_no_reload_due() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reloads = dir.path().join("reloads");
+    let extra = format!(
+        r#","checkcmd":"! grep -q bad {{{{src}}}}","reloadcmd":"echo x >> {}""#,
+        q(&reloads)
+    );
+    let (json, target) = entry(dir.path(), &extra);
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    let onetime = || {
+        run_reconfig([
+            "--onetime",
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+            "--endpoints",
+            &etcd.endpoint,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+    };
+    let status = || {
+        run_reconfig([
+            "status",
+            "--cfgdir",
+            cfg.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+    };
+    etcd.put_all([("/a/1", "good")]).await;
+    let run = onetime().await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(lines(&reloads).len(), 1);
+
+    etcd.put_all([("/a/1", "bad")]).await;
+    let run = onetime().await;
+    assert_ne!(run.code, 0, "the staged check passed a bad render");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "/a/1=good\n");
+    let shown = status().await;
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
+    assert!(!shown.stdout.contains("RELOAD DUE"), "{}", shown.stdout);
+
+    etcd.put_all([("/a/1", "good")]).await;
+    let run = onetime().await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        lines(&reloads).len(),
+        1,
+        "a reload ran for a change never swapped in"
+    );
+}
+
 #[tokio::test]
 async fn a_change_killed_before_its_post_swap_check_is_checked_after_the_restart() {
     let etcd = EtcdServer::start().await;
