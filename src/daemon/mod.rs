@@ -105,7 +105,9 @@ pub async fn run(
 ) -> Result<Exit, DaemonError> {
     let args = &settings.run;
     let state = state_dir(&args.state_dir, args.notreally);
-    let jobs = load_jobs(&args.cfgdir, &args.prefix, args.limits, state.as_ref())?.jobs;
+    let jobs = load_jobs(&args.cfgdir, &args.prefix, args.limits)?
+        .remembered(state.as_ref())
+        .jobs;
     let mut service = Service::start(
         &settings.command,
         &OWN_SIGNALS,
@@ -180,15 +182,11 @@ pub async fn run(
 /// Loads the configuration afresh and swaps generations; keeps the old one if the new
 /// configuration has no valid entry.
 async fn reload(shared: &Shared, args: &RunSettings, current: Generation) -> Generation {
-    match load_jobs(
-        &args.cfgdir,
-        &args.prefix,
-        args.limits,
-        shared.state.as_ref(),
-    ) {
+    match load_jobs(&args.cfgdir, &args.prefix, args.limits) {
         Ok(loaded) => {
+            // The records after the old generation's last writes and reloads.
             current.stop().await;
-            Generation::start(shared, loaded.jobs)
+            Generation::start(shared, loaded.remembered(shared.state.as_ref()).jobs)
         }
         Err(e) => {
             error!("reload: {e}; keeping the running configuration");

@@ -124,7 +124,7 @@ pub struct RenderSettings {
 
 /// Renders the selected entries to stdout; any failing entry makes the exit code 1.
 pub fn render_offline(args: &RenderSettings) -> Result<Exit, OfflineError> {
-    let loaded = load_jobs(&args.cfgdir, &args.prefix, args.limits, None)?;
+    let loaded = load_jobs(&args.cfgdir, &args.prefix, args.limits)?;
     let snapshot = read_snapshot(&args.data)?;
     let selected: Vec<_> = loaded
         .jobs

@@ -69,12 +69,8 @@ pub struct RunSettings {
 /// Runs every entry once.
 pub async fn onetime(settings: &RunSettings) -> Result<Exit, OnetimeError> {
     let state = state_dir(&settings.state_dir, settings.notreally);
-    let loaded = load_jobs(
-        &settings.cfgdir,
-        &settings.prefix,
-        settings.limits,
-        state.as_ref(),
-    )?;
+    let loaded =
+        load_jobs(&settings.cfgdir, &settings.prefix, settings.limits)?.remembered(state.as_ref());
     let options = ApplyOptions::new(settings.notreally);
     remove_leftovers(&loaded.jobs, &options);
     let etcd = Etcd::connect(&settings.connection).await?;

@@ -54,6 +54,19 @@ pub struct Jobs {
     pub refused: usize,
 }
 
+impl Jobs {
+    /// With each entry's record read from `state`: read only once whatever the previous
+    /// configuration had in flight is finished, so that no record is read stale.
+    pub fn remembered(mut self, state: Option<&StateDir>) -> Jobs {
+        if let Some(state) = state {
+            for job in &mut self.jobs {
+                job.ledger = Some(Arc::new(state.ledger(&job.entry)));
+            }
+        }
+        self
+    }
+}
+
 /// Why no entry can run.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -66,16 +79,12 @@ pub enum LoadError {
 }
 
 /// Loads `conf.d`, compiles every template, and logs one line per refused entry; `limits`
-/// hold every entry that sets none of its own; each entry's record is read from `state`.
+/// hold every entry that sets none of its own. The entries' records are read apart
+/// ([`Jobs::remembered`]).
 /// The templates share one engine (reconfig's filters and functions registered once), and
 /// entries that use the same template file with the same pattern share one compiled
 /// template: 500 entries on one template cost one compilation and one copy in memory.
-pub fn load_jobs(
-    cfgdir: &Path,
-    prefix: &str,
-    limits: RenderLimits,
-    state: Option<&StateDir>,
-) -> Result<Jobs, LoadError> {
+pub fn load_jobs(cfgdir: &Path, prefix: &str, limits: RenderLimits) -> Result<Jobs, LoadError> {
     let loaded = config::load(cfgdir, prefix)?;
     let mut refused = loaded.problems.len();
     for problem in &loaded.problems {
@@ -103,7 +112,7 @@ pub fn load_jobs(
         .map(|(index, entry)| Job {
             template: Arc::clone(&templates[index.0]),
             limits: entry.limits.over(limits),
-            ledger: state.map(|state| Arc::new(state.ledger(&entry))),
+            ledger: None,
             entry,
         })
         .collect();

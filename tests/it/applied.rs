@@ -310,6 +310,43 @@ async fn a_reload_due_is_run_by_onetime_and_shown_by_status() {
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
 }
 
+/// A SIGHUP while a reload waits for its interval: the old configuration's reload runs as it
+/// stops, and the new one, reading the records only after that, reloads nothing again.
+#[tokio::test]
+async fn a_reload_flushed_by_sighup_is_not_run_again_by_the_new_configuration() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reloads = dir.path().join("reloads");
+    let extra = format!(
+        r#","reload_interval":"1h","reloadcmd":"echo x >> {}""#,
+        q(&reloads)
+    );
+    let (json, target) = entry(dir.path(), &extra);
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    etcd.put_all([("/a/1", "one")]).await;
+    let daemon = Daemon::start(
+        args(&cfg, &etcd, &dir.path().join("state")),
+        &dir.path().join("log"),
+    );
+    let watching = || daemon.log().matches("watching 1 key(s)").count();
+    assert!(
+        eventually(LIMIT, || watching() == 1).await,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(lines(&reloads).len(), 1);
+    // Swapped in; its reload waits for the end of the hour.
+    etcd.put_all([("/a/1", "two")]).await;
+    wait_for_content(&target, "/a/1=two\n", LIMIT, || daemon.log()).await;
+    daemon.signal(Signal::SIGHUP);
+    assert!(
+        eventually(LIMIT, || watching() == 2).await,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(lines(&reloads).len(), 2, "{}", daemon.log());
+}
+
 /// A record's new file that a killed write left behind is removed at the next start; other
 /// files in the state directory are left alone.
 #[tokio::test]
