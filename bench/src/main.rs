@@ -105,6 +105,12 @@ fn report(results: &Value) {
             ratio(b, &["cpu_s"], &["floor_file_writes_cpu_s"]),
             "x <= 2",
         );
+        line(
+            "B",
+            "floor: the same writes at the puts' pace, CPU (s), ratio",
+            ratio(b, &["cpu_s"], &["floor_paced_file_writes_cpu_s"]),
+            "",
+        );
         let reloads = format!("{} / {}", b["reloads"], b["reloads_allowed"]);
         line("B", "reloads / one per interval + 1", reloads, "<=");
         line(

@@ -282,6 +282,23 @@ pub fn durable_writes_cpu(dir: &Path, bytes: &[u8], count: usize) -> f64 {
     thread_cpu_seconds() - started
 }
 
+/// The same file work as [`durable_writes_cpu`], one write every `every` as the changes came
+/// (the thread sleeping in between), rather than back to back: a write that follows an idle
+/// moment costs more CPU than one in a tight loop (caches and the CPU's idle state), and a
+/// daemon's changes come spread out.
+pub fn durable_writes_cpu_paced(dir: &Path, bytes: &[u8], count: usize, every: Duration) -> f64 {
+    let mut cpu = 0.0;
+    let mut next = Instant::now();
+    for _ in 0..count {
+        let started = thread_cpu_seconds();
+        durable_replace(dir, "floor.conf", bytes);
+        cpu += thread_cpu_seconds() - started;
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    cpu
+}
+
 /// The durability floor of a start-up: the wall time of writing each of `files` (name,
 /// bytes) into `dir` the way reconfig writes a target, one after the other.
 pub fn durable_files_wall(dir: &Path, files: &[(String, String)]) -> Duration {

@@ -191,8 +191,13 @@ pub async fn burst(bin: &str) -> Value {
     let floor_dir = dir.path().join("floor");
     std::fs::create_dir(&floor_dir).unwrap();
     let final_text = read(&target);
-    let floor_cpu = tokio::task::spawn_blocking(move || {
-        durable_writes_cpu(&floor_dir, final_text.as_bytes(), renders)
+    let every = burst / renders.max(1) as u32;
+    let (floor_cpu, paced_cpu) = tokio::task::spawn_blocking(move || {
+        let bytes = final_text.as_bytes();
+        (
+            durable_writes_cpu(&floor_dir, bytes, renders),
+            durable_writes_cpu_paced(&floor_dir, bytes, renders, every),
+        )
     })
     .await
     .unwrap();
@@ -200,6 +205,7 @@ pub async fn burst(bin: &str) -> Value {
         "puts": puts, "keys": 500, "burst_s": burst.as_secs_f64(),
         "convergence_ms": ms(convergence), "renders": renders, "reloads": reload_count,
         "reloads_allowed": allowed, "cpu_s": cpu, "floor_file_writes_cpu_s": floor_cpu,
+        "floor_paced_file_writes_cpu_s": paced_cpu,
     })
 }
 

@@ -135,6 +135,7 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
             reload,
             status: status.clone(),
             slow: Default::default(),
+            model: Default::default(),
             rollout,
         };
         workers.push(worker);

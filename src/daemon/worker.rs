@@ -20,9 +20,10 @@
 //! waits for the group's go with the previous file in place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -31,7 +32,7 @@ use super::reload::Pending;
 use crate::apply::{ApplyOptions, Before, Outcome, Syncs};
 use crate::etcd::watch::{Follow, Next, Replica, Wake};
 use crate::etcd::{Backoff, Etcd, Snapshot};
-use crate::pipeline::{apply_render, log_failure, pass_of, render, Job, StepError};
+use crate::pipeline::{apply_render, log_failure, pass_of, render_kept, Job, StepError};
 use crate::rollout::{self, Member};
 use crate::service::{Reloader, Status};
 
@@ -62,6 +63,9 @@ pub struct Worker {
     pub status: Arc<Status>,
     /// Whether the entry's last render ran longer than a slice.
     pub slow: AtomicBool,
+    /// The model of the entry's last render, when its tree is large enough to be kept and
+    /// brought up to date rather than built again.
+    pub model: Mutex<Option<Value>>,
     /// The entry's part in its rollout group, when it has a `rollout` object: its changes
     /// wait for the group's go, and reload at once ([`super::rolling`]).
     pub rollout: Option<Rollout>,
@@ -130,8 +134,10 @@ impl Worker {
     /// Renders on this thread within a [`SLICE`], or on a thread of its own when the
     /// entry's renders run longer.
     pub(super) async fn render(&self, snapshot: &Arc<Snapshot>) -> Result<String, StepError> {
+        let mut kept = self.model.lock().expect("model").take();
         if !self.slow.load(Ordering::Relaxed) {
-            match render(&self.job, snapshot, Some(SLICE)) {
+            let rendered = render_kept(&self.job, snapshot, Some(SLICE), &mut kept);
+            match rendered {
                 Err(StepError::Template(e)) if e.is_slice() => {
                     self.slow.store(true, Ordering::Relaxed);
                     info!(
@@ -140,14 +146,19 @@ impl Worker {
                         SLICE.as_millis()
                     );
                 }
-                done => return done,
+                done => {
+                    *self.model.lock().expect("model") = kept;
+                    return done;
+                }
             }
         }
         let (job, own) = (Arc::clone(&self.job), Arc::clone(snapshot));
         let started = Instant::now();
-        let rendered = tokio::task::spawn_blocking(move || render(&job, &own, None))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (rendered, kept) =
+            tokio::task::spawn_blocking(move || (render_kept(&job, &own, None, &mut kept), kept))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        *self.model.lock().expect("model") = kept;
         if started.elapsed() < SLICE / 2 {
             self.slow.store(false, Ordering::Relaxed);
         }

@@ -16,5 +16,5 @@ pub use rollout::{Rolled, Rolling};
 pub use status::{status, StatusError, StatusSettings};
 pub use step::{
     apply_render, load_jobs, log_failure, own_snapshot, pass_of, recover, reload, remove_leftovers,
-    render, state_dir, Job, LoadError, StepError,
+    render_kept, state_dir, Job, LoadError, StepError,
 };

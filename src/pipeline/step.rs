@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tracing::{debug, error, info, warn};
 
 use crate::apply::{self, apply, ApplyError, ApplyOptions, Journal, Outcome};
@@ -142,7 +143,18 @@ pub fn render(
     own: &Arc<Snapshot>,
     slice: Option<Duration>,
 ) -> Result<String, StepError> {
-    let data = model::data(own, &job.entry.key, job.entry.recursive)?;
+    render_kept(job, own, slice, &mut None)
+}
+
+/// As [`render`], from the model `kept` of the entry's last render and keeping this one's
+/// there when it is worth it ([`model::refreshed`], [`model::worth_keeping`]).
+pub fn render_kept(
+    job: &Job,
+    own: &Arc<Snapshot>,
+    slice: Option<Duration>,
+    kept: &mut Option<Value>,
+) -> Result<String, StepError> {
+    let data = model::refreshed(kept.take(), own, &job.entry.key, job.entry.recursive)?;
     if data.as_object().is_some_and(|tree| tree.is_empty()) {
         // An emptied tree is a state to show (every backend gone), but rarely the wish.
         warn!(
@@ -160,7 +172,9 @@ pub fn render(
         prefix: job.entry.prefix.as_deref(),
         read: &job.entry.read_keys().collect::<Vec<_>>(),
     };
-    Ok(job.template.render(input, &job.limits, slice)?)
+    let (rendered, data) = job.template.render_keeping(input, &job.limits, slice);
+    *kept = model::worth_keeping(data);
+    Ok(rendered?)
 }
 
 /// What one entry may see of a read shared by several entries: its own trees only, so a

@@ -205,16 +205,44 @@ impl Template {
         limits: &RenderLimits,
         slice: Option<Duration>,
     ) -> Result<String, TemplateError> {
-        let parts = &self.parts;
+        self.render_keeping(input, limits, slice).0
+    }
+
+    /// As [`Template::render`], giving the input's `data` back afterwards, to be kept for
+    /// the next render ([`model::refreshed`]).
+    pub fn render_keeping(
+        &self,
+        input: RenderInput<'_>,
+        limits: &RenderLimits,
+        slice: Option<Duration>,
+    ) -> (Result<String, TemplateError>, Value) {
         let snapshot = Arc::clone(input.snapshot);
-        let literals = Arc::clone(&parts.literals);
+        let literals = Arc::clone(&self.parts.literals);
         let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read, literals);
         let budget = limits::Budget::open(*limits, slice);
         let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
         let context = self.context(input);
+        let rendered = self.render_context(&context, &snapshot, &scope, &budget, limits);
+        let data = match context.into_json() {
+            Value::Object(mut top) => top.remove("data").unwrap_or_default(),
+            _ => Value::Null,
+        };
+        (rendered, data)
+    }
+
+    /// Renders `context`; on failure, finds the line and names what ran over.
+    fn render_context(
+        &self,
+        context: &Context,
+        snapshot: &Snapshot,
+        scope: &scope::Scope,
+        budget: &limits::Budget,
+        limits: &RenderLimits,
+    ) -> Result<String, TemplateError> {
+        let parts = &self.parts;
         let hint = self.last_len.load(Ordering::Relaxed);
         let mut output = limits::Output::new(hint + hint / 16, limits);
-        match self.tera.render_to(&parts.key, &context, &mut output) {
+        match self.tera.render_to(&parts.key, context, &mut output) {
             Ok(()) => {
                 let output = output.into_bytes();
                 self.last_len.store(output.len(), Ordering::Relaxed);
@@ -233,7 +261,7 @@ impl Template {
                         budget.restart();
                         let twin = twin(&self.tera, marked)?;
                         let mut output = limits::Output::new(0, limits);
-                        twin.render_to(MARKED, &context, &mut output).err()
+                        twin.render_to(MARKED, context, &mut output).err()
                     });
                 let line = located.as_ref().and_then(|_| scope.line());
                 if let Some(exceeded) = exceeded {

@@ -44,6 +44,63 @@ pub fn data(snapshot: &Snapshot, key: &str, recursive: bool) -> Result<Value, Mo
     ))
 }
 
+/// Trees at least this large are kept between renders ([`refreshed`]): below it, building
+/// the model afresh costs less than the memory of keeping it.
+pub const KEEP_AT: usize = 64;
+
+/// `data` as [`data`] builds it, from the model of an earlier render of the same entry when
+/// there is one: a recursive tree is brought up to date in place (the keys that changed
+/// set, the gone ones removed), so an event costs what it changed, not the tree's size.
+pub fn refreshed(
+    kept: Option<Value>,
+    snapshot: &Snapshot,
+    key: &str,
+    recursive: bool,
+) -> Result<Value, ModelError> {
+    match kept {
+        Some(Value::Object(mut tree)) if recursive => {
+            check_keys(snapshot, key)?;
+            refresh(&mut tree, snapshot, key)?;
+            Ok(Value::Object(tree))
+        }
+        _ => data(snapshot, key, recursive),
+    }
+}
+
+/// The model of a render worth keeping for the next one (a tree of [`KEEP_AT`] keys or
+/// more).
+pub fn worth_keeping(data: Value) -> Option<Value> {
+    data.as_object()
+        .is_some_and(|tree| tree.len() >= KEEP_AT)
+        .then_some(data)
+}
+
+/// Brings `tree` (the object of `key`'s tree, keys in order) in line with `snapshot`: one
+/// walk over both in key order, allocating only for what differs.
+fn refresh(
+    tree: &mut Map<String, Value>,
+    snapshot: &Snapshot,
+    key: &str,
+) -> Result<(), ModelError> {
+    let (mut gone, mut set) = (Vec::new(), Vec::new());
+    let mut kept = tree.iter().peekable();
+    for (k, v) in snapshot.tree(key) {
+        while let Some((old, _)) = kept.next_if(|(old, _)| old.as_str() < k) {
+            gone.push(old.clone());
+        }
+        match kept.next_if(|(old, _)| old.as_str() == k) {
+            Some((_, Value::String(old))) if old.as_bytes() == v => {}
+            _ => set.push((k.to_string(), Value::String(utf8(k, v)?))),
+        }
+    }
+    gone.extend(kept.map(|(old, _)| old.clone()));
+    for old in gone {
+        tree.remove(&old);
+    }
+    tree.extend(set);
+    Ok(())
+}
+
 /// `altdata`: each name → the object of its key's tree, `{}` when nothing is there.
 pub fn altdata(
     snapshot: &Snapshot,
@@ -174,6 +231,42 @@ mod tests {
             data(&s, "/bin", false),
             Err(ModelError::NotUtf8("/bin".into()))
         );
+    }
+
+    proptest::proptest! {
+        /// A kept tree brought up to date is the tree built afresh, key order included.
+        #[test]
+        fn a_refreshed_tree_is_the_tree_built_afresh(
+            before in proptest::collection::btree_map("/t(/[a-c]{1,2}){0,2}|/u|/t-x", "[xy]{0,2}", 0..12),
+            after in proptest::collection::btree_map("/t(/[a-c]{1,2}){0,2}|/u|/t-x", "[xy]{0,2}", 0..12),
+        ) {
+            let pairs = |m: &BTreeMap<String, String>| {
+                Snapshot::new(1, m.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect())
+            };
+            let (old, new) = (pairs(&before), pairs(&after));
+            let fresh = data(&new, "/t", true).unwrap();
+            let kept = data(&old, "/t", true).unwrap();
+            let refreshed = refreshed(Some(kept), &new, "/t", true).unwrap();
+            proptest::prop_assert_eq!(refreshed.to_string(), fresh.to_string());
+        }
+    }
+
+    #[test]
+    fn a_kept_model_is_not_used_for_a_single_value() {
+        let s = snap(&[("/k", "v")]);
+        let kept = json!({"/k": "old", "/k/x": "1"});
+        assert_eq!(
+            refreshed(Some(kept), &s, "/k", false).unwrap(),
+            json!({"/k": "v"})
+        );
+    }
+
+    #[test]
+    fn only_large_trees_are_kept() {
+        let small = json!({"/a": "1"});
+        assert_eq!(worth_keeping(small), None);
+        let large = Value::Object((0..KEEP_AT).map(|i| (i.to_string(), json!("v"))).collect());
+        assert!(worth_keeping(large).is_some());
     }
 
     #[test]
