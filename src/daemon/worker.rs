@@ -19,6 +19,7 @@
 //! instead ([`super::rolling`]): the first sync leaves such a change to the worker, which
 //! waits for the group's go with the previous file in place.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -168,73 +169,79 @@ impl Worker {
     /// Takes the step for every wake-up for a revision after `rendered`, and retries a
     /// failed one (`retry`: the first sync's snapshot and when to try it again, when it
     /// failed and may succeed later), until cancelled.
-    pub async fn run(
+    ///
+    /// An async block rather than an `async fn`: the task of an idle worker is all the
+    /// memory it holds, and an `async fn` keeps its arguments twice (as taken, and moved).
+    #[allow(clippy::manual_async_fn, reason = "the arguments once, not twice")]
+    pub fn run(
         mut self,
         mut rendered: i64,
         mut retry: Option<(Arc<Snapshot>, Instant)>,
         mut backoff: Backoff,
-    ) {
-        let mut rollout = self.rollout.take();
-        let keys: Vec<&str> = self.job.entry.read_keys().collect();
-        let follow = Follow {
-            etcd: &self.etcd,
-            wake: &self.wake,
-            replica: self.replica.as_deref(),
-            debounce: self.debounce,
-            cancel: &self.cancel,
-        };
-        while let Some(next) = follow
-            .next(&keys, rendered, retry.as_ref().map(|r| r.1))
-            .await
-        {
-            let (snapshot, trigger) = match next {
-                Next::Changed(snapshot) => {
-                    backoff.reset();
-                    let trigger = self.wake.wanted();
-                    (snapshot, trigger)
-                }
-                Next::Retry => match retry.take() {
-                    Some((snapshot, _)) => (snapshot, 0),
-                    None => continue,
-                },
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            let mut rollout = self.rollout.take();
+            let keys: Vec<&str> = self.job.entry.read_keys().collect();
+            let follow = Follow {
+                etcd: &self.etcd,
+                wake: &self.wake,
+                replica: self.replica.as_deref(),
+                debounce: self.debounce,
+                cancel: &self.cancel,
             };
-            rendered = snapshot.revision();
-            // Boxed: applying (commands, file I/O) needs a large future, which an idle
-            // worker would otherwise carry all the time — 500 entries, megabytes.
-            // One entry's change at a time: its file is written on this thread.
-            let synced = match &mut rollout {
-                Some(rollout) => {
-                    let again = snapshot.clone();
-                    let (synced, read) =
-                        Box::pin(self.roll(rollout, snapshot, trigger, &mut backoff)).await;
-                    rendered = read;
-                    retry = match synced {
-                        Synced::Failed {
-                            retry_in: Some(delay),
-                        } => Some((again, Instant::now() + delay)),
-                        _ => None,
-                    };
-                    continue;
-                }
-                None => Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await,
-            };
-            match synced {
-                Synced::Changed => {
-                    retry = None;
-                    if let Some(reload) = &self.reload {
-                        self.status.reload_due(&self.job.entry.id);
-                        reload.request();
+            // Boxed, as the steps below: waiting is where an idle worker spends its life.
+            while let Some(next) =
+                Box::pin(follow.next(&keys, rendered, retry.as_ref().map(|r| r.1))).await
+            {
+                let (snapshot, trigger) = match next {
+                    Next::Changed(snapshot) => {
+                        backoff.reset();
+                        let trigger = self.wake.wanted();
+                        (snapshot, trigger)
+                    }
+                    Next::Retry => match retry.take() {
+                        Some((snapshot, _)) => (snapshot, 0),
+                        None => continue,
+                    },
+                };
+                rendered = snapshot.revision();
+                // Boxed: applying (commands, file I/O) needs a large future, which an idle
+                // worker would otherwise carry all the time — 500 entries, megabytes.
+                // One entry's change at a time: its file is written on this thread.
+                let synced = match &mut rollout {
+                    Some(rollout) => {
+                        let again = snapshot.clone();
+                        let (synced, read) =
+                            Box::pin(self.roll(rollout, snapshot, trigger, &mut backoff)).await;
+                        rendered = read;
+                        retry = match synced {
+                            Synced::Failed {
+                                retry_in: Some(delay),
+                            } => Some((again, Instant::now() + delay)),
+                            _ => None,
+                        };
+                        continue;
+                    }
+                    None => Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await,
+                };
+                match synced {
+                    Synced::Changed => {
+                        retry = None;
+                        if let Some(reload) = &self.reload {
+                            self.status.reload_due(&self.job.entry.id);
+                            reload.request();
+                        }
+                    }
+                    Synced::Unchanged | Synced::Deferred => retry = None,
+                    Synced::Failed { retry_in } => {
+                        retry = retry_in.map(|delay| (snapshot, Instant::now() + delay));
                     }
                 }
-                Synced::Unchanged | Synced::Deferred => retry = None,
-                Synced::Failed { retry_in } => {
-                    retry = retry_in.map(|delay| (snapshot, Instant::now() + delay));
-                }
             }
-        }
-        if let Some(rollout) = &mut rollout {
-            // Boxed for the same reason: a request to etcd is a large future.
-            Box::pin(rollout.leave()).await;
+            if let Some(rollout) = &mut rollout {
+                // Boxed for the same reason: a request to etcd is a large future.
+                Box::pin(rollout.leave()).await;
+            }
         }
     }
 }
