@@ -50,6 +50,23 @@ fn q(path: &Path) -> String {
     format!("'{}'", path.display())
 }
 
+/// `reconfig --onetime` on `cfg`, remembering in `state`.
+async fn onetime(cfg: &Path, etcd: &EtcdServer, state: &Path) -> Run {
+    run_reconfig(std::iter::once("--onetime".to_string()).chain(args(cfg, etcd, state))).await
+}
+
+/// `reconfig status` of `cfg` and the records in `state`.
+async fn status(cfg: &Path, state: &Path) -> Run {
+    run_reconfig([
+        "status",
+        "--cfgdir",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+    .await
+}
+
 #[tokio::test]
 async fn a_failing_reload_is_retried_until_it_succeeds() {
     let etcd = EtcdServer::start().await;
@@ -240,19 +257,12 @@ async fn a_reload_killed_before_it_ran_runs_once_after_the_restart() {
         [sha256("/a/1=one\n"), sha256("/a/1=two\n")],
         "exactly one reload of the new content"
     );
-    let status = run_reconfig([
-        "status",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    let shown = status(&cfg, &state).await;
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
     assert!(
-        status.stdout.contains("applied: reloaded at"),
+        shown.stdout.contains("applied: reloaded at"),
         "{}",
-        status.stdout
+        shown.stdout
     );
 
     // Without the state directory, a restart would have found nothing to do: the entry
@@ -282,32 +292,16 @@ async fn a_reload_due_is_run_by_onetime_and_shown_by_status() {
     // The first sync's reload is held, and the daemon killed under it.
     let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
     kill_in_reload(&mut daemon, dir.path(), 1).await;
-    let status_args = [
-        "status",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ];
-    let status = run_reconfig(status_args).await;
-    assert_eq!(status.code, 1, "{}{}", status.stdout, status.stderr);
-    assert!(status.stdout.contains("RELOAD DUE"), "{}", status.stdout);
+    let shown = status(&cfg, &state).await;
+    assert_eq!(shown.code, 1, "{}{}", shown.stdout, shown.stderr);
+    assert!(shown.stdout.contains("RELOAD DUE"), "{}", shown.stdout);
 
     std::fs::write(dir.path().join("go"), "").unwrap();
-    let run = run_reconfig([
-        "--onetime",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--endpoints",
-        &etcd.endpoint,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ])
-    .await;
+    let run = onetime(&cfg, &etcd, &state).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(lines(&dir.path().join("reloads")), [sha256("/a/1=one\n")]);
-    let status = run_reconfig(status_args).await;
-    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    let shown = status(&cfg, &state).await;
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
 }
 
 /// A SIGHUP while a reload waits for its interval: the old configuration's reload runs as it
@@ -362,16 +356,7 @@ async fn a_killed_records_new_file_is_removed_at_the_next_start() {
     std::fs::write(&leftover, "{").unwrap();
     std::fs::write(&other, "kept").unwrap();
     etcd.put_all([("/a/1", "one")]).await;
-    let run = run_reconfig([
-        "--onetime",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--endpoints",
-        &etcd.endpoint,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ])
-    .await;
+    let run = onetime(&cfg, &etcd, &state).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!leftover.exists(), "{} left", leftover.display());
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
@@ -384,14 +369,7 @@ async fn status_makes_no_state_directory() {
     let (json, _) = entry(dir.path(), "");
     let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
     let state = dir.path().join("state");
-    let shown = run_reconfig([
-        "status",
-        "--cfgdir",
-        cfg.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ])
-    .await;
+    let shown = status(&cfg, &state).await;
     assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
     assert!(shown.stdout.contains("no record"), "{}", shown.stdout);
     assert!(!state.exists(), "status made {}", state.display());
@@ -411,41 +389,21 @@ async fn a_render_rejected_before_its_swap_leaves_no_reload_due() {
     let (json, target) = entry(dir.path(), &extra);
     let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
     let state = dir.path().join("state");
-    let onetime = || {
-        run_reconfig([
-            "--onetime",
-            "--cfgdir",
-            cfg.to_str().unwrap(),
-            "--endpoints",
-            &etcd.endpoint,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-    };
-    let status = || {
-        run_reconfig([
-            "status",
-            "--cfgdir",
-            cfg.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ])
-    };
     etcd.put_all([("/a/1", "good")]).await;
-    let run = onetime().await;
+    let run = onetime(&cfg, &etcd, &state).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(lines(&reloads).len(), 1);
 
     etcd.put_all([("/a/1", "bad")]).await;
-    let run = onetime().await;
+    let run = onetime(&cfg, &etcd, &state).await;
     assert_ne!(run.code, 0, "the staged check passed a bad render");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "/a/1=good\n");
-    let shown = status().await;
+    let shown = status(&cfg, &state).await;
     assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
     assert!(!shown.stdout.contains("RELOAD DUE"), "{}", shown.stdout);
 
     etcd.put_all([("/a/1", "good")]).await;
-    let run = onetime().await;
+    let run = onetime(&cfg, &etcd, &state).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         lines(&reloads).len(),

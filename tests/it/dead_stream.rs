@@ -312,6 +312,9 @@ async fn a_quiet_healthy_stream_is_kept() {
             &[(name, entry)],
             &[("tree.tmpl", TREE_TMPL)],
         );
+        // Checked every 5 s of silence as by default, with a generous limit on the answer:
+        // what is tested is that an answering server keeps its stream, not how fast a
+        // loaded machine answers.
         let args = [
             "--cfgdir",
             cfg.to_str().unwrap(),
@@ -319,6 +322,8 @@ async fn a_quiet_healthy_stream_is_kept() {
             endpoints,
             "--metrics-addr",
             "127.0.0.1:0",
+            "--connect-timeout",
+            "20s",
         ];
         let daemon = Daemon::start(args, &dir.path().join(format!("{name}.log")));
         let ports: Vec<u16> = endpoints.split(',').map(port).collect();
