@@ -9,6 +9,7 @@
 
 mod convert;
 mod functions;
+pub mod gopath;
 pub mod gotmpl;
 mod resource;
 mod settings;

@@ -108,30 +108,7 @@ fn parse_mode(mode: &str) -> Option<u32> {
 
 /// Go's `path.Join(prefix, key)`.
 pub fn join(prefix: &str, key: &str) -> String {
-    let joined = format!("{prefix}/{key}");
-    let rooted = joined.starts_with('/');
-    let mut parts: Vec<&str> = vec![];
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    let body = parts.join("/");
-    if rooted {
-        format!("/{body}")
-    } else if body.is_empty() {
-        ".".into()
-    } else {
-        body
-    }
+    super::gopath::clean(&format!("{prefix}/{key}"))
 }
 
 /// A `check_cmd` for reconfig: confd runs it as a Go template whose `.src` is the staged

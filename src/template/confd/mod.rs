@@ -2,8 +2,6 @@
 //! `gets`, `ls`, `lsdir`, `exists`) and confd's helpers (`base`, `dir`, `split`, `join`,
 //! `getenv`, `hostname`). Keys are full etcd keys, as they appear in `data`.
 
-pub mod gopath;
-
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
@@ -13,6 +11,7 @@ use super::args::Args;
 use super::scope;
 use crate::etcd::{dir_prefix, Snapshot, SECRET_ENV};
 use gopath::Glob;
+pub use reconfig_migrate::confd::gopath;
 
 type Call = fn(&HashMap<String, Value>) -> tera::Result<Value>;
 
