@@ -61,6 +61,15 @@ pub fn defined(name: &str) -> bool {
     CONFD.contains(&name)
 }
 
+/// The confd functions a converted template may call: reconfig defines each (as
+/// `go_NAME`), which its tests hold it to.
+pub fn converted() -> impl Iterator<Item = &'static str> {
+    CONFD
+        .iter()
+        .copied()
+        .filter(|name| !matches!(support(name), Support::Refused(_)))
+}
+
 /// What the conversion does with the function `name`.
 pub fn support(name: &str) -> Support {
     match name {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::tree::{self, Found, Tree};
 use crate::{Delimiters, Destination, Engine, Finding, MigrateError, Migration, Outcome, Report};
 pub use convert::convert;
+pub use functions::converted as converted_functions;
 
 /// confd's own settings, at the top of its directory.
 const SETTINGS: &str = "confd.toml";

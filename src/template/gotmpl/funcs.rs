@@ -418,6 +418,16 @@ mod tests {
         GoVal::Str(x.into())
     }
 
+    /// The converter and the runtime name the same functions: none a converted template
+    /// calls is missing here, none here is one the converter refuses.
+    #[test]
+    fn every_function_a_conversion_calls_is_defined() {
+        use std::collections::BTreeSet;
+        let defined: BTreeSet<&str> = CONFD.iter().map(|(name, ..)| *name).collect();
+        let converted: BTreeSet<&str> = reconfig_migrate::confd::converted_functions().collect();
+        assert_eq!(converted, defined);
+    }
+
     #[test]
     fn string_functions_follow_go() {
         assert_eq!(
