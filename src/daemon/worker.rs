@@ -208,26 +208,23 @@ impl Worker {
                 // Boxed: applying (commands, file I/O) needs a large future, which an idle
                 // worker would otherwise carry all the time — 500 entries, megabytes.
                 // One entry's change at a time: its file is written on this thread.
-                let synced = match &mut rollout {
+                // A rolled-out change is reloaded by its rollout, at once.
+                let (synced, reloads) = match &mut rollout {
                     Some(rollout) => {
-                        let again = snapshot.clone();
-                        let (synced, read) =
-                            Box::pin(self.roll(rollout, snapshot, trigger, &mut backoff)).await;
+                        let roll = self.roll(rollout, snapshot.clone(), trigger, &mut backoff);
+                        let (synced, read) = Box::pin(roll).await;
                         rendered = read;
-                        retry = match synced {
-                            Synced::Failed {
-                                retry_in: Some(delay),
-                            } => Some((again, Instant::now() + delay)),
-                            _ => None,
-                        };
-                        continue;
+                        (synced, false)
                     }
-                    None => Box::pin(self.sync(&snapshot, Syncs::InPlace, &mut backoff)).await,
+                    None => {
+                        let sync = self.sync(&snapshot, Syncs::InPlace, &mut backoff);
+                        (Box::pin(sync).await, true)
+                    }
                 };
                 match synced {
                     Synced::Changed => {
                         retry = None;
-                        if let Some(reload) = &self.reload {
+                        if let Some(reload) = self.reload.as_ref().filter(|_| reloads) {
                             self.status.reload_due(&self.job.entry.id);
                             reload.request();
                         }
