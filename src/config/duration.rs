@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 /// Parses `5`, `0.5`, `500ms`, `30s`, `2m`, `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -14,6 +16,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| {
         format!("invalid duration {text:?} ({e}); use seconds (5, 0.5) or a unit (500ms, 30s, 2m)")
     })
+}
+
+/// A duration given in a JSON field: seconds as a number, or text [`parse_duration`] takes;
+/// `None` when the field is absent or null. The error says what is wrong; the caller names
+/// the field.
+pub fn json_duration(value: Option<&Value>) -> Result<Option<Duration>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(Some)
+            .ok_or_else(|| format!("{n} is not a valid number of seconds")),
+        Some(Value::String(s)) => parse_duration(s).map(Some),
+        Some(_) => Err("must be seconds or a duration string".to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod pattern;
 mod rollout;
 mod source;
 
+use duration::json_duration;
 pub use duration::parse_duration;
 pub use limits::{parse_depth, parse_size, LimitOverrides, RenderLimits, MAX_DEPTH};
 pub use pattern::{Pattern, PatternError};
@@ -550,20 +551,7 @@ impl<'a> Fields<'a> {
     }
 
     fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_f64()
-                .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .map(Some)
-                .ok_or_else(|| format!("field {name:?}: {n} is not a valid number of seconds")),
-            Some(Value::String(s)) => parse_duration(s)
-                .map(Some)
-                .map_err(|e| format!("field {name:?}: {e}")),
-            Some(_) => Err(format!(
-                "field {name:?} must be seconds or a duration string"
-            )),
-        }
+        json_duration(self.0.get(name)).map_err(|e| format!("field {name:?}: {e}"))
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{parse_duration, DEFAULT_COMMAND_TIMEOUT};
+use super::{json_duration, DEFAULT_COMMAND_TIMEOUT};
 
 /// The fields a `rollout` object may have.
 const FIELDS: &[&str] = &[
@@ -153,17 +153,9 @@ fn command(obj: &Map<String, Value>) -> Result<Option<String>, String> {
 }
 
 fn duration(obj: &Map<String, Value>, name: &str, default: Duration) -> Result<Duration, String> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .ok_or_else(|| format!("rollout.{name}: {n} is not a valid number of seconds")),
-        Some(Value::String(s)) => parse_duration(s).map_err(|e| format!("rollout.{name}: {e}")),
-        Some(_) => Err(format!(
-            "rollout.{name}: must be seconds or a duration string"
-        )),
-    }
+    json_duration(obj.get(name))
+        .map(|d| d.unwrap_or(default))
+        .map_err(|e| format!("rollout.{name}: {e}"))
 }
 
 #[cfg(test)]
