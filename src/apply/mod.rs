@@ -91,6 +91,9 @@ pub struct Journal<'a> {
     pub ledger: &'a Ledger,
     /// The revision of the render.
     pub revision: i64,
+    /// The change is a rollout turn's: it stays unconfirmed (to be put back at a restart)
+    /// until the turn confirms it, healthy and baked.
+    pub rollout: bool,
 }
 
 /// What [`apply`] did, so the caller can count, print and signal accordingly.
@@ -179,7 +182,8 @@ pub async fn apply(
         Some(cmd) if cmd.contains(SRC_PLACEHOLDER) => (Some(cmd), None),
         other => (None, other),
     };
-    let sha256 = target_check.map(|_| digest(&new));
+    let rollout = journal.is_some_and(|j| j.rollout);
+    let sha256 = (target_check.is_some() || rollout).then(|| digest(&new));
     let staged = {
         let path = path.clone();
         file_work(opts.syncs, move || Staged::write(&path, &new, &perms))
@@ -207,9 +211,11 @@ pub async fn apply(
             };
             (c.bytes.as_slice(), file)
         });
-        let check_after = sha256
-            .as_deref()
-            .map(|sha256| CheckAfter { sha256, previous });
+        let check_after = sha256.as_deref().map(|sha256| CheckAfter {
+            sha256,
+            previous,
+            rollout,
+        });
         journal
             .ledger
             .swapping(journal.revision, entry.reloads(), check_after)
@@ -233,9 +239,14 @@ pub async fn apply(
                 Some((check, restored))
             }
         };
-        // Checked, or put back as it was: nothing waits for a check any more. A rollback
-        // that failed leaves the record as it is, to be tried again at the next start.
-        if !matches!(restored, Some((_, Err(_)))) {
+        // Checked, or put back as it was: nothing waits for a check any more (a rollout
+        // turn's change waits for its turn to end). A rollback that failed leaves the
+        // record as it is, to be tried again at the next start.
+        let settled = match &restored {
+            None => !rollout,
+            Some((_, restored)) => restored.is_ok(),
+        };
+        if settled {
             if let Some(journal) = journal {
                 journal
                     .ledger
@@ -293,7 +304,9 @@ impl Before {
 
 /// After a restart: a change that was swapped in before its post-swap check passed (the
 /// process died in between) is checked now, and the previous file put back if the check
-/// fails. A record about content the target no longer holds is cleared.
+/// fails; one a rollout turn swapped in and did not see healthy and baked is put back (and
+/// a reload made due), so that it takes its turn again. A record about content the target
+/// no longer holds is cleared.
 pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
     let Some(unconfirmed) = ledger.record().and_then(|r| r.unconfirmed) else {
         return Ok(());
@@ -308,6 +321,26 @@ pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
     let holds = current
         .as_ref()
         .is_some_and(|c| digest(&c.bytes) == unconfirmed.sha256);
+    if holds && unconfirmed.rollout {
+        tracing::warn!(
+            entry = %entry.id,
+            "{}: swapped in by a rollout turn that did not finish (reconfig stopped before it \
+             was healthy and baked): putting the previous content back; the change takes its \
+             turn again",
+            target.display()
+        );
+        let previous = previous_file(ledger, unconfirmed.previous);
+        let restored = previous.and_then(|previous| roll_back(&path, previous));
+        restored.map_err(|source| ApplyError::Swap {
+            target: target.clone(),
+            source,
+        })?;
+        let revision = ledger.record().and_then(|r| r.revision).unwrap_or_default();
+        ledger
+            .swapping(revision, entry.reloads(), None)
+            .map_err(state_error)?;
+        return ledger.confirmed().map_err(state_error);
+    }
     let check = entry
         .checkcmd
         .as_deref()
@@ -323,12 +356,7 @@ pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
     let Err(check) = command::run(entry, cmd, entry.check_timeout).await else {
         return ledger.confirmed().map_err(state_error);
     };
-    let previous = match unconfirmed.previous {
-        Some(file) => ledger
-            .previous_content()
-            .map(|bytes| Some((bytes, file.mode, file.uid, file.gid))),
-        None => Ok(None),
-    };
+    let previous = previous_file(ledger, unconfirmed.previous);
     match previous.and_then(|previous| roll_back(&path, previous)) {
         Ok(restored) => {
             ledger.confirmed().map_err(state_error)?;
@@ -343,6 +371,19 @@ pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
             check,
             source,
         }),
+    }
+}
+
+/// The file an unconfirmed change replaced, as [`roll_back`] puts it back: its content kept
+/// in the state directory, its mode and owner in the record (none: there was no file).
+type Previous = Option<(Vec<u8>, u32, u32, u32)>;
+
+fn previous_file(ledger: &Ledger, file: Option<PreviousFile>) -> io::Result<Previous> {
+    match file {
+        Some(file) => ledger
+            .previous_content()
+            .map(|bytes| Some((bytes, file.mode, file.uid, file.gid))),
+        None => Ok(None),
     }
 }
 

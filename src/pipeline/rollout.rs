@@ -9,7 +9,7 @@ use std::future::Future;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::step::{apply_render, reload, Job, StepError};
+use super::step::{apply_render, apply_turn, confirm_turn, reload, Job, StepError};
 use crate::apply::command;
 use crate::apply::{AfterSwap, ApplyError, ApplyOptions, Before, Outcome};
 use crate::rollout::{Change, Go, Member, Turn, Waiting};
@@ -143,7 +143,7 @@ impl Rolling<'_> {
                 };
             }
         };
-        match apply_render(self.job, change.read_at, text, self.options).await {
+        match apply_turn(self.job, change.read_at, text, self.options).await {
             Ok(_) => {}
             Err(StepError::Apply(
                 e @ (ApplyError::Check { .. }
@@ -179,6 +179,7 @@ impl Rolling<'_> {
                 }
             }
         }
+        confirm_turn(self.job);
         // Said before the done marker goes in: a line of the next node's turn always
         // comes after it.
         info!(
@@ -220,6 +221,7 @@ impl Rolling<'_> {
         let target = self.job.entry.target.clone();
         let error = match before.put_back(self.options.syncs).await {
             Ok(restored) => {
+                confirm_turn(self.job);
                 if let Err(e) = self.reload().await {
                     error!(entry = %self.job.entry.id, "reloading the previous content: {e}");
                 }

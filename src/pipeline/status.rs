@@ -155,6 +155,7 @@ mod tests {
                 r.unconfirmed = Some(Unconfirmed {
                     sha256: digest(b"new"),
                     previous: None,
+                    rollout: false,
                 })
             }),
         );

@@ -202,11 +202,43 @@ pub async fn apply_render(
     text: String,
     options: &ApplyOptions,
 ) -> Result<Outcome, StepError> {
+    apply_recorded(job, revision, text, options, false).await
+}
+
+/// [`apply_render`] for a rollout turn: the change stays unconfirmed in the entry's record
+/// until the turn confirms it ([`confirm_turn`]); a restart before then puts it back.
+pub async fn apply_turn(
+    job: &Job,
+    revision: i64,
+    text: String,
+    options: &ApplyOptions,
+) -> Result<Outcome, StepError> {
+    apply_recorded(job, revision, text, options, true).await
+}
+
+/// A rollout turn ended: its change healthy and baked, or the previous content put back.
+pub fn confirm_turn(job: &Job) {
+    if let Some(Err(e)) = job.ledger.as_ref().map(|ledger| ledger.confirmed()) {
+        warn!(entry = %job.entry.id, "{e}");
+    }
+}
+
+async fn apply_recorded(
+    job: &Job,
+    revision: i64,
+    text: String,
+    options: &ApplyOptions,
+    rollout: bool,
+) -> Result<Outcome, StepError> {
     let journal = job
         .ledger
         .as_deref()
         .filter(|_| !options.notreally)
-        .map(|ledger| Journal { ledger, revision });
+        .map(|ledger| Journal {
+            ledger,
+            revision,
+            rollout,
+        });
     let outcome = apply(&job.entry, text.into_bytes(), options, journal).await?;
     match &outcome {
         Outcome::Unchanged => debug!(

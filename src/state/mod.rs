@@ -90,13 +90,17 @@ pub struct Record {
     pub updated: String,
 }
 
-/// A change swapped in, waiting for its post-swap check.
+/// A change swapped in, waiting for its post-swap check or for its rollout turn to end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unconfirmed {
     /// SHA-256 (hex) of the content swapped in.
     pub sha256: String,
     /// The file it replaced (its content is kept beside the record), or none.
     pub previous: Option<PreviousFile>,
+    /// Swapped in by the node's turn in a rollout, confirmed once healthy and baked: one
+    /// found unconfirmed at a start is put back, and takes its turn again.
+    #[serde(default)]
+    pub rollout: bool,
 }
 
 /// The mode and owner of a replaced file, to put it back as it was.
@@ -110,14 +114,16 @@ pub struct PreviousFile {
     pub gid: u32,
 }
 
-/// A change about to be swapped in with a check to run after the swap: what a restart needs
-/// to finish it.
+/// A change about to be swapped in with a check to run after the swap (or a rollout turn to
+/// finish): what a restart needs to finish it.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckAfter<'a> {
     /// The [`digest`] of the new content.
     pub sha256: &'a str,
     /// The file it replaces, its content and its mode and owner; none when there is none.
     pub previous: Option<(&'a [u8], PreviousFile)>,
+    /// Swapped in by a rollout turn ([`Unconfirmed::rollout`]).
+    pub rollout: bool,
 }
 
 /// SHA-256 of `bytes`, in hex, as records name contents.
@@ -318,6 +324,7 @@ impl Ledger {
             next.unconfirmed = Some(Unconfirmed {
                 sha256: check.sha256.to_string(),
                 previous: check.previous.map(|(_, file)| file),
+                rollout: check.rollout,
             });
         }
         self.write(&mut next)?;
@@ -490,6 +497,7 @@ mod tests {
                 Some(CheckAfter {
                     sha256: &digest(b"new"),
                     previous: Some((b"old", previous)),
+                    rollout: false,
                 }),
             )
             .unwrap();

@@ -632,6 +632,46 @@ async fn a_killed_slot_holder_frees_its_place_when_its_lease_expires() {
     assert!(!done.iter().any(|k| k.ends_with(&holder)), "{keys:#?}");
 }
 
+/// A node killed during its health check leaves a change that was never found healthy: at
+/// its next start the previous content is put back, and the change takes its turn again,
+/// checked — here it fails, so the rollout is held and the target keeps the old value.
+#[tokio::test]
+async fn a_node_killed_in_its_health_check_takes_its_turn_again() {
+    let etcd = EtcdServer::start().await;
+    put_value(&etcd, "v0").await;
+    let mut plan = Plan::new(1, 1, 0);
+    let (gate, block) = gate();
+    let healthy = gate.path().join("healthy");
+    // Waits while `block` exists, then passes only once `healthy` exists.
+    plan.health = format!(
+        "while [ -e '{}' ]; do sleep 0.02; done; test -e '{}'",
+        block.display(),
+        healthy.display()
+    );
+    let mut fleet = Fleet::new(&plan);
+    fleet.start(&etcd, &["--rollout-ttl", "5s"]);
+    fleet.wait_log(0, "watching").await;
+    put_value(&etcd, "v1").await;
+    let checking = eventually(LIMIT, || fleet.who("health", "value=v1").len() == 1).await;
+    assert!(checking, "no health check began\n{}", fleet.logs());
+    let mut daemon = fleet.nodes[0].daemon.take().unwrap();
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(LIMIT).await;
+    assert_eq!(fleet.content(0), "value=v1\n");
+    std::fs::remove_file(&block).unwrap();
+
+    fleet.start(&etcd, &["--rollout-ttl", "5s"]);
+    let held = eventually(LIMIT, || fleet.log(0).contains("held at revision")).await;
+    assert!(held, "the change was not checked again\n{}", fleet.logs());
+    let checks = fleet
+        .events()
+        .into_iter()
+        .filter(|(_, _, what, content)| what == "health" && content == "value=v1")
+        .count();
+    assert_eq!(checks, 2, "{}", fleet.logs());
+    assert_eq!(fleet.content(0), "value=v0\n", "{}", fleet.logs());
+}
+
 #[tokio::test]
 async fn a_newer_change_supersedes_a_waiting_one() {
     let etcd = EtcdServer::start().await;
