@@ -72,12 +72,14 @@ fn describe(entry: &Entry, record: Result<Option<Record>, String>) -> (String, b
         .map(|bytes| digest(&bytes));
     if let Some(unconfirmed) = &record.unconfirmed {
         if holds.as_deref() == Some(unconfirmed.sha256.as_str()) {
-            return (
+            let line = if unconfirmed.rollout {
+                "TURN UNFINISHED: swapped in by a rollout turn not yet healthy and baked; \
+                 put back at the next start, and rolled out again"
+            } else {
                 "CHECK DUE: swapped in before its check after the swap ran; checked (and \
                  rolled back if it fails) at the next start"
-                    .into(),
-                true,
-            );
+            };
+            return (line.into(), true);
         }
     }
     let revision = record
@@ -149,6 +151,17 @@ mod tests {
         };
         let (line, due) = describe(&entry, record(&|r| r.reload_pending = true));
         assert!(due && line.starts_with("RELOAD DUE") && line.contains("revision 7"));
+        let (line, due) = describe(
+            &entry,
+            record(&|r| {
+                r.unconfirmed = Some(Unconfirmed {
+                    sha256: digest(b"new"),
+                    previous: None,
+                    rollout: true,
+                })
+            }),
+        );
+        assert!(due && line.starts_with("TURN UNFINISHED"), "{line}");
         let (line, due) = describe(
             &entry,
             record(&|r| {
