@@ -85,11 +85,18 @@ pub fn outside(key: &str) -> String {
         let Some(frame) = frames.last() else {
             return String::new();
         };
-        if frame.read.is_empty() || frame.read.iter().any(|r| in_tree(r, key)) {
-            return String::new();
-        }
-        format!(" (outside the entry's keys: {})", frame.read.join(", "))
+        outside_of(&frame.read, key)
     })
+}
+
+/// ` (outside the entry's keys: …)` when `key` is in none of the trees of `read` (nothing
+/// when there are none).
+pub fn outside_of<S: AsRef<str>>(read: &[S], key: &str) -> String {
+    if read.is_empty() || read.iter().any(|r| in_tree(r.as_ref(), key)) {
+        return String::new();
+    }
+    let read: Vec<&str> = read.iter().map(AsRef::as_ref).collect();
+    format!(" (outside the entry's keys: {})", read.join(", "))
 }
 
 /// Whether `key` is `root` or below it.

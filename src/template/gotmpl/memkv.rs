@@ -40,18 +40,8 @@ impl Store {
     /// memkv's error for a key it does not have, saying when the key is outside every
     /// key the entry reads.
     fn missing(&self, key: &str) -> String {
-        let inside = self
-            .roots
-            .iter()
-            .any(|r| crate::template::scope::in_tree(r, key));
-        if inside || self.roots.is_empty() {
-            format!("key does not exist: {key}")
-        } else {
-            format!(
-                "key does not exist: {key} (outside the entry's keys: {})",
-                self.roots.join(", ")
-            )
-        }
+        let outside = crate::template::scope::outside_of(&self.roots, key);
+        format!("key does not exist: {key}{outside}")
     }
 
     fn text(key: &str, raw: &[u8]) -> Result<String> {
