@@ -184,25 +184,11 @@ pub async fn apply(
     };
     let rollout = journal.is_some_and(|j| j.rollout);
     let sha256 = (target_check.is_some() || rollout).then(|| digest(&new));
-    let staged = {
-        let path = path.clone();
-        file_work(opts.syncs, move || Staged::write(&path, &new, &perms))
-            .await
-            .map_err(stage_error)?
-    };
-    if let Some(cmd) = staged_check {
-        let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
-        // On failure `staged` is dropped here, which removes it.
-        command::run(entry, &cmd, entry.check_timeout)
-            .await
-            .map_err(|source| ApplyError::Check {
-                target: target.clone(),
-                source,
-            })?;
-    }
-    // Recorded after everything that could still refuse the change and before the swap: a
-    // render that is never swapped in leaves no reload due.
-    if let Some(journal) = journal {
+    // What a crash could strand, recorded before the swap.
+    let record = || {
+        let Some(journal) = journal else {
+            return Ok(());
+        };
         let previous = current.as_ref().map(|c| {
             let file = PreviousFile {
                 mode: c.mode,
@@ -222,11 +208,42 @@ pub async fn apply(
             .map_err(|source| ApplyError::State {
                 target: target.clone(),
                 source,
-            })?;
+            })
+    };
+    let write = {
+        let path = path.clone();
+        move || Staged::write(&path, &new, &perms)
+    };
+    match staged_check {
+        // Nothing runs between the write and the swap: one piece of file work (a start's
+        // hundreds of files go through the blocking pool once each, not twice). Should the
+        // write fail after the record, the change is tried again until it lands, and its
+        // swap is what the record announced.
+        None => {
+            record()?;
+            file_work(opts.syncs, move || write().map(Staged::commit))
+                .await
+                .map_err(stage_error)?
+                .map_err(swap_error)?;
+        }
+        // Recorded once the staged file passed its check: a render the check refuses
+        // leaves no reload due.
+        Some(cmd) => {
+            let staged = file_work(opts.syncs, write).await.map_err(stage_error)?;
+            let cmd = cmd.replace(SRC_PLACEHOLDER, &shell_quote(staged.path()));
+            // On failure `staged` is dropped here, which removes it.
+            command::run(entry, &cmd, entry.check_timeout)
+                .await
+                .map_err(|source| ApplyError::Check {
+                    target: target.clone(),
+                    source,
+                })?;
+            record()?;
+            file_work(opts.syncs, move || staged.commit())
+                .await
+                .map_err(swap_error)?;
+        }
     }
-    file_work(opts.syncs, move || staged.commit())
-        .await
-        .map_err(swap_error)?;
 
     if let Some(cmd) = target_check {
         let checked = command::run(entry, cmd, entry.check_timeout).await;
