@@ -151,28 +151,19 @@ mod tests {
         };
         let (line, due) = describe(&entry, record(&|r| r.reload_pending = true));
         assert!(due && line.starts_with("RELOAD DUE") && line.contains("revision 7"));
-        let (line, due) = describe(
-            &entry,
-            record(&|r| {
-                r.unconfirmed = Some(Unconfirmed {
-                    sha256: digest(b"new"),
-                    previous: None,
-                    rollout: true,
-                })
-            }),
-        );
-        assert!(due && line.starts_with("TURN UNFINISHED"), "{line}");
-        let (line, due) = describe(
-            &entry,
-            record(&|r| {
-                r.unconfirmed = Some(Unconfirmed {
-                    sha256: digest(b"new"),
-                    previous: None,
-                    rollout: false,
-                })
-            }),
-        );
-        assert!(due && line.starts_with("CHECK DUE"), "{line}");
+        for (rollout, shown) in [(true, "TURN UNFINISHED"), (false, "CHECK DUE")] {
+            let (line, due) = describe(
+                &entry,
+                record(&|r| {
+                    r.unconfirmed = Some(Unconfirmed {
+                        sha256: digest(b"new"),
+                        previous: None,
+                        rollout,
+                    })
+                }),
+            );
+            assert!(due && line.starts_with(shown), "{line}");
+        }
         let (line, due) = describe(
             &entry,
             record(&|r| {
