@@ -28,7 +28,7 @@ use reconfig::{
 };
 use serde_json::{json, Value};
 
-use crate::common::{names, tree_state};
+use crate::common::{names, run_jobs, tree_state};
 
 fn here(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -135,21 +135,9 @@ fn ruby_render(jobs: &[Job<'_>]) -> Vec<Rendered> {
             })
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.json");
-    fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
-    let out = Command::new("ruby")
-        .arg(here("render.rb"))
-        .arg(&path)
-        .output()
-        .expect("ruby is installed (scripts/deps installs ruby and ruby-erubis)");
-    assert!(
-        out.status.success(),
-        "render.rb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(results.len(), jobs.len());
+    let mut ruby = Command::new("ruby");
+    ruby.arg(here("render.rb"));
+    let results = run_jobs(ruby, &list);
     results
         .into_iter()
         .map(|r| {

@@ -24,6 +24,8 @@ use rand::{Rng, SeedableRng};
 use reconfig::{Conversion, Report};
 use serde_json::{json, Value};
 
+use crate::common::run_jobs;
+
 fn here(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/migrate-confd")
@@ -130,21 +132,9 @@ fn go_render(jobs: &[(&Resource, &Path)]) -> Vec<Rendered> {
             })
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("jobs.json");
-    fs::write(&path, serde_json::to_vec(&list).unwrap()).unwrap();
-    let out = Command::new(harness())
-        .arg(&path)
-        .env(ENV.0, ENV.1)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "harness: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(results.len(), jobs.len());
+    let mut harness = Command::new(harness());
+    harness.env(ENV.0, ENV.1);
+    let results = run_jobs(harness, &list);
     results
         .iter()
         .map(|r| {

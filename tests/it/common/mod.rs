@@ -760,6 +760,25 @@ pub fn tcp_connections_to(pid: u32, port: u16) -> usize {
         .count()
 }
 
+/// Runs a reference engine's harness (`command JOBS.json`) over `jobs` in one process and
+/// returns its results, one per job in order: how the differential tests ask Go or Ruby.
+pub fn run_jobs(mut command: Command, jobs: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.json");
+    std::fs::write(&path, serde_json::to_vec(jobs).unwrap()).unwrap();
+    let out = command.arg(&path).output().unwrap_or_else(|e| {
+        panic!("{command:?}: {e} (scripts/deps installs golang-go, ruby and ruby-erubis)")
+    });
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results.len(), jobs.len());
+    results
+}
+
 /// Names in `dir`, sorted (none when it does not exist).
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
