@@ -352,11 +352,7 @@ pub async fn confirm(entry: &Entry, ledger: &Ledger) -> Result<(), ApplyError> {
             target: target.clone(),
             source,
         })?;
-        let revision = ledger.record().and_then(|r| r.revision).unwrap_or_default();
-        ledger
-            .swapping(revision, entry.reloads(), None)
-            .map_err(state_error)?;
-        return ledger.confirmed().map_err(state_error);
+        return ledger.put_back(entry.reloads()).map_err(state_error);
     }
     let check = entry
         .checkcmd

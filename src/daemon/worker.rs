@@ -132,13 +132,23 @@ impl Worker {
             && Before::read(&self.job.entry).is_ok_and(|before| !before.holds(text.as_bytes()))
     }
 
-    /// Renders on this thread within a [`SLICE`], or on a thread of its own when the
-    /// entry's renders run longer.
+    /// Renders from the entry's kept model (if any), keeping this render's.
     pub(super) async fn render(&self, snapshot: &Arc<Snapshot>) -> Result<String, StepError> {
-        let mut kept = self.model.lock().expect("model").take();
+        let kept = self.model.lock().expect("model").take();
+        let (rendered, kept) = self.render_from(snapshot, kept).await;
+        *self.model.lock().expect("model") = kept;
+        rendered
+    }
+
+    /// Renders on this thread within a [`SLICE`], or on a thread of its own when the
+    /// entry's renders run longer; gives the model to keep back.
+    async fn render_from(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        mut kept: Option<Value>,
+    ) -> (Result<String, StepError>, Option<Value>) {
         if !self.slow.load(Ordering::Relaxed) {
-            let rendered = render_kept(&self.job, snapshot, Some(SLICE), &mut kept);
-            match rendered {
+            match render_kept(&self.job, snapshot, Some(SLICE), &mut kept) {
                 Err(StepError::Template(e)) if e.is_slice() => {
                     self.slow.store(true, Ordering::Relaxed);
                     info!(
@@ -147,19 +157,15 @@ impl Worker {
                         SLICE.as_millis()
                     );
                 }
-                done => {
-                    *self.model.lock().expect("model") = kept;
-                    return done;
-                }
+                done => return (done, kept),
             }
         }
         let (job, own) = (Arc::clone(&self.job), Arc::clone(snapshot));
         let started = Instant::now();
-        let (rendered, kept) =
+        let rendered =
             tokio::task::spawn_blocking(move || (render_kept(&job, &own, None, &mut kept), kept))
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        *self.model.lock().expect("model") = kept;
         if started.elapsed() < SLICE / 2 {
             self.slow.store(false, Ordering::Relaxed);
         }

@@ -335,12 +335,28 @@ impl Ledger {
     /// The change swapped in is confirmed (its post-swap check passed), or the previous file
     /// was put back: nothing waits for a check.
     pub fn confirmed(&self) -> Result<(), StateError> {
+        self.settled(false)
+    }
+
+    /// The previous file was put back in place of an unconfirmed change after a restart:
+    /// nothing waits for a check, and when `reload`, a reload is due (the service may have
+    /// been reloaded with the change).
+    pub fn put_back(&self, reload: bool) -> Result<(), StateError> {
+        self.settled(reload)
+    }
+
+    /// Nothing waits for a check any more; a reload is due too when `reload`. One write.
+    fn settled(&self, reload: bool) -> Result<(), StateError> {
         let mut guard = self.lock();
         let Some(record) = guard.as_mut().filter(|r| r.unconfirmed.is_some()) else {
             return Ok(());
         };
         let mut next = record.clone();
         next.unconfirmed = None;
+        if reload {
+            self.swaps.fetch_add(1, Ordering::AcqRel);
+            next.reload_pending = true;
+        }
         self.write(&mut next)?;
         *record = next;
         // Only after the record no longer names it.
