@@ -30,9 +30,12 @@ use tera::Tera;
 use super::args::Args;
 pub use crate::config::RenderLimits;
 
-const STEP_FN: &str = "__step";
-const ENTER_FN: &str = "__enter";
-const LEAVE_FN: &str = "__leave";
+/// The instrumentation's calls: one loop iteration, one level in, one level out.
+pub const STEP_FN: &str = "__step";
+/// See [`STEP_FN`].
+pub const ENTER_FN: &str = "__enter";
+/// See [`STEP_FN`].
+pub const LEAVE_FN: &str = "__leave";
 
 /// The clock is read once every this many checks: reading it costs more than a check.
 const CLOCK_EVERY: u32 = 256;
@@ -260,7 +263,35 @@ impl io::Write for Output {
 /// One loop iteration of the render in progress (for loops outside Tera's, such as the
 /// Ruby block filters' calls).
 pub fn step(a: &Args<'_>) -> tera::Result<()> {
-    charge(|account| account.step(1)).map_err(|e| a.error(e))
+    count_step().map_err(|e| a.error(e))
+}
+
+/// One loop iteration of the render in progress (what `__step` counts).
+pub fn count_step() -> Result<(), Exceeded> {
+    charge(|account| account.step(1))
+}
+
+/// The render in progress goes one include or macro call deeper (what `__enter` counts).
+pub fn enter() -> Result<(), Exceeded> {
+    charge(|account| {
+        account.depth += 1;
+        if account.depth > account.limits.depth {
+            Err(Exceeded::Depth(account.limits.depth))
+        } else if stacker::remaining_stack().is_some_and(|left| left < STACK_RESERVE) {
+            Err(Exceeded::Stack(account.depth))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// The render in progress comes back one level (what `__leave` counts).
+pub fn leave() {
+    ACCOUNTS.with(|accounts| {
+        if let Some(account) = accounts.borrow_mut().last_mut() {
+            account.depth = account.depth.saturating_sub(1);
+        }
+    });
 }
 
 /// Fails before a function makes a list of `count` items to loop over, when that alone
@@ -300,25 +331,10 @@ pub fn register(tera: &mut Tera) {
     });
     tera.register_function(ENTER_FN, |args: &HashMap<String, Value>| {
         let a = Args::new(ENTER_FN, args, &[])?;
-        charge(|account| {
-            account.depth += 1;
-            if account.depth > account.limits.depth {
-                Err(Exceeded::Depth(account.limits.depth))
-            } else if stacker::remaining_stack().is_some_and(|left| left < STACK_RESERVE) {
-                Err(Exceeded::Stack(account.depth))
-            } else {
-                Ok(())
-            }
-        })
-        .map(|()| Value::Null)
-        .map_err(|e| a.error(e))
+        enter().map(|()| Value::Null).map_err(|e| a.error(e))
     });
     tera.register_function(LEAVE_FN, |_: &HashMap<String, Value>| {
-        ACCOUNTS.with(|accounts| {
-            if let Some(account) = accounts.borrow_mut().last_mut() {
-                account.depth = account.depth.saturating_sub(1);
-            }
-        });
+        leave();
         Ok(Value::Null)
     });
     tera.register_function("range", range);

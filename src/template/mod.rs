@@ -13,6 +13,7 @@
 
 mod args;
 mod confd;
+mod direct;
 mod error;
 mod erubis;
 mod filters;
@@ -76,6 +77,8 @@ struct Parts {
     marked: Option<String>,
     /// Whether the template can name the `reconfig` object.
     needs_reconfig: bool,
+    /// Whether its renders are walked directly ([`direct::covers`]).
+    direct: bool,
 }
 
 /// A template's position in its [`TemplateSet`]: its place in what [`TemplateSet::finish`]
@@ -159,6 +162,7 @@ impl TemplateSet {
             literals: literals.into(),
             marked,
             needs_reconfig,
+            direct: false,
         });
         Ok(TemplateIndex(self.parts.len() - 1))
     }
@@ -166,6 +170,13 @@ impl TemplateSet {
     /// The compiled templates, by index, sharing one engine.
     pub fn finish(mut self) -> Vec<Template> {
         limits::instrument(&mut self.tera);
+        for parts in &mut self.parts {
+            parts.direct = self
+                .tera
+                .templates
+                .get(&parts.key)
+                .is_some_and(direct::covers);
+        }
         let tera = Arc::new(self.tera);
         self.parts
             .into_iter()
@@ -221,13 +232,48 @@ impl Template {
         let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read, literals);
         let budget = limits::Budget::open(*limits, slice);
         let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
-        let context = self.context(input);
-        let rendered = self.render_context(&context, &snapshot, &scope, &budget, limits);
-        let data = match context.into_json() {
-            Value::Object(mut top) => top.remove("data").unwrap_or_default(),
-            _ => Value::Null,
+        let mut top = self.context(input);
+        let rendered = match self.render_direct(&top, limits) {
+            Some(text) => Ok(text),
+            None => {
+                budget.restart();
+                let context =
+                    Context::from_value(Value::Object(top)).expect("an object is a valid context");
+                let rendered = self.render_context(&context, &snapshot, &scope, &budget, limits);
+                top = match context.into_json() {
+                    Value::Object(top) => top,
+                    _ => Map::new(),
+                };
+                rendered
+            }
         };
-        (rendered, data)
+        (rendered, top.remove("data").unwrap_or_default())
+    }
+
+    /// The render walked directly ([`direct`]), when the template is one it covers and the
+    /// walk finishes; otherwise Tera renders it.
+    fn render_direct(&self, top: &Map<String, Value>, limits: &RenderLimits) -> Option<String> {
+        let template = self
+            .parts
+            .direct
+            .then(|| self.tera.templates.get(&self.parts.key))??;
+        let mut output = self.output(limits);
+        direct::render(&template.ast, top, &self.parts.literals, &mut output).ok()?;
+        Some(self.finished(output))
+    }
+
+    /// An empty output as large as the last render's.
+    fn output(&self, limits: &RenderLimits) -> limits::Output {
+        let hint = self.last_len.load(Ordering::Relaxed);
+        limits::Output::new(hint + hint / 16, limits)
+    }
+
+    /// The text of a finished render, its size kept for the next one.
+    fn finished(&self, output: limits::Output) -> String {
+        let output = output.into_bytes();
+        self.last_len.store(output.len(), Ordering::Relaxed);
+        // Only text is written: what the template holds, values and what filters return.
+        String::from_utf8(output).expect("a render is valid UTF-8")
     }
 
     /// Renders `context`; on failure, finds the line and names what ran over.
@@ -240,15 +286,9 @@ impl Template {
         limits: &RenderLimits,
     ) -> Result<String, TemplateError> {
         let parts = &self.parts;
-        let hint = self.last_len.load(Ordering::Relaxed);
-        let mut output = limits::Output::new(hint + hint / 16, limits);
+        let mut output = self.output(limits);
         match self.tera.render_to(&parts.key, context, &mut output) {
-            Ok(()) => {
-                let output = output.into_bytes();
-                self.last_len.store(output.len(), Ordering::Relaxed);
-                // Tera writes only text: what it was given and what its filters return.
-                Ok(String::from_utf8(output).expect("Tera renders valid UTF-8"))
-            }
+            Ok(()) => Ok(self.finished(output)),
             Err(error) => {
                 let exceeded = budget.exceeded();
                 // Tera gives no line: the marked twin fails at the same place, recording
@@ -284,7 +324,7 @@ impl Template {
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
-    fn context(&self, input: RenderInput<'_>) -> Context {
+    fn context(&self, input: RenderInput<'_>) -> Map<String, Value> {
         let mut top = Map::new();
         if self.parts.needs_reconfig {
             let mut reconfig = Map::new();
@@ -296,7 +336,7 @@ impl Template {
         top.insert("data".into(), input.data);
         top.insert("altdata".into(), input.altdata);
         top.insert("watched".into(), Value::String(input.watched.to_string()));
-        Context::from_value(Value::Object(top)).expect("an object is a valid context")
+        top
     }
 }
 

@@ -1,0 +1,526 @@
+//! The render of the templates that use only Tera's plain part — text, values printed as
+//! they are, `for` over an object or an array, `if` on a value, reconfig's own counting and
+//! literal calls — done by walking Tera's parse of them over the borrowed model, instead of
+//! by Tera.
+//!
+//! Tera copies every key of an object it loops over, looks each name up through its frames
+//! by string, and calls even a function that prints nothing through a map of boxed
+//! closures with a map of arguments: on a 500-key tree that was most of the CPU a change
+//! cost. This walk borrows every key and value, keeps one small frame per loop, and counts
+//! iterations and nesting against the same limits ([`limits`]).
+//!
+//! Whether a template is covered is decided once, when it is compiled ([`covers`]); within
+//! that subset the walk gives the bytes Tera gives (the tests render the same templates both
+//! ways). Whatever it cannot finish — a name not found, a value of another kind, a limit
+//! hit — stops it ([`Fallback`]) and the render is done again by Tera, which gives its own
+//! output or its own error with the line, as before.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+use tera::ast::{Expr, ExprVal, Forloop, FunctionCall, If, Node};
+
+use super::limits::{self, Output, ENTER_FN, LEAVE_FN, STEP_FN};
+use super::scope::LITERAL_FN;
+
+/// The walk stopped: Tera must do this render.
+#[derive(Debug)]
+pub struct Fallback;
+
+/// Whether the walk covers `template` (its parse, after the instrumentation).
+pub fn covers(template: &tera::Template) -> bool {
+    template.parent.is_none()
+        && template.macros.is_empty()
+        && template.imported_macro_files.is_empty()
+        && template.blocks.is_empty()
+        && all_covered(&template.ast)
+}
+
+/// Renders `nodes` over `context` into `out`; `literals` are the chunks `__lit` prints.
+pub fn render(
+    nodes: &[Node],
+    context: &Map<String, Value>,
+    literals: &[String],
+    out: &mut Output,
+) -> Result<(), Fallback> {
+    let mut walk = Walk {
+        context,
+        literals,
+        frames: Vec::new(),
+        out,
+    };
+    walk.nodes(nodes)
+}
+
+fn all_covered(nodes: &[Node]) -> bool {
+    nodes.iter().all(covered)
+}
+
+fn covered(node: &Node) -> bool {
+    match node {
+        Node::Text(_) | Node::Raw(..) | Node::Comment(..) => true,
+        Node::VariableBlock(_, expr) => printable(expr),
+        Node::Forloop(_, forloop, _) => {
+            name(&forloop.container).is_some()
+                && !forloop.container.negated
+                && all_covered(&forloop.body)
+                && forloop.empty_body.as_deref().is_none_or(all_covered)
+        }
+        Node::If(choice, _) => {
+            choice
+                .conditions
+                .iter()
+                .all(|(_, condition, body)| name(condition).is_some() && all_covered(body))
+                && choice
+                    .otherwise
+                    .as_ref()
+                    .is_none_or(|(_, body)| all_covered(body))
+        }
+        _ => false,
+    }
+}
+
+/// What `{{ … }}` may hold: a name, a string, or one of reconfig's own calls.
+fn printable(expr: &Expr) -> bool {
+    if expr.negated || !expr.filters.is_empty() {
+        return false;
+    }
+    match &expr.val {
+        ExprVal::Ident(_) => name(expr).is_some(),
+        ExprVal::String(_) => true,
+        ExprVal::FunctionCall(call) => counting(call) || literal_index(call).is_some(),
+        _ => false,
+    }
+}
+
+/// The name an expression reads, when it is a plain dotted path (`a`, `a.b.0`) with no
+/// filter: quoting, brackets and `~` escapes are Tera's alone.
+fn name(expr: &Expr) -> Option<&str> {
+    let ExprVal::Ident(name) = &expr.val else {
+        return None;
+    };
+    let plain = expr.filters.is_empty()
+        && name != "__tera_context"
+        && name.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+    plain.then_some(name)
+}
+
+fn counting(call: &FunctionCall) -> bool {
+    call.args.is_empty() && [STEP_FN, ENTER_FN, LEAVE_FN].contains(&call.name.as_str())
+}
+
+/// `__lit(i=N)`: the chunk it prints.
+fn literal_index(call: &FunctionCall) -> Option<usize> {
+    if call.name != LITERAL_FN || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.get("i")? {
+        Expr {
+            val: ExprVal::Int(i),
+            negated: false,
+            filters,
+        } if filters.is_empty() => usize::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+/// One loop in progress: its names and where it is.
+struct Frame<'a> {
+    key_name: Option<&'a str>,
+    value_name: &'a str,
+    key: &'a str,
+    value: &'a Value,
+    index: usize,
+    len: usize,
+}
+
+/// What a name stands for: a value of the model, a loop's key, or one of `loop.*`.
+enum Found<'a> {
+    Value(&'a Value),
+    Key(&'a str),
+    Index(usize),
+    Bool(bool),
+}
+
+struct Walk<'a, 'o> {
+    context: &'a Map<String, Value>,
+    literals: &'a [String],
+    frames: Vec<Frame<'a>>,
+    out: &'o mut Output,
+}
+
+impl<'a> Walk<'a, '_> {
+    fn nodes(&mut self, nodes: &'a [Node]) -> Result<(), Fallback> {
+        nodes.iter().try_for_each(|node| self.node(node))
+    }
+
+    fn node(&mut self, node: &'a Node) -> Result<(), Fallback> {
+        match node {
+            Node::Text(text) | Node::Raw(_, text, _) => self.write(text),
+            Node::Comment(..) => Ok(()),
+            Node::VariableBlock(_, expr) => self.print(expr),
+            Node::Forloop(_, forloop, _) => self.forloop(forloop),
+            Node::If(choice, _) => self.choose(choice),
+            _ => Err(Fallback),
+        }
+    }
+
+    fn print(&mut self, expr: &'a Expr) -> Result<(), Fallback> {
+        match &expr.val {
+            ExprVal::Ident(_) => {
+                let found = name(expr).and_then(|n| self.lookup(n)).ok_or(Fallback)?;
+                match found {
+                    Found::Value(value) => self.value(value),
+                    Found::Key(key) => self.write(key),
+                    Found::Index(index) => self.write(&index.to_string()),
+                    Found::Bool(b) => self.write(if b { "true" } else { "false" }),
+                }
+            }
+            ExprVal::String(text) => self.write(text),
+            ExprVal::FunctionCall(call) => match call.name.as_str() {
+                STEP_FN => limits::count_step().map_err(|_| Fallback),
+                ENTER_FN => limits::enter().map_err(|_| Fallback),
+                LEAVE_FN => {
+                    limits::leave();
+                    Ok(())
+                }
+                _ => {
+                    let chunk = literal_index(call).and_then(|i| self.literals.get(i));
+                    self.write(chunk.ok_or(Fallback)?)
+                }
+            },
+            _ => Err(Fallback),
+        }
+    }
+
+    /// A value as Tera prints it.
+    fn value(&mut self, value: &Value) -> Result<(), Fallback> {
+        match value {
+            Value::String(text) => self.write(text),
+            Value::Number(n) => {
+                let text = if let Some(v) = n.as_i64() {
+                    v.to_string()
+                } else if let Some(v) = n.as_u64() {
+                    v.to_string()
+                } else {
+                    n.as_f64().ok_or(Fallback)?.to_string()
+                };
+                self.write(&text)
+            }
+            Value::Bool(b) => self.write(if *b { "true" } else { "false" }),
+            Value::Null => Ok(()),
+            Value::Array(items) => {
+                self.write("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.write(", ")?;
+                    }
+                    self.value(item)?;
+                }
+                self.write("]")
+            }
+            Value::Object(_) => self.write("[object]"),
+        }
+    }
+
+    fn forloop(&mut self, forloop: &'a Forloop) -> Result<(), Fallback> {
+        let container = name(&forloop.container)
+            .and_then(|n| self.lookup(n))
+            .ok_or(Fallback)?;
+        let key_name = forloop.key.as_deref();
+        let frame = |len| Frame {
+            key_name,
+            value_name: &forloop.value,
+            key: "",
+            value: &Value::Null,
+            index: 0,
+            len,
+        };
+        match (container, key_name) {
+            (Found::Value(Value::Object(map)), Some(_)) if !map.is_empty() => {
+                self.frames.push(frame(map.len()));
+                for (index, (key, value)) in map.iter().enumerate() {
+                    self.enter_item(index, key, value);
+                    self.nodes(&forloop.body)?;
+                }
+            }
+            (Found::Value(Value::Array(items)), None) if !items.is_empty() => {
+                self.frames.push(frame(items.len()));
+                for (index, value) in items.iter().enumerate() {
+                    self.enter_item(index, "", value);
+                    self.nodes(&forloop.body)?;
+                }
+            }
+            (Found::Value(Value::Object(_)), Some(_)) | (Found::Value(Value::Array(_)), None) => {
+                return match &forloop.empty_body {
+                    Some(body) => self.nodes(body),
+                    None => Ok(()),
+                };
+            }
+            _ => return Err(Fallback),
+        }
+        self.frames.pop();
+        Ok(())
+    }
+
+    fn enter_item(&mut self, index: usize, key: &'a str, value: &'a Value) {
+        let frame = self.frames.last_mut().expect("a loop's frame");
+        frame.index = index;
+        frame.key = key;
+        frame.value = value;
+    }
+
+    fn choose(&mut self, choice: &'a If) -> Result<(), Fallback> {
+        for (_, condition, body) in &choice.conditions {
+            // Tera's: a name not found is false, `not` of it true.
+            let truthy = name(condition)
+                .and_then(|n| self.lookup(n))
+                .is_some_and(|found| truthy(&found));
+            if truthy != condition.negated {
+                return self.nodes(body);
+            }
+        }
+        match &choice.otherwise {
+            Some((_, body)) => self.nodes(body),
+            None => Ok(()),
+        }
+    }
+
+    /// Tera's lookup: the loops from the innermost (a loop's key, `loop.*`, its value and
+    /// paths below it), then the context.
+    fn lookup(&self, name: &str) -> Option<Found<'a>> {
+        let (head, tail) = name.split_once('.').unwrap_or((name, ""));
+        for frame in self.frames.iter().rev() {
+            if tail.is_empty() && frame.key_name == Some(name) {
+                return Some(Found::Key(frame.key));
+            }
+            if head == "loop" {
+                match tail {
+                    "index" => return Some(Found::Index(frame.index + 1)),
+                    "index0" => return Some(Found::Index(frame.index)),
+                    "first" => return Some(Found::Bool(frame.index == 0)),
+                    "last" => return Some(Found::Bool(frame.index + 1 == frame.len)),
+                    _ => continue,
+                }
+            }
+            if head == frame.value_name {
+                if let Some(value) = below(frame.value, tail) {
+                    return Some(Found::Value(value));
+                }
+            }
+        }
+        below(self.context.get(head)?, tail).map(Found::Value)
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), Fallback> {
+        self.out.write_all(text.as_bytes()).map_err(|_| Fallback)
+    }
+}
+
+/// The value at dotted `path` below `value` (itself when empty), as Tera finds it.
+fn below<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.')
+        .try_fold(value, |value, segment| match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => index(segment).and_then(|i| items.get(i)),
+            _ => None,
+        })
+}
+
+/// An array index as Tera reads one: digits, no sign, no leading zero.
+fn index(segment: &str) -> Option<usize> {
+    if segment.starts_with('+') || (segment.starts_with('0') && segment.len() != 1) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
+/// Tera's truth of a value.
+fn truthy(found: &Found<'_>) -> bool {
+    match found {
+        Found::Value(Value::Number(n)) => {
+            if let Some(v) = n.as_i64() {
+                v != 0
+            } else if let Some(v) = n.as_u64() {
+                v != 0
+            } else {
+                n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan())
+            }
+        }
+        Found::Value(Value::Bool(b)) | Found::Bool(b) => *b,
+        Found::Value(Value::Null) => false,
+        Found::Value(Value::String(s)) => !s.is_empty(),
+        Found::Key(s) => !s.is_empty(),
+        Found::Value(Value::Array(items)) => !items.is_empty(),
+        Found::Value(Value::Object(map)) => !map.is_empty(),
+        Found::Index(i) => *i != 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tera::{Context, Tera};
+
+    use super::*;
+    use crate::config::{Pattern, RenderLimits};
+
+    /// An engine as the configuration's is for these purposes: autoescape off, the
+    /// counting functions registered, the template instrumented.
+    fn engine(source: &str) -> Tera {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        limits::register(&mut tera);
+        tera.add_raw_template("t", source).unwrap();
+        limits::instrument(&mut tera);
+        tera
+    }
+
+    fn walked(tera: &Tera, context: &Value) -> Result<String, Fallback> {
+        let mut out = Output::new(0, &RenderLimits::default());
+        let map = context.as_object().unwrap();
+        render(&tera.templates["t"].ast, map, &[], &mut out)?;
+        Ok(String::from_utf8(out.into_bytes()).unwrap())
+    }
+
+    /// Tera's bytes, or its error when it fails.
+    fn by_tera(tera: &Tera, context: &Value) -> Result<String, String> {
+        let context = Context::from_value(context.clone()).unwrap();
+        tera.render("t", &context).map_err(|e| format!("{e:?}"))
+    }
+
+    fn context() -> Value {
+        json!({
+            "s": "text", "empty": "", "int": -42, "big": u64::MAX, "float": 2.5, "yes": true,
+            "no": false, "null": null, "list": ["a", 1, [true, null], {"x": 1}],
+            "nothing": [], "none": {},
+            "map": {"b": "2", "a": "1", "c": "3"},
+            "servers": [
+                {"host": "h1", "ports": [80, 443], "up": true},
+                {"host": "h2", "ports": [8080], "up": false},
+            ],
+            "v": {"x": "outer"},
+            "data": {"/b/k1": "v1", "/b/k2": "v2"},
+        })
+    }
+
+    #[test]
+    fn covered_templates_give_teras_bytes() {
+        let templates = [
+            "plain text only\n",
+            "{{ s }}|{{ empty }}|{{ int }}|{{ big }}|{{ float }}|{{ yes }}|{{ no }}|{{ null }}|",
+            "{{ list }}|{{ nothing }}|{{ none }}|{{ map }}|{{ \"a literal\" }}",
+            "{% for k, v in map %}{{ k }}={{ v }};{% endfor %}",
+            "{% for k, v in data %}\n{{ k }}={{ v }}\n{% endfor %}\n",
+            "{%- for k, v in data -%}\n  {{ k }}={{ v }}\n{%- endfor %}\nend",
+            "{% for k, v in none %}x{% else %}empty{% endfor %}",
+            "{% for x in nothing %}x{% else %}empty{% endfor %}{% for x in nothing %}y{% endfor %}",
+            "{% for x in list %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.first }}/\
+             {{ loop.last }}:{{ x }} {% endfor %}",
+            "{% for s in servers %}{{ s.host }}{% for p in s.ports %} {{ s.host }}:{{ p }}\
+             ({{ loop.index }}){% endfor %}{% if s.up %} up{% else %} down{% endif %}\n\
+             {% endfor %}",
+            "{% for s in servers %}{{ s.ports.0 }}{{ servers.1.host }}{% endfor %}",
+            "{% for k, v in map %}{{ v.x }}{% endfor %}",
+            "{% for v in servers %}{% for k, v in map %}{{ v }}{% endfor %}{{ v.host }}{% endfor %}",
+            "{% if s %}a{% endif %}{% if empty %}b{% endif %}{% if int %}c{% endif %}\
+             {% if float %}d{% endif %}{% if no %}e{% endif %}{% if null %}f{% endif %}\
+             {% if nothing %}g{% endif %}{% if none %}h{% endif %}{% if list %}i{% endif %}\
+             {% if missing %}j{% endif %}{% if not missing %}k{% endif %}\
+             {% if not s %}l{% elif yes %}m{% else %}n{% endif %}",
+            "{% for k, v in map %}{% if loop.first %}[{% endif %}{{ k }}{% if not loop.last %},\
+             {% endif %}{% if k %}!{% endif %}{% endfor %}]",
+            "{% raw %}{{ not rendered }}{% endraw %}{# a comment #}after",
+        ];
+        let context = context();
+        for source in templates {
+            let tera = engine(source);
+            assert!(covers(&tera.templates["t"]), "{source} is covered");
+            let expected = by_tera(&tera, &context).unwrap();
+            assert_eq!(walked(&tera, &context).ok(), Some(expected), "{source}");
+        }
+    }
+
+    #[test]
+    fn what_tera_refuses_stops_the_walk() {
+        let templates = [
+            "{{ missing }}",
+            "{{ map.missing }}",
+            "{% for k, v in s %}{% endfor %}",
+            "{% for x in map %}{% endfor %}",
+            "{% for k, v in list %}{% endfor %}",
+            "{% for k, v in nothing %}{% endfor %}",
+            "{% for x in int %}{% endfor %}",
+            "{% for loop in list %}{{ loop }}{% endfor %}",
+        ];
+        let context = context();
+        for source in templates {
+            let tera = engine(source);
+            assert!(covers(&tera.templates["t"]), "{source} is covered");
+            assert!(by_tera(&tera, &context).is_err(), "Tera refuses {source}");
+            assert!(
+                walked(&tera, &context).is_err(),
+                "the walk stops on {source}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_only_tera_does_is_left_to_it() {
+        let templates = [
+            "{{ s | upper }}",
+            "{{ not s }}",
+            "{{ 1 + 2 }}",
+            "{{ list[0] }}",
+            "{{ map[\"a\"] }}",
+            "{% set x = 1 %}",
+            "{% if s == \"text\" %}{% endif %}",
+            "{% if s | length %}{% endif %}",
+            "{% for x in list | reverse %}{% endfor %}",
+            "{% for x in list %}{% break %}{% endfor %}",
+            "{% macro m() %}{% endmacro %}",
+            "{{ range(end=3) }}",
+            "{{ __tera_context }}",
+            "{% filter upper %}x{% endfilter %}",
+        ];
+        for source in templates {
+            let tera = engine(source);
+            assert!(!covers(&tera.templates["t"]), "{source} is Tera's");
+        }
+    }
+
+    #[test]
+    fn a_string_looped_over_is_tera_s() {
+        // Tera walks a string's characters; the walk leaves that to it.
+        let tera = engine("{% for c in s %}{{ c }}.{% endfor %}");
+        let context = context();
+        assert!(walked(&tera, &context).is_err());
+        assert_eq!(by_tera(&tera, &context).unwrap(), "t.e.x.t.");
+    }
+
+    #[test]
+    fn reconfig_templates_of_every_style_are_walked() {
+        let erubis = Pattern::default();
+        let walked = [
+            (
+                "<% for k, v in data %>\n<%= k %>=<%= v %>\n<% endfor %>\n",
+                &erubis,
+            ),
+            ("<%# a comment %>\nport <%= data %> {{ kept }}\n", &erubis),
+        ];
+        for (source, pattern) in walked {
+            let template = super::super::compile("t", source, pattern).unwrap();
+            assert!(template.parts.direct, "{source} is walked");
+        }
+        let with_filter = super::super::compile("t", "<%= data | upper %>", &erubis).unwrap();
+        assert!(!with_filter.parts.direct);
+    }
+}
