@@ -111,6 +111,12 @@ fn report(results: &Value) {
             ratio(b, &["cpu_s"], &["floor_paced_file_writes_cpu_s"]),
             "",
         );
+        line(
+            "B",
+            "floor: the same, etcd taking the same puts, CPU (s), ratio",
+            ratio(b, &["cpu_s"], &["floor_loaded_file_writes_cpu_s"]),
+            "",
+        );
         let reloads = format!("{} / {}", b["reloads"], b["reloads_allowed"]);
         line("B", "reloads / one per interval + 1", reloads, "<=");
         line(

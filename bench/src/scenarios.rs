@@ -157,24 +157,8 @@ pub async fn burst(bin: &str) -> Value {
     let (cpu_before, writes_before) = (cpu_seconds(pid), count_lines(&daemon.log(), "updated"));
 
     let puts = 5000;
-    let pace = Duration::from_micros(3400);
-    let mut tick = tokio::time::interval(pace);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut in_flight = tokio::task::JoinSet::new();
-    let burst_started = Instant::now();
-    for i in 0..puts {
-        tick.tick().await;
-        let mut c = client.clone();
-        in_flight.spawn(async move {
-            c.put(format!("/b/k{:03}", i % 500), format!("v{i}"), None)
-                .await
-                .unwrap()
-        });
-        while in_flight.try_join_next().is_some() {}
-    }
-    while in_flight.join_next().await.is_some() {}
+    let burst = put_burst(&client, puts).await;
     let last_put = Instant::now();
-    let burst = last_put - burst_started;
     let expected = render(&tree_in_etcd(&mut client, "/b").await);
     let done = watch
         .wait_until(LIMIT, |_| read(&target) == expected)
@@ -201,12 +185,45 @@ pub async fn burst(bin: &str) -> Value {
     })
     .await
     .unwrap();
+    // The same paced writes again, while etcd takes the same burst of puts (and syncs its
+    // log for each) with reconfig stopped: the file work alone in the conditions it had.
+    drop(daemon);
+    let loaded_dir = dir.path().join("floor-loaded");
+    std::fs::create_dir(&loaded_dir).unwrap();
+    let text = read(&target);
+    let loaded = tokio::task::spawn_blocking(move || {
+        durable_writes_cpu_paced(&loaded_dir, text.as_bytes(), renders, every)
+    });
+    put_burst(&client, puts).await;
+    let loaded_cpu = loaded.await.unwrap();
     json!({
         "puts": puts, "keys": 500, "burst_s": burst.as_secs_f64(),
         "convergence_ms": ms(convergence), "renders": renders, "reloads": reload_count,
         "reloads_allowed": allowed, "cpu_s": cpu, "floor_file_writes_cpu_s": floor_cpu,
         "floor_paced_file_writes_cpu_s": paced_cpu,
+        "floor_loaded_file_writes_cpu_s": loaded_cpu,
     })
+}
+
+/// B's burst: `puts` puts to `/b/k000`…`/b/k499` in turn, one every 3.4 ms, several in
+/// flight; how long it took.
+async fn put_burst(client: &etcd_client::Client, puts: usize) -> Duration {
+    let mut tick = tokio::time::interval(Duration::from_micros(3400));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for i in 0..puts {
+        tick.tick().await;
+        let mut c = client.clone();
+        in_flight.spawn(async move {
+            c.put(format!("/b/k{:03}", i % 500), format!("v{i}"), None)
+                .await
+                .unwrap()
+        });
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+    started.elapsed()
 }
 
 /// C: 20,000 keys of ~50 bytes under one recursive entry; `--onetime` wall time and

@@ -139,6 +139,13 @@ struct Frame<'a> {
     len: usize,
 }
 
+/// A loop's body to run each iteration, and whether its iterations are counted.
+#[derive(Clone, Copy)]
+struct Body<'a> {
+    nodes: &'a [Node],
+    steps: bool,
+}
+
 /// What a name stands for: a value of the model, a loop's key, or one of `loop.*`.
 enum Found<'a> {
     Value(&'a Value),
@@ -173,7 +180,7 @@ impl<'a> Walk<'a, '_> {
     fn print(&mut self, expr: &'a Expr) -> Result<(), Fallback> {
         match &expr.val {
             ExprVal::Ident(_) => {
-                let found = name(expr).and_then(|n| self.lookup(n)).ok_or(Fallback)?;
+                let found = self.read(expr).ok_or(Fallback)?;
                 match found {
                     Found::Value(value) => self.value(value),
                     Found::Key(key) => self.write(key),
@@ -183,7 +190,7 @@ impl<'a> Walk<'a, '_> {
             }
             ExprVal::String(text) => self.write(text),
             ExprVal::FunctionCall(call) => match call.name.as_str() {
-                STEP_FN => limits::count_step().map_err(|_| Fallback),
+                STEP_FN => limits::count_steps(1).map_err(|_| Fallback),
                 ENTER_FN => limits::enter().map_err(|_| Fallback),
                 LEAVE_FN => {
                     limits::leave();
@@ -229,9 +236,7 @@ impl<'a> Walk<'a, '_> {
     }
 
     fn forloop(&mut self, forloop: &'a Forloop) -> Result<(), Fallback> {
-        let container = name(&forloop.container)
-            .and_then(|n| self.lookup(n))
-            .ok_or(Fallback)?;
+        let container = self.read(&forloop.container).ok_or(Fallback)?;
         let key_name = forloop.key.as_deref();
         let frame = |len| Frame {
             key_name,
@@ -241,19 +246,22 @@ impl<'a> Walk<'a, '_> {
             index: 0,
             len,
         };
+        let body = self.counted(&forloop.body);
         match (container, key_name) {
             (Found::Value(Value::Object(map)), Some(_)) if !map.is_empty() => {
+                self.count(body, map.len())?;
                 self.frames.push(frame(map.len()));
                 for (index, (key, value)) in map.iter().enumerate() {
                     self.enter_item(index, key, value);
-                    self.nodes(&forloop.body)?;
+                    self.nodes(body.nodes)?;
                 }
             }
             (Found::Value(Value::Array(items)), None) if !items.is_empty() => {
+                self.count(body, items.len())?;
                 self.frames.push(frame(items.len()));
                 for (index, value) in items.iter().enumerate() {
                     self.enter_item(index, "", value);
-                    self.nodes(&forloop.body)?;
+                    self.nodes(body.nodes)?;
                 }
             }
             (Found::Value(Value::Object(_)), Some(_)) | (Found::Value(Value::Array(_)), None) => {
@@ -268,6 +276,30 @@ impl<'a> Walk<'a, '_> {
         Ok(())
     }
 
+    /// A loop's body without its leading `__step`, if it has one: a loop over a
+    /// container of known length charges all its iterations at once, before the first.
+    fn counted(&self, body: &'a [Node]) -> Body<'a> {
+        match body.split_first() {
+            Some((Node::VariableBlock(_, expr), rest)) if matches!(&expr.val, ExprVal::FunctionCall(call) if call.name == STEP_FN) => {
+                Body {
+                    nodes: rest,
+                    steps: true,
+                }
+            }
+            _ => Body {
+                nodes: body,
+                steps: false,
+            },
+        }
+    }
+
+    fn count(&self, body: Body<'_>, len: usize) -> Result<(), Fallback> {
+        if !body.steps {
+            return Ok(());
+        }
+        limits::count_steps(u64::try_from(len).unwrap_or(u64::MAX)).map_err(|_| Fallback)
+    }
+
     fn enter_item(&mut self, index: usize, key: &'a str, value: &'a Value) {
         let frame = self.frames.last_mut().expect("a loop's frame");
         frame.index = index;
@@ -278,9 +310,7 @@ impl<'a> Walk<'a, '_> {
     fn choose(&mut self, choice: &'a If) -> Result<(), Fallback> {
         for (_, condition, body) in &choice.conditions {
             // Tera's: a name not found is false, `not` of it true.
-            let truthy = name(condition)
-                .and_then(|n| self.lookup(n))
-                .is_some_and(|found| truthy(&found));
+            let truthy = self.read(condition).is_some_and(|found| truthy(&found));
             if truthy != condition.negated {
                 return self.nodes(body);
             }
@@ -288,6 +318,14 @@ impl<'a> Walk<'a, '_> {
         match &choice.otherwise {
             Some((_, body)) => self.nodes(body),
             None => Ok(()),
+        }
+    }
+
+    /// What the name `expr` reads stands for (a plain name: [`covers`] checked it).
+    fn read(&self, expr: &Expr) -> Option<Found<'a>> {
+        match &expr.val {
+            ExprVal::Ident(name) => self.lookup(name),
+            _ => None,
         }
     }
 
@@ -494,6 +532,26 @@ mod tests {
         for source in templates {
             let tera = engine(source);
             assert!(!covers(&tera.templates["t"]), "{source} is Tera's");
+        }
+    }
+
+    #[test]
+    fn loops_are_held_to_the_iteration_limit() {
+        // `list` has 4 items, `servers` 2 with 3 ports between them: 9 iterations in all.
+        let tera = engine(
+            "{% for x in list %}{% endfor %}{% for s in servers %}\
+                           {% for p in s.ports %}{% endfor %}{% endfor %}",
+        );
+        let context = context();
+        for (limit, finishes) in [(8, false), (9, true)] {
+            let limits = RenderLimits {
+                iterations: limit,
+                ..RenderLimits::default()
+            };
+            let budget = limits::Budget::open(limits, None);
+            assert_eq!(walked(&tera, &context).is_ok(), finishes, "limit {limit}");
+            let exceeded = (!finishes).then_some(limits::Exceeded::Iterations(limit));
+            assert_eq!(budget.exceeded(), exceeded);
         }
     }
 

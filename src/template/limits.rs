@@ -263,12 +263,12 @@ impl io::Write for Output {
 /// One loop iteration of the render in progress (for loops outside Tera's, such as the
 /// Ruby block filters' calls).
 pub fn step(a: &Args<'_>) -> tera::Result<()> {
-    count_step().map_err(|e| a.error(e))
+    count_steps(1).map_err(|e| a.error(e))
 }
 
-/// One loop iteration of the render in progress (what `__step` counts).
-pub fn count_step() -> Result<(), Exceeded> {
-    charge(|account| account.step(1))
+/// `count` loop iterations of the render in progress (`__step` counts one at a time).
+pub fn count_steps(count: u64) -> Result<(), Exceeded> {
+    charge(|account| account.step(count))
 }
 
 /// The render in progress goes one include or macro call deeper (what `__enter` counts).
