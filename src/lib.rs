@@ -57,5 +57,7 @@ pub use pipeline::{
 pub use reconfig_migrate::{Conversion, Destination, MigrateError, Report};
 pub use rollout::{rollout_status, RolloutStatusError, RolloutStatusSettings};
 pub use template::model::{altdata as altdata_model, data as data_model, ModelError};
-pub use template::{compile, RenderInput, RenderLimits, Template, TemplateError, TemplateSet};
+pub use template::{
+    compile, Data, RenderInput, RenderLimits, Template, TemplateError, TemplateSet,
+};
 pub use v2copy::{copy as copy_v2_data, CopyError, Source as V2Source};

@@ -16,7 +16,7 @@ use crate::rollout::RolloutError;
 use crate::service::{retry, FailureKind, Pass};
 use crate::state::{Ledger, StateDir};
 use crate::template::model::{self, ModelError};
-use crate::template::{RenderInput, Template, TemplateError, TemplateIndex, TemplateSet};
+use crate::template::{Data, RenderInput, Template, TemplateError, TemplateIndex, TemplateSet};
 
 /// An entry with its compiled template: what the pipeline works on.
 pub struct Job {
@@ -154,8 +154,16 @@ pub fn render_kept(
     slice: Option<Duration>,
     kept: &mut Option<Value>,
 ) -> Result<String, StepError> {
-    let data = model::refreshed(kept.take(), own, &job.entry.key, job.entry.recursive)?;
-    if data.as_object().is_some_and(|tree| tree.is_empty()) {
+    let key = &job.entry.key;
+    let (data, empty) = if job.entry.recursive && job.template.walks_trees() {
+        *kept = None;
+        (Data::Tree(key), model::check_tree(own, key)? == 0)
+    } else {
+        let model = model::refreshed(kept.take(), own, key, job.entry.recursive)?;
+        let empty = model.as_object().is_some_and(|tree| tree.is_empty());
+        (Data::Model(model), empty)
+    };
+    if empty {
         // An emptied tree is a state to show (every backend gone), but rarely the wish.
         warn!(
             entry = %job.entry.id,

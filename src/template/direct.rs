@@ -22,6 +22,7 @@ use tera::ast::{Expr, ExprVal, Forloop, FunctionCall, If, Node};
 
 use super::limits::{self, Output, ENTER_FN, LEAVE_FN, STEP_FN};
 use super::scope::LITERAL_FN;
+use crate::etcd::Snapshot;
 
 /// The walk stopped: Tera must do this render.
 #[derive(Debug)]
@@ -36,16 +37,32 @@ pub fn covers(template: &tera::Template) -> bool {
         && all_covered(&template.ast)
 }
 
-/// Renders `nodes` over `context` into `out`; `literals` are the chunks `__lit` prints.
-pub fn render(
-    nodes: &[Node],
-    context: &Map<String, Value>,
-    literals: &[String],
-    out: &mut Output,
-) -> Result<(), Fallback> {
+/// What a walk reads.
+pub struct Sources<'a> {
+    /// The render's context.
+    pub context: &'a Map<String, Value>,
+    /// `data`, when it is read from the snapshot rather than from `context`.
+    pub tree: Option<Tree<'a>>,
+    /// The chunks `__lit` prints.
+    pub literals: &'a [String],
+}
+
+/// A tree read from the snapshot as `data`, in place of its model: the same keys in the
+/// same order, each value a string (checked UTF-8 before the render).
+#[derive(Clone, Copy)]
+pub struct Tree<'a> {
+    /// The snapshot holding it.
+    pub snapshot: &'a Snapshot,
+    /// The watched key.
+    pub key: &'a str,
+}
+
+/// Renders `nodes` from `sources` into `out`.
+pub fn render(nodes: &[Node], sources: Sources<'_>, out: &mut Output) -> Result<(), Fallback> {
     let mut walk = Walk {
-        context,
-        literals,
+        context: sources.context,
+        tree: sources.tree,
+        literals: sources.literals,
         frames: Vec::new(),
         out,
     };
@@ -134,9 +151,16 @@ struct Frame<'a> {
     key_name: Option<&'a str>,
     value_name: &'a str,
     key: &'a str,
-    value: &'a Value,
+    value: Item<'a>,
     index: usize,
     len: usize,
+}
+
+/// A loop's current value: one of the model, or a value of a tree read from the snapshot.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Value(&'a Value),
+    Text(&'a str),
 }
 
 /// A loop's body to run each iteration, and whether its iterations are counted.
@@ -146,16 +170,19 @@ struct Body<'a> {
     steps: bool,
 }
 
-/// What a name stands for: a value of the model, a loop's key, or one of `loop.*`.
+/// What a name stands for: a value of the model, a string (a loop's key, a tree's value),
+/// a tree read from the snapshot, or one of `loop.*`.
 enum Found<'a> {
     Value(&'a Value),
-    Key(&'a str),
+    Text(&'a str),
+    Tree(Tree<'a>),
     Index(usize),
     Bool(bool),
 }
 
 struct Walk<'a, 'o> {
     context: &'a Map<String, Value>,
+    tree: Option<Tree<'a>>,
     literals: &'a [String],
     frames: Vec<Frame<'a>>,
     out: &'o mut Output,
@@ -183,7 +210,8 @@ impl<'a> Walk<'a, '_> {
                 let found = self.read(expr).ok_or(Fallback)?;
                 match found {
                     Found::Value(value) => self.value(value),
-                    Found::Key(key) => self.write(key),
+                    Found::Text(text) => self.write(text),
+                    Found::Tree(_) => self.write("[object]"),
                     Found::Index(index) => self.write(&index.to_string()),
                     Found::Bool(b) => self.write(if b { "true" } else { "false" }),
                 }
@@ -242,7 +270,7 @@ impl<'a> Walk<'a, '_> {
             key_name,
             value_name: &forloop.value,
             key: "",
-            value: &Value::Null,
+            value: Item::Text(""),
             index: 0,
             len,
         };
@@ -252,7 +280,7 @@ impl<'a> Walk<'a, '_> {
                 self.count(body, map.len())?;
                 self.frames.push(frame(map.len()));
                 for (index, (key, value)) in map.iter().enumerate() {
-                    self.enter_item(index, key, value);
+                    self.enter_item(index, key, Item::Value(value));
                     self.nodes(body.nodes)?;
                 }
             }
@@ -260,11 +288,22 @@ impl<'a> Walk<'a, '_> {
                 self.count(body, items.len())?;
                 self.frames.push(frame(items.len()));
                 for (index, value) in items.iter().enumerate() {
-                    self.enter_item(index, "", value);
+                    self.enter_item(index, "", Item::Value(value));
                     self.nodes(body.nodes)?;
                 }
             }
-            (Found::Value(Value::Object(_)), Some(_)) | (Found::Value(Value::Array(_)), None) => {
+            (Found::Tree(tree), Some(_)) if tree.pairs().next().is_some() => {
+                let len = tree.pairs().count();
+                self.count(body, len)?;
+                self.frames.push(frame(len));
+                for (index, (key, value)) in tree.pairs().enumerate() {
+                    let value = std::str::from_utf8(value).map_err(|_| Fallback)?;
+                    self.enter_item(index, key, Item::Text(value));
+                    self.nodes(body.nodes)?;
+                }
+            }
+            (Found::Value(Value::Object(_)) | Found::Tree(_), Some(_))
+            | (Found::Value(Value::Array(_)), None) => {
                 return match &forloop.empty_body {
                     Some(body) => self.nodes(body),
                     None => Ok(()),
@@ -300,7 +339,7 @@ impl<'a> Walk<'a, '_> {
         limits::count_steps(u64::try_from(len).unwrap_or(u64::MAX)).map_err(|_| Fallback)
     }
 
-    fn enter_item(&mut self, index: usize, key: &'a str, value: &'a Value) {
+    fn enter_item(&mut self, index: usize, key: &'a str, value: Item<'a>) {
         let frame = self.frames.last_mut().expect("a loop's frame");
         frame.index = index;
         frame.key = key;
@@ -335,7 +374,7 @@ impl<'a> Walk<'a, '_> {
         let (head, tail) = name.split_once('.').unwrap_or((name, ""));
         for frame in self.frames.iter().rev() {
             if tail.is_empty() && frame.key_name == Some(name) {
-                return Some(Found::Key(frame.key));
+                return Some(Found::Text(frame.key));
             }
             if head == "loop" {
                 match tail {
@@ -347,16 +386,43 @@ impl<'a> Walk<'a, '_> {
                 }
             }
             if head == frame.value_name {
-                if let Some(value) = below(frame.value, tail) {
-                    return Some(Found::Value(value));
+                let found = match frame.value {
+                    Item::Value(value) => below(value, tail).map(Found::Value),
+                    // A string has nothing below it.
+                    Item::Text(text) => tail.is_empty().then_some(Found::Text(text)),
+                };
+                if found.is_some() {
+                    return found;
                 }
             }
         }
-        below(self.context.get(head)?, tail).map(Found::Value)
+        match self.tree.filter(|_| head == "data") {
+            Some(tree) => tree.below(tail),
+            None => below(self.context.get(head)?, tail).map(Found::Value),
+        }
     }
 
     fn write(&mut self, text: &str) -> Result<(), Fallback> {
         self.out.write_all(text.as_bytes()).map_err(|_| Fallback)
+    }
+}
+
+impl<'a> Tree<'a> {
+    fn pairs(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.snapshot.tree(self.key)
+    }
+
+    /// What dotted `path` below the tree names, as in its model: a key of it (a path of one
+    /// segment), whose value is a string with nothing below it.
+    fn below(self, path: &str) -> Option<Found<'a>> {
+        if path.is_empty() {
+            return Some(Found::Tree(self));
+        }
+        if path.contains('.') {
+            return None;
+        }
+        let (_, value) = self.pairs().find(|(key, _)| *key == path)?;
+        std::str::from_utf8(value).ok().map(Found::Text)
     }
 }
 
@@ -396,7 +462,8 @@ fn truthy(found: &Found<'_>) -> bool {
         Found::Value(Value::Bool(b)) | Found::Bool(b) => *b,
         Found::Value(Value::Null) => false,
         Found::Value(Value::String(s)) => !s.is_empty(),
-        Found::Key(s) => !s.is_empty(),
+        Found::Text(s) => !s.is_empty(),
+        Found::Tree(tree) => tree.pairs().next().is_some(),
         Found::Value(Value::Array(items)) => !items.is_empty(),
         Found::Value(Value::Object(map)) => !map.is_empty(),
         Found::Index(i) => *i != 0,
@@ -410,6 +477,7 @@ mod tests {
 
     use super::*;
     use crate::config::{Pattern, RenderLimits};
+    use crate::etcd::Snapshot;
 
     /// An engine as the configuration's is for these purposes: autoescape off, the
     /// counting functions registered, the template instrumented.
@@ -423,9 +491,21 @@ mod tests {
     }
 
     fn walked(tera: &Tera, context: &Value) -> Result<String, Fallback> {
+        walked_with(tera, context, None)
+    }
+
+    fn walked_with(
+        tera: &Tera,
+        context: &Value,
+        tree: Option<Tree<'_>>,
+    ) -> Result<String, Fallback> {
         let mut out = Output::new(0, &RenderLimits::default());
-        let map = context.as_object().unwrap();
-        render(&tera.templates["t"].ast, map, &[], &mut out)?;
+        let sources = Sources {
+            context: context.as_object().unwrap(),
+            tree,
+            literals: &[],
+        };
+        render(&tera.templates["t"].ast, sources, &mut out)?;
         Ok(String::from_utf8(out.into_bytes()).unwrap())
     }
 
@@ -484,6 +564,46 @@ mod tests {
             assert!(covers(&tera.templates["t"]), "{source} is covered");
             let expected = by_tera(&tera, &context).unwrap();
             assert_eq!(walked(&tera, &context).ok(), Some(expected), "{source}");
+        }
+    }
+
+    #[test]
+    fn a_tree_read_from_the_snapshot_gives_what_its_model_gives() {
+        let snapshot = Snapshot::of(
+            3,
+            &[
+                ("/other", "x"),
+                ("/t", "top"),
+                ("/t-sibling", "no"),
+                ("/t/a", "1"),
+                ("/t/b/c", ""),
+                ("t", "a key without a slash"),
+                ("t/u", "below it"),
+            ],
+        );
+        let templates = [
+            "{% for k, v in data %}{{ loop.index }}:{{ k }}={{ v }}{% if v %}+{% endif %}\
+             {% if loop.last %}.{% endif %}\n{% else %}none{% endfor %}",
+            "{{ data }}|{% if data %}some{% else %}none{% endif %}|{% if not data %}!{% endif %}",
+            "{{ data.t }}|{% if data.missing %}found{% endif %}|{% if data.t.x %}x{% endif %}",
+            "{% for k, v in data %}{% for k2, v2 in data %}{{ k }}{{ v2 }}{% endfor %}{% endfor %}",
+            "{% for k, v in data %}{{ v.x }}{% endfor %}",
+            "{{ watched }}{% for k, v in altdata %}{{ k }}{% endfor %}",
+        ];
+        for key in ["/t", "t", "/nothing", "/"] {
+            let model = crate::template::model::data(&snapshot, key, true).unwrap();
+            let with_model = json!({"data": model, "altdata": {"a": {}}, "watched": key});
+            let without = json!({"altdata": {"a": {}}, "watched": key});
+            let tree = Tree {
+                snapshot: &snapshot,
+                key,
+            };
+            for source in templates {
+                let tera = engine(source);
+                let expected = by_tera(&tera, &with_model);
+                let walked = walked_with(&tera, &without, Some(tree));
+                assert_eq!(walked.ok(), expected.ok(), "{source} over {key}");
+            }
         }
     }
 

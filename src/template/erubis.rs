@@ -345,7 +345,7 @@ mod tests {
         let t = crate::template::compile("t", text, &Pattern::default()).unwrap();
         let data = serde_json::json!({});
         let input = crate::template::RenderInput {
-            data: data.clone(),
+            data: data.clone().into(),
             altdata: data,
             watched: "/",
             snapshot: &std::sync::Arc::new(Snapshot::default()),

@@ -41,7 +41,7 @@ pub use limits::{Exceeded, RenderLimits};
 /// model is moved into the render, not copied: a large tree is held once.
 pub struct RenderInput<'a> {
     /// `data`: the watched key's value, tree or directory listing.
-    pub data: Value,
+    pub data: Data<'a>,
     /// `altdata`: name → tree object of each altkey.
     pub altdata: Value,
     /// `watched`: the watched key, prefix applied.
@@ -54,6 +54,22 @@ pub struct RenderInput<'a> {
     /// The keys whose trees the snapshot holds (the entry's key, altkeys and keys): a
     /// function asked for a key outside them says so.
     pub read: &'a [&'a str],
+}
+
+/// `data` as a render is given it.
+pub enum Data<'a> {
+    /// The data model ([`model::data`]).
+    Model(Value),
+    /// The tree of this key, which [`model::check_tree`] passed, read from the snapshot as
+    /// the render goes: no model is built for a template [`Template::walks_trees`] (unless
+    /// the walk stops and Tera renders it).
+    Tree(&'a str),
+}
+
+impl From<Value> for Data<'_> {
+    fn from(model: Value) -> Self {
+        Data::Model(model)
+    }
 }
 
 /// The parsed templates of one configuration in one Tera instance, with reconfig's filters
@@ -232,11 +248,23 @@ impl Template {
         let scope = scope::Scope::enter(Arc::clone(&snapshot), input.read, literals);
         let budget = limits::Budget::open(*limits, slice);
         let _go = gotmpl::Session::enter(input.prefix.unwrap_or("/"), input.read);
-        let mut top = self.context(input);
-        let rendered = match self.render_direct(&top, limits) {
+        let (data, tree) = match input.data {
+            Data::Tree(key) if self.walks_trees() => (None, Some(key)),
+            Data::Tree(key) => (Some(model::checked_tree(&snapshot, key)), None),
+            Data::Model(model) => (Some(model), None),
+        };
+        let mut top = self.context(data, input.altdata, input.watched);
+        let walked_tree = tree.map(|key| direct::Tree {
+            snapshot: &snapshot,
+            key,
+        });
+        let rendered = match self.render_direct(&top, walked_tree, limits) {
             Some(text) => Ok(text),
             None => {
                 budget.restart();
+                if let Some(key) = tree {
+                    top.insert("data".into(), model::checked_tree(&snapshot, key));
+                }
                 let context =
                     Context::from_value(Value::Object(top)).expect("an object is a valid context");
                 let rendered = self.render_context(&context, &snapshot, &scope, &budget, limits);
@@ -252,14 +280,30 @@ impl Template {
 
     /// The render walked directly ([`direct`]), when the template is one it covers and the
     /// walk finishes; otherwise Tera renders it.
-    fn render_direct(&self, top: &Map<String, Value>, limits: &RenderLimits) -> Option<String> {
+    fn render_direct(
+        &self,
+        top: &Map<String, Value>,
+        tree: Option<direct::Tree<'_>>,
+        limits: &RenderLimits,
+    ) -> Option<String> {
         let template = self
             .parts
             .direct
             .then(|| self.tera.templates.get(&self.parts.key))??;
         let mut output = self.output(limits);
-        direct::render(&template.ast, top, &self.parts.literals, &mut output).ok()?;
+        let sources = direct::Sources {
+            context: top,
+            tree,
+            literals: &self.parts.literals,
+        };
+        direct::render(&template.ast, sources, &mut output).ok()?;
         Some(self.finished(output))
+    }
+
+    /// Whether a recursive entry's tree may be given as [`Data::Tree`]: the template is
+    /// walked directly, and does not name `reconfig` (whose `data` is a model).
+    pub fn walks_trees(&self) -> bool {
+        self.parts.direct && !self.parts.needs_reconfig
     }
 
     /// An empty output as large as the last render's.
@@ -324,18 +368,21 @@ impl Template {
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
-    fn context(&self, input: RenderInput<'_>) -> Map<String, Value> {
+    /// `data` is left out when the walk reads it from the snapshot.
+    fn context(&self, data: Option<Value>, altdata: Value, watched: &str) -> Map<String, Value> {
         let mut top = Map::new();
         if self.parts.needs_reconfig {
             let mut reconfig = Map::new();
-            reconfig.insert("data".into(), input.data.clone());
-            reconfig.insert("altdata".into(), input.altdata.clone());
-            reconfig.insert("watched".into(), Value::String(input.watched.to_string()));
+            reconfig.insert("data".into(), data.clone().unwrap_or_default());
+            reconfig.insert("altdata".into(), altdata.clone());
+            reconfig.insert("watched".into(), Value::String(watched.to_string()));
             top.insert("reconfig".into(), Value::Object(reconfig));
         }
-        top.insert("data".into(), input.data);
-        top.insert("altdata".into(), input.altdata);
-        top.insert("watched".into(), Value::String(input.watched.to_string()));
+        if let Some(data) = data {
+            top.insert("data".into(), data);
+        }
+        top.insert("altdata".into(), altdata);
+        top.insert("watched".into(), Value::String(watched.to_string()));
         top
     }
 }

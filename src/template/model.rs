@@ -44,6 +44,29 @@ pub fn data(snapshot: &Snapshot, key: &str, recursive: bool) -> Result<Value, Mo
     ))
 }
 
+/// Checks `key`'s tree as building its model does (keys and values UTF-8) without building
+/// it, for a render that reads the tree from the snapshot ([`crate::template::Data::Tree`]);
+/// how many pairs it holds.
+pub fn check_tree(snapshot: &Snapshot, key: &str) -> Result<usize, ModelError> {
+    check_keys(snapshot, key)?;
+    snapshot.tree(key).try_fold(0, |count, (k, v)| {
+        std::str::from_utf8(v)
+            .map(|_| count + 1)
+            .map_err(|_| ModelError::NotUtf8(k.to_string()))
+    })
+}
+
+/// The model of a tree [`check_tree`] passed.
+pub fn checked_tree(snapshot: &Snapshot, key: &str) -> Value {
+    let text = |v: &[u8]| Value::String(String::from_utf8_lossy(v).into_owned());
+    Value::Object(
+        snapshot
+            .tree(key)
+            .map(|(k, v)| (k.to_string(), text(v)))
+            .collect(),
+    )
+}
+
 /// Trees at least this large are kept between renders ([`refreshed`]): below it, building
 /// the model afresh costs less than the memory of keeping it.
 pub const KEEP_AT: usize = 64;
@@ -209,6 +232,27 @@ mod tests {
         assert!(data(&w, "/big", true).is_err());
         w.apply(9, [(&b"/big/\xfe"[..], None)]);
         assert_eq!(data(&w, "/big", true), Ok(json!({"/big/b": "2"})));
+    }
+
+    #[test]
+    fn checking_a_tree_fails_as_building_its_model_does() {
+        let s = Snapshot::of(
+            1,
+            &[
+                (&b"/bad-key/\xfe"[..], &b"1"[..]),
+                (b"/bad-value/a", b"\xff"),
+                (b"/bad-value/b", b"\xfe"),
+                (b"/good/a", b"1"),
+                (b"/good/b/c", b"2"),
+            ],
+        );
+        for key in ["/bad-key", "/bad-value", "/good", "/none", "/"] {
+            let built = data(&s, key, true).map(|model| model.as_object().unwrap().len());
+            assert_eq!(check_tree(&s, key), built, "{key}");
+            if let Ok(model) = data(&s, key, true) {
+                assert_eq!(checked_tree(&s, key), model, "{key}");
+            }
+        }
     }
 
     #[test]

@@ -180,7 +180,7 @@ fn reconfig_render(job: &Job<'_>) -> Rendered {
     };
     let altdata = altdata_model(&snapshot, &job.entry.altkeys).unwrap();
     let input = RenderInput {
-        data,
+        data: data.into(),
         altdata,
         watched: &job.entry.key,
         snapshot: &Arc::new(snapshot.clone()),
@@ -744,7 +744,7 @@ fn string_filters_match_ruby_on_every_character() {
         <%= v | rb_inspect | to_json %>]<% if not loop.last %>,<% endif %><% endfor %>]";
     let template = compile("chars", template, &Pattern::default()).unwrap();
     let input = RenderInput {
-        data: ruby["data"].clone(),
+        data: ruby["data"].clone().into(),
         altdata: json!({}),
         watched: "/c",
         snapshot: &Arc::new(Snapshot::default()),

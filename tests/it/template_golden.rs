@@ -90,7 +90,7 @@ impl Input {
     fn render(&self, template: &Template) -> Result<String, TemplateError> {
         template.render(
             RenderInput {
-                data: self.data.clone(),
+                data: self.data.clone().into(),
                 altdata: self.altdata.clone(),
                 watched: &self.watched,
                 snapshot: &self.snapshot,

@@ -58,7 +58,7 @@ fn render(pattern: &Pattern, text: &str, data: &Value) -> String {
     template
         .render(
             RenderInput {
-                data: data.clone(),
+                data: data.clone().into(),
                 altdata: json!({}),
                 watched: "/k",
                 snapshot: &Arc::new(Snapshot::default()),

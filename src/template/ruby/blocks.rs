@@ -153,7 +153,7 @@ mod tests {
     fn render(text: &str, data: serde_json::Value) -> String {
         let t = compile("t", text, &Pattern::default()).unwrap();
         let input = RenderInput {
-            data,
+            data: data.into(),
             altdata: json!({}),
             watched: "/w",
             snapshot: &Arc::new(Snapshot::default()),
