@@ -1,13 +1,15 @@
 //! The render of the templates that use only Tera's plain part — text, values printed as
 //! they are, `for` over an object or an array, `if` on a value, reconfig's own counting and
-//! literal calls — done by walking Tera's parse of them over the borrowed model, instead of
-//! by Tera.
+//! literal calls — done by walking Tera's parse of them over borrowed data, instead of by
+//! Tera. The data is the context's, or, for `data`, a recursive entry's tree read straight
+//! from the snapshot ([`Tree`]), so that no model of it is built.
 //!
 //! Tera copies every key of an object it loops over, looks each name up through its frames
 //! by string, and calls even a function that prints nothing through a map of boxed
 //! closures with a map of arguments: on a 500-key tree that was most of the CPU a change
 //! cost. This walk borrows every key and value, keeps one small frame per loop, and counts
-//! iterations and nesting against the same limits ([`limits`]).
+//! iterations and nesting against the same limits ([`limits`]) — a loop's iterations all at
+//! once as it starts, since its length is known then.
 //!
 //! Whether a template is covered is decided once, when it is compiled ([`covers`]); within
 //! that subset the walk gives the bytes Tera gives (the tests render the same templates both
