@@ -282,7 +282,7 @@ impl<'a> Walk<'a, '_> {
                 self.count(body, map.len())?;
                 self.frames.push(frame(map.len()));
                 for (index, (key, value)) in map.iter().enumerate() {
-                    self.enter_item(index, key, Item::Value(value));
+                    self.enter_item(index, key, Item::Value(value))?;
                     self.nodes(body.nodes)?;
                 }
             }
@@ -290,7 +290,7 @@ impl<'a> Walk<'a, '_> {
                 self.count(body, items.len())?;
                 self.frames.push(frame(items.len()));
                 for (index, value) in items.iter().enumerate() {
-                    self.enter_item(index, "", Item::Value(value));
+                    self.enter_item(index, "", Item::Value(value))?;
                     self.nodes(body.nodes)?;
                 }
             }
@@ -300,7 +300,7 @@ impl<'a> Walk<'a, '_> {
                 self.frames.push(frame(len));
                 for (index, (key, value)) in tree.pairs().enumerate() {
                     let value = std::str::from_utf8(value).map_err(|_| Fallback)?;
-                    self.enter_item(index, key, Item::Text(value));
+                    self.enter_item(index, key, Item::Text(value))?;
                     self.nodes(body.nodes)?;
                 }
             }
@@ -341,11 +341,17 @@ impl<'a> Walk<'a, '_> {
         limits::count_steps(u64::try_from(len).unwrap_or(u64::MAX)).map_err(|_| Fallback)
     }
 
-    fn enter_item(&mut self, index: usize, key: &'a str, value: Item<'a>) {
+    /// Enters iteration `index` of the innermost loop; every [`limits::CLOCK_EVERY`]
+    /// iterations, the render's clock is read, as a count one at a time would.
+    fn enter_item(&mut self, index: usize, key: &'a str, value: Item<'a>) -> Result<(), Fallback> {
+        if index > 0 && index % limits::CLOCK_EVERY as usize == 0 {
+            limits::check_clock().map_err(|_| Fallback)?;
+        }
         let frame = self.frames.last_mut().expect("a loop's frame");
         frame.index = index;
         frame.key = key;
         frame.value = value;
+        Ok(())
     }
 
     fn choose(&mut self, choice: &'a If) -> Result<(), Fallback> {
@@ -474,6 +480,8 @@ fn truthy(found: &Found<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
     use tera::{Context, Tera};
 
@@ -675,6 +683,17 @@ mod tests {
             let exceeded = (!finishes).then_some(limits::Exceeded::Iterations(limit));
             assert_eq!(budget.exceeded(), exceeded);
         }
+    }
+
+    #[test]
+    fn a_long_loop_still_stops_when_its_time_slice_runs_out() {
+        // Charged all at once, a loop's iterations no longer read the clock one by one:
+        // a render on the daemon's shared thread must still stop within its slice.
+        let tera = engine("{% for x in items %}{{ x }}{% endfor %}");
+        let context = json!({ "items": vec![1; 10_000] });
+        let budget = limits::Budget::open(RenderLimits::default(), Some(Duration::ZERO));
+        assert!(walked(&tera, &context).is_err());
+        assert_eq!(budget.exceeded(), Some(limits::Exceeded::Slice));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub const ENTER_FN: &str = "__enter";
 pub const LEAVE_FN: &str = "__leave";
 
 /// The clock is read once every this many checks: reading it costs more than a check.
-const CLOCK_EVERY: u32 = 256;
+pub const CLOCK_EVERY: u32 = 256;
 
 /// A nesting level is refused when less stack than this is left: enough for what Tera puts
 /// on the stack between two levels (a debug build takes tens of KiB a level), so that no
@@ -131,6 +131,10 @@ impl Account {
         if self.checks % CLOCK_EVERY != 0 {
             return Ok(());
         }
+        self.clock_now()
+    }
+
+    fn clock_now(&self) -> Result<(), Exceeded> {
         let now = Instant::now();
         if self.slice_end.is_some_and(|end| now >= end) {
             return Err(Exceeded::Slice);
@@ -269,6 +273,12 @@ pub fn step(a: &Args<'_>) -> tera::Result<()> {
 /// `count` loop iterations of the render in progress (`__step` counts one at a time).
 pub fn count_steps(count: u64) -> Result<(), Exceeded> {
     charge(|account| account.step(count))
+}
+
+/// Reads the clock of the render in progress now, against its time limit and slice: for a
+/// walk that charged a loop's iterations ahead, every [`CLOCK_EVERY`] of them.
+pub fn check_clock() -> Result<(), Exceeded> {
+    charge(|account| account.clock_now())
 }
 
 /// The render in progress goes one include or macro call deeper (what `__enter` counts).
