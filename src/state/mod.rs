@@ -22,12 +22,14 @@
 //! no command.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fsx::Perms;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -138,6 +140,26 @@ pub fn digest(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
+    /// Held while this process has the directory to itself ([`hold`]).
+    _held: Option<Arc<Flock<File>>>,
+}
+
+/// The file a process holds locked while it has the state directory to itself.
+const LOCK_FILE: &str = ".lock";
+
+/// Locks `dir`'s lock file unless another process holds it: a `reconfig --onetime` run
+/// beside the daemon, or the daemon started beside one, shares the directory.
+fn hold(dir: &Path) -> Option<Flock<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(dir.join(LOCK_FILE))
+        .ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
 
 impl StateDir {
@@ -161,15 +183,20 @@ impl StateDir {
         // Writable by us: a record that cannot be written is better known now.
         nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)
             .map_err(|e| error(io::Error::from(e)))?;
+        let held = hold(path);
         let dir = StateDir {
             path: path.to_path_buf(),
+            _held: held.map(Arc::new),
         };
-        dir.remove_leftovers();
+        if dir._held.is_some() {
+            dir.remove_leftovers();
+        }
         Ok(dir)
     }
 
     /// Removes the new files of records that a killed write left (`.NAME.new-RANDOM`);
-    /// nothing else in the directory is touched.
+    /// nothing else in the directory is touched. Only while the directory is this
+    /// process's alone: another one's may be a write in flight.
     fn remove_leftovers(&self) {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
@@ -204,7 +231,10 @@ impl StateDir {
                 path: path.into(),
                 source: io::Error::other("not a directory"),
             }),
-            Ok(_) => Ok(Some(StateDir { path: path.into() })),
+            Ok(_) => Ok(Some(StateDir {
+                path: path.into(),
+                _held: None,
+            })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Dir {
                 path: path.into(),

@@ -362,6 +362,35 @@ async fn a_killed_records_new_file_is_removed_at_the_next_start() {
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "kept");
 }
 
+/// A record's new file is only a leftover when no other process has the directory: a
+/// `reconfig --onetime` run beside the daemon leaves what may be the daemon's write in
+/// flight alone, and the next start with the directory to itself removes it.
+#[tokio::test]
+async fn a_run_beside_the_daemon_leaves_its_new_files_alone() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (json, target) = entry(dir.path(), r#","reloadcmd":"true""#);
+    let cfg = cfgdir(dir.path(), &[("a", json)], &[("tree.tmpl", TREE)]);
+    let state = dir.path().join("state");
+    etcd.put_all([("/a/1", "one")]).await;
+    let mut daemon = Daemon::start(args(&cfg, &etcd, &state), &dir.path().join("log"));
+    wait_for_content(&target, "/a/1=one\n", LIMIT, || daemon.log()).await;
+    let in_flight = state.join(".a-0123456789abcdef.json.new-AbCdEf1234");
+    std::fs::write(&in_flight, "{").unwrap();
+    let beside = onetime(&cfg, &etcd, &state).await;
+    assert_eq!(beside.code, 0, "{}", beside.stderr);
+    assert!(
+        in_flight.exists(),
+        "removed beside the daemon:\n{}",
+        beside.stderr
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
+    let alone = onetime(&cfg, &etcd, &state).await;
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert!(!in_flight.exists(), "{} left", in_flight.display());
+}
+
 /// `reconfig status` only reads: a state directory that does not exist yet is not made.
 #[tokio::test]
 async fn status_makes_no_state_directory() {
