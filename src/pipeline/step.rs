@@ -156,7 +156,6 @@ pub fn render_kept(
 ) -> Result<String, StepError> {
     let key = &job.entry.key;
     let (data, empty) = if job.entry.recursive && job.template.walks_trees() {
-        *kept = None;
         (Data::Tree(key), model::check_tree(own, key)? == 0)
     } else {
         let model = model::refreshed(kept.take(), own, key, job.entry.recursive)?;

@@ -141,7 +141,7 @@ pub fn digest(bytes: &[u8]) -> String {
 pub struct StateDir {
     path: PathBuf,
     /// Held while this process has the directory to itself ([`hold`]).
-    _held: Option<Arc<Flock<File>>>,
+    held: Option<Arc<Flock<File>>>,
 }
 
 /// The file a process holds locked while it has the state directory to itself.
@@ -183,12 +183,11 @@ impl StateDir {
         // Writable by us: a record that cannot be written is better known now.
         nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)
             .map_err(|e| error(io::Error::from(e)))?;
-        let held = hold(path);
         let dir = StateDir {
             path: path.to_path_buf(),
-            _held: held.map(Arc::new),
+            held: hold(path).map(Arc::new),
         };
-        if dir._held.is_some() {
+        if dir.held.is_some() {
             dir.remove_leftovers();
         }
         Ok(dir)
@@ -233,7 +232,7 @@ impl StateDir {
             }),
             Ok(_) => Ok(Some(StateDir {
                 path: path.into(),
-                _held: None,
+                held: None,
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Dir {

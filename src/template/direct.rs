@@ -165,13 +165,6 @@ enum Item<'a> {
     Text(&'a str),
 }
 
-/// A loop's body to run each iteration, and whether its iterations are counted.
-#[derive(Clone, Copy)]
-struct Body<'a> {
-    nodes: &'a [Node],
-    steps: bool,
-}
-
 /// What a name stands for: a value of the model, a string (a loop's key, a tree's value),
 /// a tree read from the snapshot, or one of `loop.*`.
 enum Found<'a> {
@@ -267,78 +260,59 @@ impl<'a> Walk<'a, '_> {
 
     fn forloop(&mut self, forloop: &'a Forloop) -> Result<(), Fallback> {
         let container = self.read(&forloop.container).ok_or(Fallback)?;
-        let key_name = forloop.key.as_deref();
-        let frame = |len| Frame {
-            key_name,
+        match (container, forloop.key.is_some()) {
+            (Found::Value(Value::Object(map)), true) => {
+                let items = map.iter().map(|(k, v)| Ok((k.as_str(), Item::Value(v))));
+                self.each(forloop, map.len(), items)
+            }
+            (Found::Value(Value::Array(values)), false) => {
+                let items = values.iter().map(|v| Ok(("", Item::Value(v))));
+                self.each(forloop, values.len(), items)
+            }
+            (Found::Tree(tree), true) => {
+                let items = tree.pairs().map(|(k, v)| {
+                    let text = std::str::from_utf8(v).map_err(|_| Fallback)?;
+                    Ok((k, Item::Text(text)))
+                });
+                self.each(forloop, tree.pairs().count(), items)
+            }
+            _ => Err(Fallback),
+        }
+    }
+
+    /// Runs `forloop`'s body over its `len` items (its `else` body when there are none).
+    fn each(
+        &mut self,
+        forloop: &'a Forloop,
+        len: usize,
+        items: impl Iterator<Item = Result<(&'a str, Item<'a>), Fallback>>,
+    ) -> Result<(), Fallback> {
+        if len == 0 {
+            return match &forloop.empty_body {
+                Some(body) => self.nodes(body),
+                None => Ok(()),
+            };
+        }
+        let (body, steps) = counted(&forloop.body);
+        if steps {
+            let count = u64::try_from(len).unwrap_or(u64::MAX);
+            limits::count_steps(count).map_err(|_| Fallback)?;
+        }
+        self.frames.push(Frame {
+            key_name: forloop.key.as_deref(),
             value_name: &forloop.value,
             key: "",
             value: Item::Text(""),
             index: 0,
             len,
-        };
-        let body = self.counted(&forloop.body);
-        match (container, key_name) {
-            (Found::Value(Value::Object(map)), Some(_)) if !map.is_empty() => {
-                self.count(body, map.len())?;
-                self.frames.push(frame(map.len()));
-                for (index, (key, value)) in map.iter().enumerate() {
-                    self.enter_item(index, key, Item::Value(value))?;
-                    self.nodes(body.nodes)?;
-                }
-            }
-            (Found::Value(Value::Array(items)), None) if !items.is_empty() => {
-                self.count(body, items.len())?;
-                self.frames.push(frame(items.len()));
-                for (index, value) in items.iter().enumerate() {
-                    self.enter_item(index, "", Item::Value(value))?;
-                    self.nodes(body.nodes)?;
-                }
-            }
-            (Found::Tree(tree), Some(_)) if tree.pairs().next().is_some() => {
-                let len = tree.pairs().count();
-                self.count(body, len)?;
-                self.frames.push(frame(len));
-                for (index, (key, value)) in tree.pairs().enumerate() {
-                    let value = std::str::from_utf8(value).map_err(|_| Fallback)?;
-                    self.enter_item(index, key, Item::Text(value))?;
-                    self.nodes(body.nodes)?;
-                }
-            }
-            (Found::Value(Value::Object(_)) | Found::Tree(_), Some(_))
-            | (Found::Value(Value::Array(_)), None) => {
-                return match &forloop.empty_body {
-                    Some(body) => self.nodes(body),
-                    None => Ok(()),
-                };
-            }
-            _ => return Err(Fallback),
+        });
+        for (index, item) in items.enumerate() {
+            let (key, value) = item?;
+            self.enter_item(index, key, value)?;
+            self.nodes(body)?;
         }
         self.frames.pop();
         Ok(())
-    }
-
-    /// A loop's body without its leading `__step`, if it has one: a loop over a
-    /// container of known length charges all its iterations at once, before the first.
-    fn counted(&self, body: &'a [Node]) -> Body<'a> {
-        match body.split_first() {
-            Some((Node::VariableBlock(_, expr), rest)) if matches!(&expr.val, ExprVal::FunctionCall(call) if call.name == STEP_FN) => {
-                Body {
-                    nodes: rest,
-                    steps: true,
-                }
-            }
-            _ => Body {
-                nodes: body,
-                steps: false,
-            },
-        }
-    }
-
-    fn count(&self, body: Body<'_>, len: usize) -> Result<(), Fallback> {
-        if !body.steps {
-            return Ok(());
-        }
-        limits::count_steps(u64::try_from(len).unwrap_or(u64::MAX)).map_err(|_| Fallback)
     }
 
     /// Enters iteration `index` of the innermost loop; every [`limits::CLOCK_EVERY`]
@@ -431,6 +405,18 @@ impl<'a> Tree<'a> {
         }
         let (_, value) = self.pairs().find(|(key, _)| *key == path)?;
         std::str::from_utf8(value).ok().map(Found::Text)
+    }
+}
+
+/// A loop's body to run each iteration, without its leading `__step` if it has one, and
+/// whether it had: a loop over a container of known length charges all its iterations at
+/// once, before the first.
+fn counted(body: &[Node]) -> (&[Node], bool) {
+    match body.split_first() {
+        Some((Node::VariableBlock(_, expr), rest)) if matches!(&expr.val, ExprVal::FunctionCall(call) if call.name == STEP_FN) => {
+            (rest, true)
+        }
+        _ => (body, false),
     }
 }
 
