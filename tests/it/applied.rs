@@ -551,6 +551,9 @@ async fn kill_soak(rounds: usize) {
         lines(&reloads).last(),
         daemon.log()
     );
+    // The target and the reload may both be a killed round's work: the last start may not
+    // have reached its signal handlers yet (they come before its metrics address).
+    metrics_addr(&daemon).await;
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(LIMIT).await, Some(0), "{}", daemon.log());
     assert_eq!(lines(&reloads).last(), Some(&sha256(&expected)));
