@@ -317,14 +317,16 @@ struct EntryState {
     loaded: Moment,
     last_outcome: Option<&'static str>,
     last_success: Option<Moment>,
-    last_error: Option<Failure>,
+    /// Boxed, as `rollout`: most entries have neither, and every entry's slot in the map
+    /// would otherwise hold room for both.
+    last_error: Option<Box<Failure>>,
     /// Since when the entry has had no good pass: loaded and not rendered yet, or failing.
     failing_since: Option<Moment>,
     revision: Option<i64>,
     seen: Option<i64>,
     reload: ReloadState,
     consecutive_failures: u32,
-    rollout: Option<RolloutNote>,
+    rollout: Option<Box<RolloutNote>>,
     /// Whether the last pass left the target holding the render of the newest data.
     applied: bool,
     counts: Counts,
@@ -451,11 +453,15 @@ impl Status {
     /// keep their history, removed ones disappear from the report and the metrics.
     pub fn set_entries<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut state = self.state();
-        let mut entries = BTreeMap::new();
-        for id in ids {
-            let kept = state.entries.remove(id).unwrap_or_else(EntryState::loaded);
-            entries.insert(id.to_string(), kept);
-        }
+        // Collected rather than inserted one by one: a map built at once has full nodes, where
+        // inserting sorted ids leaves each half empty.
+        let entries = ids
+            .into_iter()
+            .map(|id| {
+                let kept = state.entries.remove(id).unwrap_or_else(EntryState::loaded);
+                (id.to_string(), kept)
+            })
+            .collect();
         state.entries = entries;
     }
 
@@ -498,7 +504,7 @@ impl Status {
         }
         entry.consecutive_failures += 1;
         entry.failing_since.get_or_insert(now);
-        entry.last_error = Some(failure);
+        entry.last_error = Some(Box::new(failure));
     }
 
     /// Records where entry `id`'s change stands in its group's rollout (it rendered, and is
@@ -512,7 +518,7 @@ impl Status {
             entry.failing_since = None;
         }
         entry.applied = false;
-        entry.rollout = Some(note);
+        entry.rollout = Some(Box::new(note));
     }
 
     /// Records that a reload of entry `id`'s service is due (its target changed, or a reload
@@ -550,11 +556,11 @@ impl Status {
                 entry.counts.reload_failures += 1;
                 entry.last_outcome = Some("failed");
                 entry.failing_since.get_or_insert(now);
-                entry.last_error = Some(Failure {
+                entry.last_error = Some(Box::new(Failure {
                     when: now,
                     kind: FailureKind::Reload,
                     message,
-                });
+                }));
                 entry.reload = ReloadState::Failing;
                 entry.consecutive_failures += 1;
             }
@@ -618,7 +624,7 @@ impl Status {
                 }
                 let degraded = entry.degraded();
                 let report = EntryHealth {
-                    rollout: entry.rollout.clone(),
+                    rollout: entry.rollout.as_deref().cloned(),
                     healthy: failing.is_none(),
                     applied: degraded.is_none(),
                     degraded,

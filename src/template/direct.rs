@@ -1,7 +1,7 @@
 //! The render of the templates that use only Tera's plain part — text, values printed as
 //! they are, `for` over an object or an array, `if` on a value, reconfig's own counting and
-//! literal calls — done by walking Tera's parse of them over borrowed data, instead of by
-//! Tera. The data is the context's, or, for `data`, a recursive entry's tree read straight
+//! literal calls — done by walking a compact form of Tera's parse of them ([`Program`]) over
+//! borrowed data, instead of by Tera. The data is the context's, or, for `data`, a recursive entry's tree read straight
 //! from the snapshot ([`Tree`]), so that no model of it is built.
 //!
 //! Tera copies every key of an object it loops over, looks each name up through its frames
@@ -11,7 +11,7 @@
 //! iterations and nesting against the same limits ([`limits`]) — a loop's iterations all at
 //! once as it starts, since its length is known then.
 //!
-//! Whether a template is covered is decided once, when it is compiled ([`covers`]); within
+//! Whether a template is covered is decided once, when it is compiled ([`compile`]); within
 //! that subset the walk gives the bytes Tera gives (the tests render the same templates both
 //! ways). Whatever it cannot finish — a name not found, a value of another kind, a limit
 //! hit — stops it ([`Fallback`]) and the render is done again by Tera, which gives its own
@@ -30,13 +30,157 @@ use crate::etcd::Snapshot;
 #[derive(Debug)]
 pub struct Fallback;
 
-/// Whether the walk covers `template` (its parse, after the instrumentation).
-pub fn covers(template: &tera::Template) -> bool {
-    template.parent.is_none()
+/// A covered template in a form of its own, kept instead of Tera's parse: a node here is
+/// 24 bytes where Tera's is 232, and comments, raw blocks, string literals and the loops'
+/// leading counts are settled once, when it is compiled.
+#[derive(Debug)]
+pub struct Program(Body);
+
+type Body = Box<[Op]>;
+
+#[derive(Debug)]
+enum Op {
+    Text(Box<str>),
+    /// A plain dotted name's value.
+    Print(Box<str>),
+    /// `__lit(i=N)`: chunk N.
+    Literal(usize),
+    Enter,
+    Leave,
+    Step,
+    For(Box<Loop>),
+    If(Box<Choice>),
+}
+
+#[derive(Debug)]
+struct Loop {
+    key: Option<Box<str>>,
+    value: Box<str>,
+    container: Box<str>,
+    /// The body began with a `__step`: the loop's iterations are charged as it starts.
+    counted: bool,
+    body: Body,
+    empty: Option<Body>,
+}
+
+#[derive(Debug)]
+struct Choice {
+    /// Each branch's name, whether it is negated (`not`), and its body.
+    branches: Box<[(Box<str>, bool, Body)]>,
+    otherwise: Option<Body>,
+}
+
+/// The walk's form of `template` (its parse, after the instrumentation), when the walk
+/// covers it.
+pub fn compile(template: &tera::Template) -> Option<Program> {
+    let plain = template.parent.is_none()
         && template.macros.is_empty()
         && template.imported_macro_files.is_empty()
-        && template.blocks.is_empty()
-        && all_covered(&template.ast)
+        && template.blocks.is_empty();
+    plain.then(|| body(&template.ast).map(Program))?
+}
+
+fn body(nodes: &[Node]) -> Option<Body> {
+    let mut ops = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match node {
+            Node::Comment(..) => {}
+            Node::Text(text) | Node::Raw(_, text, _) => ops.push(Op::Text(text.as_str().into())),
+            Node::VariableBlock(_, expr) => ops.push(printed(expr)?),
+            Node::Forloop(_, forloop, _) => ops.push(Op::For(Box::new(looped(forloop)?))),
+            Node::If(choice, _) => ops.push(Op::If(Box::new(chosen(choice)?))),
+            _ => return None,
+        }
+    }
+    Some(ops.into_boxed_slice())
+}
+
+/// The form of a body that may be missing (`None` when it is there and not covered).
+fn optional(nodes: Option<&[Node]>) -> Option<Option<Body>> {
+    match nodes {
+        Some(nodes) => body(nodes).map(Some),
+        None => Some(None),
+    }
+}
+
+/// What `{{ … }}` may hold: a name, a string, or one of reconfig's own calls.
+fn printed(expr: &Expr) -> Option<Op> {
+    if expr.negated || !expr.filters.is_empty() {
+        return None;
+    }
+    match &expr.val {
+        ExprVal::Ident(_) => name(expr).map(|name| Op::Print(name.into())),
+        ExprVal::String(text) => Some(Op::Text(text.as_str().into())),
+        ExprVal::FunctionCall(call) if call.args.is_empty() => match call.name.as_str() {
+            STEP_FN => Some(Op::Step),
+            ENTER_FN => Some(Op::Enter),
+            LEAVE_FN => Some(Op::Leave),
+            _ => None,
+        },
+        ExprVal::FunctionCall(call) => literal_index(call).map(Op::Literal),
+        _ => None,
+    }
+}
+
+fn looped(forloop: &Forloop) -> Option<Loop> {
+    if forloop.container.negated {
+        return None;
+    }
+    let (nodes, counted) = counted(&forloop.body);
+    Some(Loop {
+        key: forloop.key.as_deref().map(Into::into),
+        value: forloop.value.as_str().into(),
+        container: name(&forloop.container)?.into(),
+        counted,
+        body: body(nodes)?,
+        empty: optional(forloop.empty_body.as_deref())?,
+    })
+}
+
+fn chosen(choice: &If) -> Option<Choice> {
+    let branches = choice
+        .conditions
+        .iter()
+        .map(|(_, condition, nodes)| {
+            Some((name(condition)?.into(), condition.negated, body(nodes)?))
+        })
+        .collect::<Option<_>>()?;
+    Some(Choice {
+        branches,
+        otherwise: optional(choice.otherwise.as_ref().map(|(_, nodes)| &nodes[..]))?,
+    })
+}
+
+/// The name an expression reads, when it is a plain dotted path (`a`, `a.b.0`) with no
+/// filter: quoting, brackets and `~` escapes are Tera's alone.
+fn name(expr: &Expr) -> Option<&str> {
+    let ExprVal::Ident(name) = &expr.val else {
+        return None;
+    };
+    let plain = expr.filters.is_empty()
+        && name != "__tera_context"
+        && name.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+    plain.then_some(name)
+}
+
+/// `__lit(i=N)`: the chunk it prints.
+fn literal_index(call: &FunctionCall) -> Option<usize> {
+    if call.name != LITERAL_FN || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.get("i")? {
+        Expr {
+            val: ExprVal::Int(i),
+            negated: false,
+            filters,
+        } if filters.is_empty() => usize::try_from(*i).ok(),
+        _ => None,
+    }
 }
 
 /// What a walk reads.
@@ -59,8 +203,8 @@ pub struct Tree<'a> {
     pub key: &'a str,
 }
 
-/// Renders `nodes` from `sources` into `out`.
-pub fn render(nodes: &[Node], sources: Sources<'_>, out: &mut Output) -> Result<(), Fallback> {
+/// Renders `program` from `sources` into `out`.
+pub fn render(program: &Program, sources: Sources<'_>, out: &mut Output) -> Result<(), Fallback> {
     let mut walk = Walk {
         context: sources.context,
         tree: sources.tree,
@@ -68,84 +212,7 @@ pub fn render(nodes: &[Node], sources: Sources<'_>, out: &mut Output) -> Result<
         frames: Vec::new(),
         out,
     };
-    walk.nodes(nodes)
-}
-
-fn all_covered(nodes: &[Node]) -> bool {
-    nodes.iter().all(covered)
-}
-
-fn covered(node: &Node) -> bool {
-    match node {
-        Node::Text(_) | Node::Raw(..) | Node::Comment(..) => true,
-        Node::VariableBlock(_, expr) => printable(expr),
-        Node::Forloop(_, forloop, _) => {
-            name(&forloop.container).is_some()
-                && !forloop.container.negated
-                && all_covered(&forloop.body)
-                && forloop.empty_body.as_deref().is_none_or(all_covered)
-        }
-        Node::If(choice, _) => {
-            choice
-                .conditions
-                .iter()
-                .all(|(_, condition, body)| name(condition).is_some() && all_covered(body))
-                && choice
-                    .otherwise
-                    .as_ref()
-                    .is_none_or(|(_, body)| all_covered(body))
-        }
-        _ => false,
-    }
-}
-
-/// What `{{ … }}` may hold: a name, a string, or one of reconfig's own calls.
-fn printable(expr: &Expr) -> bool {
-    if expr.negated || !expr.filters.is_empty() {
-        return false;
-    }
-    match &expr.val {
-        ExprVal::Ident(_) => name(expr).is_some(),
-        ExprVal::String(_) => true,
-        ExprVal::FunctionCall(call) => counting(call) || literal_index(call).is_some(),
-        _ => false,
-    }
-}
-
-/// The name an expression reads, when it is a plain dotted path (`a`, `a.b.0`) with no
-/// filter: quoting, brackets and `~` escapes are Tera's alone.
-fn name(expr: &Expr) -> Option<&str> {
-    let ExprVal::Ident(name) = &expr.val else {
-        return None;
-    };
-    let plain = expr.filters.is_empty()
-        && name != "__tera_context"
-        && name.split('.').all(|segment| {
-            !segment.is_empty()
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        });
-    plain.then_some(name)
-}
-
-fn counting(call: &FunctionCall) -> bool {
-    call.args.is_empty() && [STEP_FN, ENTER_FN, LEAVE_FN].contains(&call.name.as_str())
-}
-
-/// `__lit(i=N)`: the chunk it prints.
-fn literal_index(call: &FunctionCall) -> Option<usize> {
-    if call.name != LITERAL_FN || call.args.len() != 1 {
-        return None;
-    }
-    match call.args.get("i")? {
-        Expr {
-            val: ExprVal::Int(i),
-            negated: false,
-            filters,
-        } if filters.is_empty() => usize::try_from(*i).ok(),
-        _ => None,
-    }
+    walk.ops(&program.0)
 }
 
 /// One loop in progress: its names and where it is.
@@ -184,47 +251,33 @@ struct Walk<'a, 'o> {
 }
 
 impl<'a> Walk<'a, '_> {
-    fn nodes(&mut self, nodes: &'a [Node]) -> Result<(), Fallback> {
-        nodes.iter().try_for_each(|node| self.node(node))
+    fn ops(&mut self, ops: &'a [Op]) -> Result<(), Fallback> {
+        ops.iter().try_for_each(|op| self.op(op))
     }
 
-    fn node(&mut self, node: &'a Node) -> Result<(), Fallback> {
-        match node {
-            Node::Text(text) | Node::Raw(_, text, _) => self.write(text),
-            Node::Comment(..) => Ok(()),
-            Node::VariableBlock(_, expr) => self.print(expr),
-            Node::Forloop(_, forloop, _) => self.forloop(forloop),
-            Node::If(choice, _) => self.choose(choice),
-            _ => Err(Fallback),
+    fn op(&mut self, op: &'a Op) -> Result<(), Fallback> {
+        match op {
+            Op::Text(text) => self.write(text),
+            Op::Print(name) => self.print(name),
+            Op::Literal(i) => self.write(self.literals.get(*i).ok_or(Fallback)?),
+            Op::Step => limits::count_steps(1).map_err(|_| Fallback),
+            Op::Enter => limits::enter().map_err(|_| Fallback),
+            Op::Leave => {
+                limits::leave();
+                Ok(())
+            }
+            Op::For(forloop) => self.forloop(forloop),
+            Op::If(choice) => self.choose(choice),
         }
     }
 
-    fn print(&mut self, expr: &'a Expr) -> Result<(), Fallback> {
-        match &expr.val {
-            ExprVal::Ident(_) => {
-                let found = self.read(expr).ok_or(Fallback)?;
-                match found {
-                    Found::Value(value) => self.value(value),
-                    Found::Text(text) => self.write(text),
-                    Found::Tree(_) => self.write("[object]"),
-                    Found::Index(index) => self.write(&index.to_string()),
-                    Found::Bool(b) => self.write(if b { "true" } else { "false" }),
-                }
-            }
-            ExprVal::String(text) => self.write(text),
-            ExprVal::FunctionCall(call) => match call.name.as_str() {
-                STEP_FN => limits::count_steps(1).map_err(|_| Fallback),
-                ENTER_FN => limits::enter().map_err(|_| Fallback),
-                LEAVE_FN => {
-                    limits::leave();
-                    Ok(())
-                }
-                _ => {
-                    let chunk = literal_index(call).and_then(|i| self.literals.get(i));
-                    self.write(chunk.ok_or(Fallback)?)
-                }
-            },
-            _ => Err(Fallback),
+    fn print(&mut self, name: &str) -> Result<(), Fallback> {
+        match self.lookup(name).ok_or(Fallback)? {
+            Found::Value(value) => self.value(value),
+            Found::Text(text) => self.write(text),
+            Found::Tree(_) => self.write("[object]"),
+            Found::Index(index) => self.write(&index.to_string()),
+            Found::Bool(b) => self.write(if b { "true" } else { "false" }),
         }
     }
 
@@ -258,8 +311,8 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    fn forloop(&mut self, forloop: &'a Forloop) -> Result<(), Fallback> {
-        let container = self.read(&forloop.container).ok_or(Fallback)?;
+    fn forloop(&mut self, forloop: &'a Loop) -> Result<(), Fallback> {
+        let container = self.lookup(&forloop.container).ok_or(Fallback)?;
         match (container, forloop.key.is_some()) {
             (Found::Value(Value::Object(map)), true) => {
                 let items = map.iter().map(|(k, v)| Ok((k.as_str(), Item::Value(v))));
@@ -283,18 +336,17 @@ impl<'a> Walk<'a, '_> {
     /// Runs `forloop`'s body over its `len` items (its `else` body when there are none).
     fn each(
         &mut self,
-        forloop: &'a Forloop,
+        forloop: &'a Loop,
         len: usize,
         items: impl Iterator<Item = Result<(&'a str, Item<'a>), Fallback>>,
     ) -> Result<(), Fallback> {
         if len == 0 {
-            return match &forloop.empty_body {
-                Some(body) => self.nodes(body),
+            return match &forloop.empty {
+                Some(body) => self.ops(body),
                 None => Ok(()),
             };
         }
-        let (body, steps) = counted(&forloop.body);
-        if steps {
+        if forloop.counted {
             let count = u64::try_from(len).unwrap_or(u64::MAX);
             limits::count_steps(count).map_err(|_| Fallback)?;
         }
@@ -309,7 +361,7 @@ impl<'a> Walk<'a, '_> {
         for (index, item) in items.enumerate() {
             let (key, value) = item?;
             self.enter_item(index, key, value)?;
-            self.nodes(body)?;
+            self.ops(&forloop.body)?;
         }
         self.frames.pop();
         Ok(())
@@ -328,25 +380,17 @@ impl<'a> Walk<'a, '_> {
         Ok(())
     }
 
-    fn choose(&mut self, choice: &'a If) -> Result<(), Fallback> {
-        for (_, condition, body) in &choice.conditions {
+    fn choose(&mut self, choice: &'a Choice) -> Result<(), Fallback> {
+        for (name, negated, body) in &choice.branches {
             // Tera's: a name not found is false, `not` of it true.
-            let truthy = self.read(condition).is_some_and(|found| truthy(&found));
-            if truthy != condition.negated {
-                return self.nodes(body);
+            let truthy = self.lookup(name).is_some_and(|found| truthy(&found));
+            if truthy != *negated {
+                return self.ops(body);
             }
         }
         match &choice.otherwise {
-            Some((_, body)) => self.nodes(body),
+            Some(body) => self.ops(body),
             None => Ok(()),
-        }
-    }
-
-    /// What the name `expr` reads stands for (a plain name: [`covers`] checked it).
-    fn read(&self, expr: &Expr) -> Option<Found<'a>> {
-        match &expr.val {
-            ExprVal::Ident(name) => self.lookup(name),
-            _ => None,
         }
     }
 
@@ -501,7 +545,8 @@ mod tests {
             tree,
             literals: &[],
         };
-        render(&tera.templates["t"].ast, sources, &mut out)?;
+        let program = compile(&tera.templates["t"]).expect("a covered template");
+        render(&program, sources, &mut out)?;
         Ok(String::from_utf8(out.into_bytes()).unwrap())
     }
 
@@ -557,7 +602,10 @@ mod tests {
         let context = context();
         for source in templates {
             let tera = engine(source);
-            assert!(covers(&tera.templates["t"]), "{source} is covered");
+            assert!(
+                compile(&tera.templates["t"]).is_some(),
+                "{source} is covered"
+            );
             let expected = by_tera(&tera, &context).unwrap();
             assert_eq!(walked(&tera, &context).ok(), Some(expected), "{source}");
         }
@@ -618,7 +666,10 @@ mod tests {
         let context = context();
         for source in templates {
             let tera = engine(source);
-            assert!(covers(&tera.templates["t"]), "{source} is covered");
+            assert!(
+                compile(&tera.templates["t"]).is_some(),
+                "{source} is covered"
+            );
             assert!(by_tera(&tera, &context).is_err(), "Tera refuses {source}");
             assert!(
                 walked(&tera, &context).is_err(),
@@ -647,7 +698,10 @@ mod tests {
         ];
         for source in templates {
             let tera = engine(source);
-            assert!(!covers(&tera.templates["t"]), "{source} is Tera's");
+            assert!(
+                compile(&tera.templates["t"]).is_none(),
+                "{source} is Tera's"
+            );
         }
     }
 
@@ -703,9 +757,35 @@ mod tests {
         ];
         for (source, pattern) in walked {
             let template = super::super::compile("t", source, pattern).unwrap();
-            assert!(template.parts.direct, "{source} is walked");
+            assert!(template.parts.walk.is_some(), "{source} is walked");
         }
         let with_filter = super::super::compile("t", "<%= data | upper %>", &erubis).unwrap();
-        assert!(!with_filter.parts.direct);
+        assert!(with_filter.parts.walk.is_none());
+    }
+
+    #[test]
+    fn a_walked_template_leaves_the_engine_unless_another_names_it() {
+        let erubis = Pattern::default();
+        let mut set = super::super::TemplateSet::default();
+        for (name, text) in [
+            ("walked", "<%= watched %>\n"),
+            ("included", "<%= watched %>\n"),
+            (
+                "includes",
+                "<% include \"included\" %><%= watched | upper %>\n",
+            ),
+        ] {
+            set.add(name, text, &erubis).unwrap();
+        }
+        let templates = set.finish();
+        let engine = &templates[0].tera;
+        let kept: Vec<bool> = ["walked", "included", "includes"]
+            .iter()
+            .map(|name| engine.templates.contains_key(*name))
+            .collect();
+        assert_eq!(kept, [false, true, true]);
+        let walked: Vec<bool> = templates.iter().map(|t| t.parts.walk.is_some()).collect();
+        assert_eq!(walked, [true, true, false]);
+        assert!(templates[0].parts.source.is_some() && templates[1].parts.source.is_none());
     }
 }

@@ -23,9 +23,10 @@ pub mod model;
 mod ruby;
 mod scope;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -93,8 +94,11 @@ struct Parts {
     marked: Option<String>,
     /// Whether the template can name the `reconfig` object.
     needs_reconfig: bool,
-    /// Whether its renders are walked directly ([`direct::covers`]).
-    direct: bool,
+    /// Its form for the walk, when its renders are walked directly ([`direct::compile`]).
+    walk: Option<direct::Program>,
+    /// The Tera source of a walked template that left the engine, to compile it alone
+    /// when a walk stops ([`Template::engine`]).
+    source: Option<Box<str>>,
 }
 
 /// A template's position in its [`TemplateSet`]: its place in what [`TemplateSet::finish`]
@@ -178,27 +182,35 @@ impl TemplateSet {
             literals: literals.into(),
             marked,
             needs_reconfig,
-            direct: false,
+            walk: None,
+            source: Some(source.into_boxed_str()),
         });
         Ok(TemplateIndex(self.parts.len() - 1))
     }
 
-    /// The compiled templates, by index, sharing one engine.
+    /// The compiled templates, by index, sharing one engine. A template the walk covers
+    /// keeps only its walk's form and its source, and leaves the engine, unless another
+    /// template names it: its parse by Tera is ten times the size.
     pub fn finish(mut self) -> Vec<Template> {
         limits::instrument(&mut self.tera);
+        let named = named_by_templates(&self.tera);
         for parts in &mut self.parts {
-            parts.direct = self
-                .tera
-                .templates
-                .get(&parts.key)
-                .is_some_and(direct::covers);
+            let parsed = self.tera.templates.get(&parts.key);
+            parts.walk = parsed.and_then(direct::compile);
+            if parts.walk.is_some() && !named.contains(&parts.key) {
+                self.tera.templates.remove(&parts.key);
+            } else {
+                parts.source = None;
+            }
         }
+        self.tera.templates.shrink_to_fit();
         let tera = Arc::new(self.tera);
         self.parts
             .into_iter()
             .map(|parts| Template {
                 tera: Arc::clone(&tera),
                 parts,
+                alone: OnceLock::new(),
                 last_len: AtomicUsize::new(0),
             })
             .collect()
@@ -210,6 +222,9 @@ pub struct Template {
     /// The engine it shares with the other templates of its configuration.
     tera: Arc<Tera>,
     parts: Parts,
+    /// An engine of its own, compiled from [`Parts::source`] the first time a walk of a
+    /// template that left the shared engine stops (boxed: most templates never need one).
+    alone: OnceLock<Box<Tera>>,
     /// The size of the last output: the next render's buffer starts that large, instead of
     /// growing (and copying) its way up to a large file.
     last_len: AtomicUsize,
@@ -286,24 +301,21 @@ impl Template {
         tree: Option<direct::Tree<'_>>,
         limits: &RenderLimits,
     ) -> Option<String> {
-        let template = self
-            .parts
-            .direct
-            .then(|| self.tera.templates.get(&self.parts.key))??;
+        let program = self.parts.walk.as_ref()?;
         let mut output = self.output(limits);
         let sources = direct::Sources {
             context: top,
             tree,
             literals: &self.parts.literals,
         };
-        direct::render(&template.ast, sources, &mut output).ok()?;
+        direct::render(program, sources, &mut output).ok()?;
         Some(self.finished(output))
     }
 
     /// Whether a recursive entry's tree may be given as [`Data::Tree`]: the template is
     /// walked directly, and does not name `reconfig` (whose `data` is a model).
     pub fn walks_trees(&self) -> bool {
-        self.parts.direct && !self.parts.needs_reconfig
+        self.parts.walk.is_some() && !self.parts.needs_reconfig
     }
 
     /// An empty output as large as the last render's.
@@ -331,7 +343,8 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let parts = &self.parts;
         let mut output = self.output(limits);
-        match self.tera.render_to(&parts.key, context, &mut output) {
+        let engine = self.engine();
+        match engine.render_to(&parts.key, context, &mut output) {
             Ok(()) => Ok(self.finished(output)),
             Err(error) => {
                 let exceeded = budget.exceeded();
@@ -343,7 +356,7 @@ impl Template {
                     .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
                     .and_then(|marked| {
                         budget.restart();
-                        let twin = twin(&self.tera, marked)?;
+                        let twin = twin(engine, marked)?;
                         let mut output = limits::Output::new(0, limits);
                         twin.render_to(MARKED, context, &mut output).err()
                     });
@@ -365,6 +378,23 @@ impl Template {
                 ))
             }
         }
+    }
+
+    /// The engine that renders this template: the shared one, or, for a walked template
+    /// that left it, one of its own compiled now from its source (which parsed before).
+    fn engine(&self) -> &Tera {
+        let Some(source) = &self.parts.source else {
+            return &self.tera;
+        };
+        self.alone.get_or_init(|| {
+            let mut tera = Box::new(engine());
+            if tera.add_raw_template(&self.parts.key, source).is_ok() {
+                tera.templates
+                    .get_mut(&self.parts.key)
+                    .map(limits::instrument_one);
+            }
+            tera
+        })
     }
 
     /// `data`, `altdata`, `watched`, and the same under `reconfig.` (reconfig.rb's names).
@@ -398,6 +428,55 @@ fn twin(engine: &Tera, source: &str) -> Option<Tera> {
     tera.add_raw_template(MARKED, source).ok()?;
     limits::instrument_one(tera.templates.get_mut(MARKED)?);
     Some(tera)
+}
+
+/// The names templates of `tera` give others: `include`, `extends`, `import`.
+fn named_by_templates(tera: &Tera) -> HashSet<String> {
+    fn collect(nodes: &[tera::ast::Node], names: &mut HashSet<String>) {
+        use tera::ast::Node;
+        for node in nodes {
+            match node {
+                Node::Include(_, files, _) => names.extend(files.iter().cloned()),
+                Node::Extends(_, file) | Node::ImportMacro(_, file, _) => {
+                    names.insert(file.clone());
+                }
+                Node::MacroDefinition(_, definition, _) => collect(&definition.body, names),
+                Node::FilterSection(_, section, _) => collect(&section.body, names),
+                Node::Block(_, block, _) => collect(&block.body, names),
+                Node::Forloop(_, forloop, _) => {
+                    collect(&forloop.body, names);
+                    collect(forloop.empty_body.as_deref().unwrap_or_default(), names);
+                }
+                Node::If(choice, _) => {
+                    for (_, _, body) in &choice.conditions {
+                        collect(body, names);
+                    }
+                    if let Some((_, body)) = &choice.otherwise {
+                        collect(body, names);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for template in tera.templates.values() {
+        collect(&template.ast, &mut names);
+        for definition in template.macros.values() {
+            collect(&definition.body, &mut names);
+        }
+        for block in template.blocks.values() {
+            collect(&block.body, &mut names);
+        }
+        names.extend(template.parent.iter().cloned());
+        names.extend(
+            template
+                .imported_macro_files
+                .iter()
+                .map(|(file, _)| file.clone()),
+        );
+    }
+    names
 }
 
 /// A Tera instance with autoescape off and reconfig's filters and functions, Ruby-compatible

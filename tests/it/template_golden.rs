@@ -624,6 +624,30 @@ fn error_line_after_an_include_of_another_template() {
     );
 }
 
+/// A walked template that left the shared engine: when its walk stops, Tera renders it on
+/// an engine of its own, every time; one that another includes stays for it.
+#[test]
+fn walked_templates_fall_back_to_tera_and_stay_includable() {
+    let input = Input::from_file(&golden("erubis/data.json"));
+    let mut set = TemplateSet::default();
+    let pattern = Pattern::default();
+    let chars = "<% for c in watched %><%= c %>.<% endfor %>\n";
+    set.add("chars.erb", chars, &pattern).unwrap();
+    set.add("inc.erb", "[<%= watched %>]\n", &pattern).unwrap();
+    let text = "<% include \"inc.erb\" %><%= watched | upper %>\n";
+    set.add("t.erb", text, &pattern).unwrap();
+    let templates = set.finish();
+    let watched = input.watched.clone();
+    let dotted: String = watched.chars().map(|c| format!("{c}.")).collect();
+    for _ in 0..2 {
+        assert_eq!(input.render(&templates[0]).unwrap(), format!("{dotted}\n"));
+    }
+    assert_eq!(
+        input.render(&templates[2]).unwrap(),
+        format!("[{watched}]\n{}\n", watched.to_uppercase())
+    );
+}
+
 #[test]
 fn error_unclosed_block_is_reported() {
     let err = compile("t.erb", "<% for x in data %>\nbody\n", &Pattern::default())
