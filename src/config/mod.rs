@@ -84,8 +84,8 @@ pub struct Entry {
     /// The entry's own render limits, over the process-wide ones.
     pub limits: LimitOverrides,
     /// How its changes reach the fleet, coordinated with the nodes of its group (none:
-    /// each node applies a change at once, on its own).
-    pub rollout: Option<RolloutSpec>,
+    /// each node applies a change at once, on its own). Boxed: most entries have none.
+    pub rollout: Option<Box<RolloutSpec>>,
 }
 
 impl Entry {
@@ -484,7 +484,7 @@ pub fn parse_entry(
                 })
                 .transpose()?,
         },
-        rollout,
+        rollout: rollout.map(Box::new),
     })
 }
 

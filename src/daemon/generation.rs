@@ -123,7 +123,9 @@ async fn serve(settings: Shared, jobs: Vec<Job>, cancel: CancellationToken) {
             (job.entry.read_keys().count() == 1).then(|| watched[&job.entry.key].replica.clone());
         let reload = job.entry.reloads().then(|| Arc::new(Pending::default()));
         // A preview takes no part in rollouts: it writes nothing, to etcd either.
-        let rollout = Rollout::of(&job, &etcd, &rollout, &reloader).filter(|_| !options.notreally);
+        let rollout = Rollout::of(&job, &etcd, &rollout, &reloader)
+            .filter(|_| !options.notreally)
+            .map(Box::new);
         let worker = Worker {
             replica,
             debounce: job.entry.debounce.or(debounce),

@@ -68,8 +68,9 @@ pub struct Worker {
     /// brought up to date rather than built again.
     pub model: Mutex<Option<Value>>,
     /// The entry's part in its rollout group, when it has a `rollout` object: its changes
-    /// wait for the group's go, and reload at once ([`super::rolling`]).
-    pub rollout: Option<Rollout>,
+    /// wait for the group's go, and reload at once ([`super::rolling`]). Boxed: most
+    /// entries have none, and an idle worker's task is all the memory it holds.
+    pub rollout: Option<Box<Rollout>>,
 }
 
 /// How a step ended, for what comes after it.

@@ -79,10 +79,12 @@ impl Backoff {
     }
 }
 
-/// Waits until `time`; for ever when there is none (a retry not scheduled).
+/// Waits until `time`; for ever when there is none (a retry not scheduled). The timer is
+/// boxed: waiting with no retry scheduled is how idle tasks spend their life, and each
+/// would otherwise carry room for one.
 pub async fn until(time: Option<Instant>) {
     match time {
-        Some(time) => tokio::time::sleep_until(time).await,
+        Some(time) => Box::pin(tokio::time::sleep_until(time)).await,
         None => std::future::pending().await,
     }
 }

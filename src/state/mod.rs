@@ -256,7 +256,7 @@ impl StateDir {
             stem,
             id: entry.id.clone(),
             target: entry.target.clone(),
-            record: Mutex::new(record),
+            record: Mutex::new(record.map(Box::new)),
             swaps: AtomicU64::new(0),
         }
     }
@@ -306,7 +306,9 @@ pub struct Ledger {
     stem: String,
     id: String,
     target: PathBuf,
-    record: Mutex<Option<Record>>,
+    /// Boxed: most entries (those with neither a reload nor a post-swap check) never have
+    /// one, and the ledger of each is kept for the process's life.
+    record: Mutex<Option<Box<Record>>>,
     /// Changes swapped in by this process: a reload clears the pending one only when none
     /// came in while it ran.
     swaps: AtomicU64,
@@ -322,7 +324,7 @@ pub struct Reloading {
 impl Ledger {
     /// The record as it stands (none before the entry's first recorded change).
     pub fn record(&self) -> Option<Record> {
-        self.lock().clone()
+        self.lock().as_deref().cloned()
     }
 
     /// Before a change made at `revision` is swapped in: records that a reload is due (when
@@ -336,13 +338,16 @@ impl Ledger {
     ) -> Result<(), StateError> {
         let mut guard = self.lock();
         self.swaps.fetch_add(1, Ordering::AcqRel);
-        let record = guard.get_or_insert_with(|| self.fresh());
-        let pending = reload && !record.reload_pending;
+        let pending = reload && !guard.as_ref().is_some_and(|r| r.reload_pending);
         if !pending && check_after.is_none() {
-            // Nothing a crash could strand that is not on disk already.
-            record.revision = Some(revision);
+            // Nothing a crash could strand that is not on disk already (and no record made
+            // only to hold the revision, which only a written record tells).
+            if let Some(record) = guard.as_mut() {
+                record.revision = Some(revision);
+            }
             return Ok(());
         }
+        let record = guard.get_or_insert_with(|| Box::new(self.fresh()));
         let mut next = record.clone();
         next.reload_pending |= reload;
         next.revision = Some(revision);
@@ -411,7 +416,7 @@ impl Ledger {
     /// cleared unless another change was swapped in meanwhile.
     pub fn reloaded(&self, from: Reloading) -> Result<(), StateError> {
         let mut guard = self.lock();
-        let record = guard.get_or_insert_with(|| self.fresh());
+        let record = guard.get_or_insert_with(|| Box::new(self.fresh()));
         let mut next = record.clone();
         next.reload_pending = self.swaps.load(Ordering::Acquire) != from.swaps;
         next.reloaded = Some(digest(&from.content));
@@ -421,7 +426,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Record>>> {
         self.record
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -89,8 +89,11 @@ impl Follow<'_> {
                 break;
             }
         }
-        if !self.quiet_period().await {
-            return None;
+        if let Some(quiet) = self.debounce.filter(|d| !d.is_zero()) {
+            // Boxed: an idle follower should not carry the quiet period's timer either.
+            if !Box::pin(self.quiet_period(quiet)).await {
+                return None;
+            }
         }
         match self.replica {
             Some(replica) => Some(Next::Changed(replica.latest())),
@@ -104,11 +107,8 @@ impl Follow<'_> {
         }
     }
 
-    /// Waits until no wake-up came for `debounce`; false when cancelled meanwhile.
-    async fn quiet_period(&self) -> bool {
-        let Some(quiet) = self.debounce.filter(|d| !d.is_zero()) else {
-            return true;
-        };
+    /// Waits until no wake-up came for `quiet`; false when cancelled meanwhile.
+    async fn quiet_period(&self, quiet: Duration) -> bool {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(quiet) => return true,
