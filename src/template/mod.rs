@@ -388,10 +388,11 @@ impl Template {
         };
         self.alone.get_or_init(|| {
             let mut tera = Box::new(engine());
+            // It parsed when it was added; should it not now, the render says it is missing.
             if tera.add_raw_template(&self.parts.key, source).is_ok() {
-                tera.templates
-                    .get_mut(&self.parts.key)
-                    .map(limits::instrument_one);
+                if let Some(template) = tera.templates.get_mut(&self.parts.key) {
+                    limits::instrument_one(template);
+                }
             }
             tera
         })
