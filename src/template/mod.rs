@@ -387,14 +387,8 @@ impl Template {
             return &self.tera;
         };
         self.alone.get_or_init(|| {
-            let mut tera = Box::new(engine());
             // It parsed when it was added; should it not now, the render says it is missing.
-            if tera.add_raw_template(&self.parts.key, source).is_ok() {
-                if let Some(template) = tera.templates.get_mut(&self.parts.key) {
-                    limits::instrument_one(template);
-                }
-            }
-            tera
+            Box::new(with_template(engine(), &self.parts.key, source).unwrap_or_else(engine))
         })
     }
 
@@ -425,9 +419,13 @@ const MARKED: &str = "marked";
 /// failure (the twin compiled as its template was, so it parses, and seeing the same
 /// templates to include).
 fn twin(engine: &Tera, source: &str) -> Option<Tera> {
-    let mut tera = engine.clone();
-    tera.add_raw_template(MARKED, source).ok()?;
-    limits::instrument_one(tera.templates.get_mut(MARKED)?);
+    with_template(engine.clone(), MARKED, source)
+}
+
+/// `tera` with `source` added as `name` and instrumented as every template is.
+fn with_template(mut tera: Tera, name: &str, source: &str) -> Option<Tera> {
+    tera.add_raw_template(name, source).ok()?;
+    limits::instrument_one(tera.templates.get_mut(name)?);
     Some(tera)
 }
 
