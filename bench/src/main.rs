@@ -117,6 +117,22 @@ fn report(results: &Value) {
             ratio(b, &["cpu_s"], &["floor_loaded_file_writes_cpu_s"]),
             "",
         );
+        line(
+            "B",
+            "floor: the same, each write set off by a watch response, CPU (s), ratio",
+            ratio(b, &["cpu_s"], &["floor_fed_file_writes_cpu_s"]),
+            "",
+        );
+        line(
+            "B",
+            "floor: tight writes -> watch-fed writes, ratio",
+            ratio(
+                b,
+                &["floor_fed_file_writes_cpu_s"],
+                &["floor_file_writes_cpu_s"],
+            ),
+            "",
+        );
         let reloads = format!("{} / {}", b["reloads"], b["reloads_allowed"]);
         line("B", "reloads / one per interval + 1", reloads, "<=");
         line(

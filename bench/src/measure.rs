@@ -299,6 +299,67 @@ pub fn durable_writes_cpu_paced(dir: &Path, bytes: &[u8], count: usize, every: D
     cpu
 }
 
+/// The file work of [`durable_writes_cpu`] fed by etcd: one write for each watch response
+/// with events under a prefix, received on a thread of its own through etcd-client on a
+/// one-thread runtime, as the daemon receives them — what any daemon must spend on a change
+/// before it decodes, renders or checks anything.
+pub struct FedWrites {
+    until: tokio::sync::watch::Sender<i64>,
+    thread: std::thread::JoinHandle<(f64, usize)>,
+}
+
+impl FedWrites {
+    /// Starts watching `prefix`; returns once the watch is in place.
+    pub fn start(endpoint: &str, prefix: &str, dir: PathBuf, bytes: Vec<u8>) -> FedWrites {
+        let (until, mut last) = tokio::sync::watch::channel(i64::MAX);
+        let (ready, watching) = std::sync::mpsc::channel();
+        let (endpoint, prefix) = (endpoint.to_string(), prefix.to_string());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut client = etcd_client::Client::connect([endpoint], None)
+                    .await
+                    .unwrap();
+                let options = etcd_client::WatchOptions::new().with_prefix();
+                let mut stream = client.watch(prefix, Some(options)).await.unwrap();
+                let (mut writes, mut seen, mut started) = (0, 0, None);
+                while seen < *last.borrow_and_update() {
+                    tokio::select! {
+                        message = stream.message() => {
+                            let response = message.unwrap().expect("the watch ended");
+                            if response.created() {
+                                started = Some(thread_cpu_seconds());
+                                ready.send(()).unwrap();
+                            } else if !response.events().is_empty() {
+                                durable_replace(&dir, "floor.conf", &bytes);
+                                writes += 1;
+                            }
+                            seen = response.header().map_or(seen, |h| h.revision());
+                        }
+                        _ = last.changed() => {}
+                    }
+                }
+                (thread_cpu_seconds() - started.unwrap(), writes)
+            })
+        });
+        watching.recv().expect("the fed floor's watch was created");
+        FedWrites { until, thread }
+    }
+
+    /// Waits until every change up to `revision` was written; the CPU seconds the thread
+    /// spent from the watch's start, and the number of writes.
+    pub async fn finish(self, revision: i64) -> (f64, usize) {
+        self.until.send(revision).unwrap();
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
 /// The durability floor of a start-up: the wall time of writing each of `files` (name,
 /// bytes) into `dir` the way reconfig writes a target, one after the other.
 pub fn durable_files_wall(dir: &Path, files: &[(String, String)]) -> Duration {

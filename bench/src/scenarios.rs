@@ -196,12 +196,22 @@ pub async fn burst(bin: &str) -> Value {
     });
     put_burst(&client, puts).await;
     let loaded_cpu = loaded.await.unwrap();
+    // Once more, each write now set off by a watch response received the way the daemon
+    // receives one (etcd-client, on a one-thread runtime): the file work with the least a
+    // daemon must add to it, nothing decoded into a tree or rendered.
+    let fed_dir = dir.path().join("floor-fed");
+    std::fs::create_dir(&fed_dir).unwrap();
+    let fed = FedWrites::start(&etcd.endpoint, "/b/", fed_dir, read(&target).into_bytes());
+    put_burst(&client, puts).await;
+    let last = client.get("/b/k000", None).await.unwrap();
+    let (fed_cpu, fed_writes) = fed.finish(last.header().unwrap().revision()).await;
     json!({
         "puts": puts, "keys": 500, "burst_s": burst.as_secs_f64(),
         "convergence_ms": ms(convergence), "renders": renders, "reloads": reload_count,
         "reloads_allowed": allowed, "cpu_s": cpu, "floor_file_writes_cpu_s": floor_cpu,
         "floor_paced_file_writes_cpu_s": paced_cpu,
         "floor_loaded_file_writes_cpu_s": loaded_cpu,
+        "floor_fed_file_writes_cpu_s": fed_cpu, "floor_fed_writes": fed_writes,
     })
 }
 
