@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::fault::Fault;
 use super::limits::Exceeded;
 
 /// Where in a template something went wrong.
@@ -53,6 +54,15 @@ pub enum TemplateError {
         /// The innermost Tera error, on one line, values masked.
         reason: String,
     },
+    /// Tera itself failed (a panic inside it, contained): the template or a value reaches
+    /// a fault of the engine's.
+    #[error("{at}: the template engine failed ({reason}); change the template or the value")]
+    Engine {
+        /// Where: the line the render had reached, when known.
+        at: Location,
+        /// The engine's own message, values masked.
+        reason: String,
+    },
     /// The render went beyond one of its limits.
     #[error("{at}: {exceeded}")]
     Limit {
@@ -77,6 +87,7 @@ impl TemplateError {
             TemplateError::Read { .. } => None,
             TemplateError::Syntax { at, .. }
             | TemplateError::Render { at, .. }
+            | TemplateError::Engine { at, .. }
             | TemplateError::Limit { at, .. } => at.line,
         }
     }
@@ -145,6 +156,23 @@ impl TemplateError {
                 line,
             },
             reason: mask(one_line(&message.replacen(&suffix, "", 1)), values),
+        }
+    }
+
+    /// A fault inside the engine while it parsed or rendered `file`; `values` as for
+    /// [`TemplateError::render`].
+    pub(super) fn engine<'v>(
+        file: &str,
+        line: Option<usize>,
+        fault: &Fault,
+        values: impl Iterator<Item = &'v [u8]>,
+    ) -> TemplateError {
+        TemplateError::Engine {
+            at: Location {
+                file: file.to_string(),
+                line,
+            },
+            reason: mask(one_line(&fault.0), values),
         }
     }
 

@@ -16,6 +16,7 @@ mod confd;
 mod direct;
 mod error;
 mod erubis;
+mod fault;
 mod filters;
 mod gotmpl;
 mod limits;
@@ -164,17 +165,24 @@ impl TemplateSet {
         } else {
             name.to_string()
         };
-        let parsed = tera::Template::new(&key, None, &source).map_err(|e| syntax(&e))?;
+        let engine_failed = |fault| TemplateError::engine(name, None, &fault, std::iter::empty());
+        let parsed = fault::contained(|| tera::Template::new(&key, None, &source))
+            .map_err(engine_failed)?
+            .map_err(|e| syntax(&e))?;
         self.tera.templates.insert(key.clone(), parsed);
-        let linked = self
-            .tera
-            .build_inheritance_chains()
-            .and_then(|()| self.tera.check_macro_files());
-        if let Err(e) = linked {
+        let linked = fault::contained(|| {
+            self.tera
+                .build_inheritance_chains()
+                .and_then(|()| self.tera.check_macro_files())
+        });
+        if !matches!(linked, Ok(Ok(()))) {
             // Left out, so that the others stand as they did.
             self.tera.templates.remove(&key);
-            let _ = self.tera.build_inheritance_chains();
-            return Err(syntax(&e));
+            let _ = fault::contained(|| self.tera.build_inheritance_chains());
+            return Err(match linked {
+                Err(fault) => engine_failed(fault),
+                Ok(e) => syntax(&e.expect_err("linking failed")),
+            });
         }
         self.parts.push(Parts {
             name: name.to_string(),
@@ -344,40 +352,37 @@ impl Template {
         let parts = &self.parts;
         let mut output = self.output(limits);
         let engine = self.engine();
-        match engine.render_to(&parts.key, context, &mut output) {
-            Ok(()) => Ok(self.finished(output)),
-            Err(error) => {
-                let exceeded = budget.exceeded();
-                // Tera gives no line: the marked twin fails at the same place, recording
-                // it — unless the render ran out of time, which a second run would too.
-                let located = parts
-                    .marked
-                    .as_ref()
-                    .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
-                    .and_then(|marked| {
-                        budget.restart();
-                        let twin = twin(engine, marked)?;
-                        let mut output = limits::Output::new(0, limits);
-                        twin.render_to(MARKED, context, &mut output).err()
-                    });
-                let line = located.as_ref().and_then(|_| scope.line());
-                if let Some(exceeded) = exceeded {
-                    return Err(TemplateError::limit(&parts.name, line, exceeded));
-                }
-                let (rendered, error) = match &located {
-                    Some(error) => (MARKED, error),
-                    None => (parts.key.as_str(), &error),
-                };
-                let values = snapshot.iter().map(|(_, value)| value);
-                Err(TemplateError::render(
-                    &parts.name,
-                    rendered,
-                    line,
-                    error,
-                    values,
-                ))
-            }
+        let failed = match failure(|| engine.render_to(&parts.key, context, &mut output)) {
+            None => return Ok(self.finished(output)),
+            Some(failed) => failed,
+        };
+        let exceeded = budget.exceeded();
+        // Tera gives no line: the marked twin fails at the same place, recording it —
+        // unless the render ran out of time, which a second run would too.
+        let located = parts
+            .marked
+            .as_ref()
+            .filter(|_| !exceeded.is_some_and(Exceeded::is_time))
+            .and_then(|marked| {
+                budget.restart();
+                let twin = twin(engine, marked)?;
+                let mut output = limits::Output::new(0, limits);
+                failure(|| twin.render_to(MARKED, context, &mut output))
+            });
+        let line = located.as_ref().and_then(|_| scope.line());
+        if let Some(exceeded) = exceeded {
+            return Err(TemplateError::limit(&parts.name, line, exceeded));
         }
+        let values = snapshot.iter().map(|(_, value)| value);
+        Err(match (&located, &failed) {
+            (_, Failed::Fault(fault)) => TemplateError::engine(&parts.name, line, fault, values),
+            (Some(Failed::Error(error)), _) => {
+                TemplateError::render(&parts.name, MARKED, line, error, values)
+            }
+            (_, Failed::Error(error)) => {
+                TemplateError::render(&parts.name, &parts.key, line, error, values)
+            }
+        })
     }
 
     /// The engine that renders this template: the shared one, or, for a walked template
@@ -412,6 +417,23 @@ impl Template {
     }
 }
 
+/// How a render by Tera failed.
+enum Failed {
+    /// With an error.
+    Error(tera::Error),
+    /// With a fault inside Tera ([`fault`]).
+    Fault(fault::Fault),
+}
+
+/// How the render `work` failed, if it did.
+fn failure(work: impl FnOnce() -> tera::Result<()>) -> Option<Failed> {
+    match fault::contained(work) {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(Failed::Error(error)),
+        Err(fault) => Some(Failed::Fault(fault)),
+    }
+}
+
 /// The name of a marked twin in its engine.
 const MARKED: &str = "marked";
 
@@ -424,7 +446,9 @@ fn twin(engine: &Tera, source: &str) -> Option<Tera> {
 
 /// `tera` with `source` added as `name` and instrumented as every template is.
 fn with_template(mut tera: Tera, name: &str, source: &str) -> Option<Tera> {
-    tera.add_raw_template(name, source).ok()?;
+    fault::contained(|| tera.add_raw_template(name, source))
+        .ok()?
+        .ok()?;
     limits::instrument_one(tera.templates.get_mut(name)?);
     Some(tera)
 }

@@ -279,6 +279,103 @@ async fn a_recursive_template_on_disk_fails_only_its_entry() {
     );
 }
 
+/// A template that reaches a panic in Tera's parser: a test given a list as its argument.
+const BREAKS_THE_PARSER: &str = "{% if data is defined([1]) %}x{% endif %}\n";
+
+/// A template that reaches a panic in Tera's renderer once a value makes a sum of floats
+/// overflow to infinity.
+const BREAKS_THE_RENDER: &str = "{% set w = data[\"/d/w\"] | float %}w={{ w + w }}\n";
+
+#[tokio::test]
+async fn a_fault_inside_the_template_engine_is_one_line_naming_the_template() {
+    for (what, template, code) in [
+        ("parser", BREAKS_THE_PARSER, 2),
+        ("render", BREAKS_THE_RENDER, 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = render(dir.path(), template, r#"{"/d/w":"1.5e308"}"#, &[]).await;
+        assert_eq!(run.code, code, "{what}: {}", run.stderr);
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.contains("t.tmpl"))
+            .unwrap_or_else(|| panic!("{what}: no line names the template: {}", run.stderr));
+        assert!(
+            line.contains("the template engine failed"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("panicked") && !run.stderr.contains("1.5e308"),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A value, then a template, that reach a panic inside Tera fail their entry's render only:
+/// the daemon goes on, the entry's target stays as it was, the other entry follows etcd,
+/// and the entry itself renders again once the value is fixed.
+#[tokio::test]
+async fn a_fault_inside_the_template_engine_fails_only_its_entry() {
+    let etcd = EtcdServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (good, good_target) = entry(dir.path(), "good", "/good", "tree.tmpl", "");
+    let plain = r#","pattern":"{{ }}""#;
+    let (bad, bad_target) = entry(dir.path(), "bad", "/d", "bad.tmpl", plain);
+    let cfg = cfgdir(
+        dir.path(),
+        &[("good", good), ("bad", bad)],
+        &[("tree.tmpl", TREE), ("bad.tmpl", BREAKS_THE_RENDER)],
+    );
+    etcd.put_all([("/good/a", "1"), ("/d/w", "1")]).await;
+    let args = daemon_args(&cfg, &etcd);
+    let mut daemon = Daemon::start(&args, &dir.path().join("log"));
+    wait_for_content(&good_target, "/good/a=1\n", LIMIT, || daemon.log()).await;
+    wait_for_content(&bad_target, "w=2\n", LIMIT, || daemon.log()).await;
+
+    etcd.put_all([("/d/w", "1.5e308")]).await;
+    assert!(
+        eventually(LIMIT, || daemon
+            .log()
+            .contains("the template engine failed"))
+        .await,
+        "{}",
+        daemon.log()
+    );
+    etcd.put_all([("/good/b", "2")]).await;
+    wait_for_content(&good_target, "/good/a=1\n/good/b=2\n", LIMIT, || {
+        daemon.log()
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&bad_target).unwrap(), "w=2\n");
+    etcd.put_all([("/d/w", "3")]).await;
+    wait_for_content(&bad_target, "w=6\n", LIMIT, || daemon.log()).await;
+
+    // Chef drops a template in that Tera's parser cannot take: the configuration reloads.
+    let faults = daemon.log().matches("the template engine failed").count();
+    std::fs::write(cfg.join("templates/bad.tmpl"), BREAKS_THE_PARSER).unwrap();
+    assert!(
+        eventually(LIMIT, || {
+            daemon.log().matches("the template engine failed").count() > faults
+        })
+        .await,
+        "{}",
+        daemon.log()
+    );
+    etcd.put_all([("/good/c", "3")]).await;
+    wait_for_content(
+        &good_target,
+        "/good/a=1\n/good/b=2\n/good/c=3\n",
+        LIMIT,
+        || daemon.log(),
+    )
+    .await;
+    assert!(daemon.alive(), "{}", daemon.log());
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+    assert_eq!(std::fs::read_to_string(&bad_target).unwrap(), "w=6\n");
+}
+
 /// A render that runs long (here until its time limit) does not hold up another entry's
 /// update, nor `/healthz`: the other target changes while the long render is still going.
 #[tokio::test]
