@@ -692,4 +692,109 @@ mod tests {
         assert_eq!(text("x{"), "x{{ \"{\" }}");
         assert_eq!(text("{%"), "{{ \"{\" }}%");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a Go template's actions hold, converting it returns — Tera, or problems naming
+        /// the line — and never panics.
+        #[test]
+        fn any_go_template_converts_or_is_reported(text in go_soup()) {
+            let _ = convert("soup.tmpl", &text);
+        }
+    }
+
+    /// Go template actions holding its tokens in any order.
+    fn go_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop::sample::select(vec![
+            "{{",
+            "}}",
+            "/*",
+            "*/",
+            "range",
+            "end",
+            "if",
+            "else",
+            "else if",
+            "with",
+            "define",
+            "template",
+            "block",
+            "break",
+            "continue",
+            "$",
+            "$x",
+            "$i",
+            ":=",
+            "=",
+            ".",
+            ".Key",
+            ".Value",
+            "getv",
+            "gets",
+            "getvs",
+            "get",
+            "ls",
+            "lsdir",
+            "exists",
+            "split",
+            "join",
+            "printf",
+            "print",
+            "len",
+            "index",
+            "slice",
+            "and",
+            "or",
+            "not",
+            "eq",
+            "ne",
+            "lt",
+            "toUpper",
+            "base",
+            "dir",
+            "json",
+            "jsonArray",
+            "map",
+            "atoi",
+            "add",
+            "sub",
+            "div",
+            "mod",
+            "mul",
+            "seq",
+            "reverse",
+            "sortByLength",
+            "lookupIP",
+            "\"/k\"",
+            "\"%s\"",
+            "`raw`",
+            "'c'",
+            "'\\''",
+            "1",
+            "-1",
+            "1.5e308",
+            "0x1p-2",
+            "1e400",
+            "9223372036854775808",
+            "nil",
+            "true",
+            "|",
+            "(",
+            ")",
+            ",",
+            "\n",
+            " ",
+            "\"",
+        ]);
+        let code = prop::collection::vec(token, 0..12).prop_map(|tokens| tokens.join(" "));
+        let action = (
+            prop::sample::select(vec!["{{ ", "{{- "]),
+            code,
+            "[a-z\\n]{0,3}",
+        );
+        let action = action.prop_map(|(open, code, text)| format!("{open}{code} }}}}{text}"));
+        prop::collection::vec(action, 0..6).prop_map(|actions| actions.concat())
+    }
 }

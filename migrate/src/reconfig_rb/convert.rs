@@ -298,4 +298,114 @@ mod tests {
         assert_eq!(problems, 0);
         assert_eq!(text, "<%= watched %>next\n");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever Ruby a template's tags hold, converting it returns — Tera, or problems
+        /// naming the line — and never panics.
+        #[test]
+        fn any_ruby_converts_or_is_reported(text in ruby_soup()) {
+            let _ = convert(&text, &Delimiters::default(), true);
+        }
+    }
+
+    /// Erubis tags holding Ruby's tokens in any order.
+    fn ruby_soup() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop::sample::select(vec![
+            "<%",
+            "%>",
+            "-%>",
+            "@reconfig",
+            "[\"data\"]",
+            "['altdata']",
+            ".each",
+            ".each_with_index",
+            ".map",
+            ".select",
+            ".sort_by",
+            ".keys",
+            ".values",
+            ".times",
+            ".join(',')",
+            ".split('/')",
+            ".to_json",
+            ".to_yaml",
+            ".size",
+            ".first",
+            ".last",
+            ".nil?",
+            ".include?",
+            ".sub",
+            ".gsub(/a/, 'b')",
+            "do",
+            "|x|",
+            "|k, v|",
+            "|",
+            "end",
+            "if",
+            "unless",
+            "else",
+            "elsif",
+            "then",
+            "while",
+            "case",
+            "when",
+            "x",
+            "k",
+            "v",
+            "=",
+            "==",
+            "+",
+            "-",
+            "*",
+            "/",
+            "%",
+            "<<",
+            "&&",
+            "||",
+            "!",
+            "?",
+            ":",
+            "::",
+            "=>",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ".",
+            ";",
+            "'s'",
+            "\"s#{x}\"",
+            "\"#{",
+            "'",
+            "\"",
+            "\\",
+            "1",
+            "-1",
+            "1.5e308",
+            "0x1f",
+            ":sym",
+            "nil",
+            "true",
+            "%w(a b)",
+            "/re/",
+            "puts",
+            "def",
+            "return",
+            "\n",
+        ]);
+        let code = prop::collection::vec(token, 0..12).prop_map(|tokens| tokens.join(" "));
+        let tag = (
+            prop::sample::select(vec!["<%= ", "<% ", "<%- "]),
+            code,
+            "[a-z\\n]{0,3}",
+        );
+        let tag = tag.prop_map(|(open, code, text)| format!("{open}{code} %>{text}"));
+        prop::collection::vec(tag, 0..6).prop_map(|tags| tags.concat())
+    }
 }
