@@ -175,14 +175,16 @@ impl TemplateSet {
                 .build_inheritance_chains()
                 .and_then(|()| self.tera.check_macro_files())
         });
-        if !matches!(linked, Ok(Ok(()))) {
+        let failed = match linked {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(syntax(&e)),
+            Err(fault) => Some(engine_failed(fault)),
+        };
+        if let Some(error) = failed {
             // Left out, so that the others stand as they did.
             self.tera.templates.remove(&key);
             let _ = fault::contained(|| self.tera.build_inheritance_chains());
-            return Err(match linked {
-                Err(fault) => engine_failed(fault),
-                Ok(e) => syntax(&e.expect_err("linking failed")),
-            });
+            return Err(error);
         }
         self.parts.push(Parts {
             name: name.to_string(),
