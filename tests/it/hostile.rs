@@ -214,6 +214,56 @@ async fn an_entry_sets_its_own_limits() {
     );
 }
 
+/// A daemon with two entries in plain Tera's pattern: `good` renders the tree at `/good`
+/// with [`TREE`], `bad` the tree at `/bad` with `bad_template`; both trees hold `a = 1`.
+/// Returns once `good`'s target holds it, with the configuration directory and both targets.
+async fn good_and_bad(
+    etcd: &EtcdServer,
+    dir: &Path,
+    bad_template: &str,
+) -> (Daemon, PathBuf, PathBuf, PathBuf) {
+    let (good, good_target) = entry(dir, "good", "/good", "tree.tmpl", "");
+    let (bad, bad_target) = entry(dir, "bad", "/bad", "bad.tmpl", r#","pattern":"{{ }}""#);
+    let cfg = cfgdir(
+        dir,
+        &[("good", good), ("bad", bad)],
+        &[("tree.tmpl", TREE), ("bad.tmpl", bad_template)],
+    );
+    etcd.put_all([("/good/a", "1"), ("/bad/a", "1")]).await;
+    let daemon = Daemon::start(daemon_args(&cfg, etcd), &dir.join("log"));
+    wait_for_content(&good_target, "/good/a=1\n", LIMIT, || daemon.log()).await;
+    (daemon, cfg, good_target, bad_target)
+}
+
+/// Waits for `message` in the log of a daemon from [`good_and_bad`], then for `/good/b = 2`
+/// to reach the good entry's target: the good entry still follows etcd.
+async fn logged_while_good_follows(
+    daemon: &Daemon,
+    etcd: &EtcdServer,
+    good_target: &Path,
+    message: &str,
+) {
+    assert!(
+        eventually(LIMIT, || daemon.log().contains(message)).await,
+        "{}",
+        daemon.log()
+    );
+    let both = "/good/a=1\n/good/b=2\n";
+    put_and_wait(etcd, daemon, ("/good/b", "2"), good_target, both).await;
+}
+
+/// Puts `key = value`, then waits for `target` to hold `expected`.
+async fn put_and_wait(
+    etcd: &EtcdServer,
+    daemon: &Daemon,
+    (key, value): (&str, &str),
+    target: &Path,
+    expected: &str,
+) {
+    etcd.put_all([(key, value)]).await;
+    wait_for_content(target, expected, LIMIT, || daemon.log()).await;
+}
+
 /// A daemon with a good entry and one whose template turns recursive on disk: the bad
 /// entry fails, the process goes on following the good one, and it starts again with the
 /// bad template in place.
@@ -221,38 +271,14 @@ async fn an_entry_sets_its_own_limits() {
 async fn a_recursive_template_on_disk_fails_only_its_entry() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (good, good_target) = entry(dir.path(), "good", "/good", "tree.tmpl", "");
-    let (bad, bad_target) = entry(
-        dir.path(),
-        "bad",
-        "/bad",
-        "bad.tmpl",
-        r#","pattern":"{{ }}""#,
-    );
-    let cfg = cfgdir(
-        dir.path(),
-        &[("good", good), ("bad", bad)],
-        &[("tree.tmpl", TREE), ("bad.tmpl", "fine\n")],
-    );
-    etcd.put_all([("/good/a", "1"), ("/bad/a", "1")]).await;
-    let args = daemon_args(&cfg, &etcd);
-    let mut daemon = Daemon::start(&args, &dir.path().join("log"));
-    wait_for_content(&good_target, "/good/a=1\n", LIMIT, || daemon.log()).await;
+    let (mut daemon, cfg, good_target, bad_target) =
+        good_and_bad(&etcd, dir.path(), "fine\n").await;
     wait_for_content(&bad_target, "fine\n", LIMIT, || daemon.log()).await;
 
     // Chef drops a recursive template in: the daemon reloads its configuration.
     let bad_template = cfg.join("templates/bad.tmpl");
     std::fs::write(&bad_template, SELF_CALLING_MACRO).unwrap();
-    assert!(
-        eventually(LIMIT, || daemon.log().contains("nesting deeper than 64")).await,
-        "{}",
-        daemon.log()
-    );
-    etcd.put_all([("/good/b", "2")]).await;
-    wait_for_content(&good_target, "/good/a=1\n/good/b=2\n", LIMIT, || {
-        daemon.log()
-    })
-    .await;
+    logged_while_good_follows(&daemon, &etcd, &good_target, "nesting deeper than 64").await;
     assert!(daemon.alive(), "{}", daemon.log());
     assert_eq!(std::fs::read_to_string(&bad_target).unwrap(), "fine\n");
 
@@ -263,15 +289,9 @@ async fn a_recursive_template_on_disk_fails_only_its_entry() {
         self_including(dir.path()).replace("t.tmpl", "bad.tmpl"),
     )
     .unwrap();
-    let daemon = Daemon::start(&args, &dir.path().join("log2"));
-    etcd.put_all([("/good/c", "3")]).await;
-    wait_for_content(
-        &good_target,
-        "/good/a=1\n/good/b=2\n/good/c=3\n",
-        LIMIT,
-        || daemon.log(),
-    )
-    .await;
+    let daemon = Daemon::start(daemon_args(&cfg, &etcd), &dir.path().join("log2"));
+    let all = "/good/a=1\n/good/b=2\n/good/c=3\n";
+    put_and_wait(&etcd, &daemon, ("/good/c", "3"), &good_target, all).await;
     assert!(
         eventually(LIMIT, || daemon.log().contains("nesting deeper than 64")).await,
         "{}",
@@ -284,16 +304,18 @@ const BREAKS_THE_PARSER: &str = "{% if data is defined([1]) %}x{% endif %}\n";
 
 /// A template that reaches a panic in Tera's renderer once a value makes a sum of floats
 /// overflow to infinity.
-const BREAKS_THE_RENDER: &str = "{% set w = data[\"/d/w\"] | float %}w={{ w + w }}\n";
+const BREAKS_THE_RENDER: &str = "{% set w = data[\"/bad/a\"] | float %}w={{ w + w }}\n";
 
 #[tokio::test]
 async fn a_fault_inside_the_template_engine_is_one_line_naming_the_template() {
+    // `render` renders the tree at /d.
+    let breaks_the_render = BREAKS_THE_RENDER.replace("/bad/a", "/d/a");
     for (what, template, code) in [
         ("parser", BREAKS_THE_PARSER, 2),
-        ("render", BREAKS_THE_RENDER, 1),
+        ("render", &breaks_the_render, 1),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let run = render(dir.path(), template, r#"{"/d/w":"1.5e308"}"#, &[]).await;
+        let run = render(dir.path(), template, r#"{"/d/a":"1.5e308"}"#, &[]).await;
         assert_eq!(run.code, code, "{what}: {}", run.stderr);
         let line = run
             .stderr
@@ -320,36 +342,14 @@ async fn a_fault_inside_the_template_engine_is_one_line_naming_the_template() {
 async fn a_fault_inside_the_template_engine_fails_only_its_entry() {
     let etcd = EtcdServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (good, good_target) = entry(dir.path(), "good", "/good", "tree.tmpl", "");
-    let plain = r#","pattern":"{{ }}""#;
-    let (bad, bad_target) = entry(dir.path(), "bad", "/d", "bad.tmpl", plain);
-    let cfg = cfgdir(
-        dir.path(),
-        &[("good", good), ("bad", bad)],
-        &[("tree.tmpl", TREE), ("bad.tmpl", BREAKS_THE_RENDER)],
-    );
-    etcd.put_all([("/good/a", "1"), ("/d/w", "1")]).await;
-    let args = daemon_args(&cfg, &etcd);
-    let mut daemon = Daemon::start(&args, &dir.path().join("log"));
-    wait_for_content(&good_target, "/good/a=1\n", LIMIT, || daemon.log()).await;
+    let (mut daemon, cfg, good_target, bad_target) =
+        good_and_bad(&etcd, dir.path(), BREAKS_THE_RENDER).await;
     wait_for_content(&bad_target, "w=2\n", LIMIT, || daemon.log()).await;
 
-    etcd.put_all([("/d/w", "1.5e308")]).await;
-    assert!(
-        eventually(LIMIT, || daemon
-            .log()
-            .contains("the template engine failed"))
-        .await,
-        "{}",
-        daemon.log()
-    );
-    etcd.put_all([("/good/b", "2")]).await;
-    wait_for_content(&good_target, "/good/a=1\n/good/b=2\n", LIMIT, || {
-        daemon.log()
-    })
-    .await;
+    etcd.put_all([("/bad/a", "1.5e308")]).await;
+    logged_while_good_follows(&daemon, &etcd, &good_target, "the template engine failed").await;
     assert_eq!(std::fs::read_to_string(&bad_target).unwrap(), "w=2\n");
-    etcd.put_all([("/d/w", "3")]).await;
+    etcd.put_all([("/bad/a", "3")]).await;
     wait_for_content(&bad_target, "w=6\n", LIMIT, || daemon.log()).await;
 
     // Chef drops a template in that Tera's parser cannot take: the configuration reloads.
@@ -363,14 +363,8 @@ async fn a_fault_inside_the_template_engine_fails_only_its_entry() {
         "{}",
         daemon.log()
     );
-    etcd.put_all([("/good/c", "3")]).await;
-    wait_for_content(
-        &good_target,
-        "/good/a=1\n/good/b=2\n/good/c=3\n",
-        LIMIT,
-        || daemon.log(),
-    )
-    .await;
+    let all = "/good/a=1\n/good/b=2\n/good/c=3\n";
+    put_and_wait(&etcd, &daemon, ("/good/c", "3"), &good_target, all).await;
     assert!(daemon.alive(), "{}", daemon.log());
     assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
     assert_eq!(std::fs::read_to_string(&bad_target).unwrap(), "w=6\n");

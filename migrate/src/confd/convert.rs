@@ -707,7 +707,8 @@ mod tests {
     /// Go template actions holding its tokens in any order.
     fn go_soup() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        let token = prop::sample::select(vec![
+        // Go's syntax and builtins, literals at the edges, and every function confd defines.
+        let syntax = [
             "{{",
             "}}",
             "/*",
@@ -731,15 +732,6 @@ mod tests {
             ".",
             ".Key",
             ".Value",
-            "getv",
-            "gets",
-            "getvs",
-            "get",
-            "ls",
-            "lsdir",
-            "exists",
-            "split",
-            "join",
             "printf",
             "print",
             "len",
@@ -751,22 +743,6 @@ mod tests {
             "eq",
             "ne",
             "lt",
-            "toUpper",
-            "base",
-            "dir",
-            "json",
-            "jsonArray",
-            "map",
-            "atoi",
-            "add",
-            "sub",
-            "div",
-            "mod",
-            "mul",
-            "seq",
-            "reverse",
-            "sortByLength",
-            "lookupIP",
             "\"/k\"",
             "\"%s\"",
             "`raw`",
@@ -787,7 +763,9 @@ mod tests {
             "\n",
             " ",
             "\"",
-        ]);
+        ];
+        let tokens: Vec<&str> = syntax.into_iter().chain(functions::converted()).collect();
+        let token = prop::sample::select(tokens);
         let code = prop::collection::vec(token, 0..12).prop_map(|tokens| tokens.join(" "));
         let action = (
             prop::sample::select(vec!["{{ ", "{{- "]),
