@@ -299,6 +299,44 @@ async fn a_recursive_template_on_disk_fails_only_its_entry() {
     );
 }
 
+/// A duration too long for the clock — an entry's field, as text or as seconds, or a flag —
+/// is refused with one line naming where it was written, instead of a panic when it is
+/// first added to the time.
+#[tokio::test]
+async fn a_duration_beyond_the_clock_is_refused_where_it_is_written() {
+    let huge = "18446744073709551615s";
+    for (field, value) in [
+        ("render_timeout", format!("{huge:?}")),
+        ("debounce", "1e19".into()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(r#","pattern":"{{{{ }}}}","{field}":{value}"#);
+        let run = render_entry(dir.path(), &extra, "x\n", "{}", &[]).await;
+        assert_eq!(run.code, 2, "{field}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("field \"{field}\"")) && run.stderr.contains("100 years"),
+            "{field}: {}",
+            run.stderr
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = render(dir.path(), "x\n", "{}", &["--render-timeout", huge]).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--render-timeout") && run.stderr.contains("100 years"),
+        "{}",
+        run.stderr
+    );
+    // The longest there is still works.
+    let run = render(dir.path(), "x\n", "{}", &["--render-timeout", "100y"]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "x\n"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A template that reaches a panic in Tera's parser: a test given a list as its argument.
 const BREAKS_THE_PARSER: &str = "{% if data is defined([1]) %}x{% endif %}\n";
 
