@@ -155,7 +155,7 @@ impl TemplateError {
                 file: file.to_string(),
                 line,
             },
-            reason: mask(one_line(&message.replacen(&suffix, "", 1)), values),
+            reason: go_values_named(mask(one_line(&message.replacen(&suffix, "", 1)), values)),
         }
     }
 
@@ -222,6 +222,35 @@ fn mask<'v>(mut message: String, values: impl Iterator<Item = &'v [u8]>) -> Stri
     message
 }
 
+/// `message` with each Go value Tera quotes (an arena handle, `{"\u0000go":1}`, in
+/// backticks or not) called what it is: "a Go value".
+fn go_values_named(message: String) -> String {
+    let handle = super::gotmpl::handle_as_json();
+    if !message.contains(&handle) {
+        return message;
+    }
+    let mut named = String::with_capacity(message.len());
+    let mut rest = message.as_str();
+    while let Some(start) = rest.find(&handle) {
+        let after = &rest[start + handle.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let Some(tail) = after[digits..].strip_prefix('}').filter(|_| digits > 0) else {
+            named.push_str(&rest[..start + handle.len()]);
+            rest = after;
+            continue;
+        };
+        let (head, tail) = match (rest[..start].strip_suffix('`'), tail.strip_prefix('`')) {
+            (Some(head), Some(tail)) => (head, tail),
+            _ => (&rest[..start], tail),
+        };
+        named.push_str(head);
+        named.push_str("a Go value");
+        rest = tail;
+    }
+    named.push_str(rest);
+    named
+}
+
 /// The message of the innermost error in Tera's chain: the actual cause.
 fn innermost(error: &tera::Error) -> String {
     let mut current: &dyn std::error::Error = error;
@@ -239,6 +268,18 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_values_are_named_wherever_tera_quotes_them() {
+        let quoted = |i: u32| format!("{}{i}}}", super::super::gotmpl::handle_as_json());
+        let message = format!("got `{}` and {} then {{x}}", quoted(1), quoted(22));
+        assert_eq!(
+            go_values_named(message),
+            "got a Go value and a Go value then {x}"
+        );
+        let broken = format!("{}x}}", super::super::gotmpl::handle_as_json());
+        assert_eq!(go_values_named(broken.clone()), broken);
+    }
 
     #[test]
     fn values_are_masked_in_reasons() {

@@ -787,3 +787,13 @@ fn error_in_alt_pattern_names_the_line() {
         "t.erb:2: Variable `nope` not found in context"
     );
 }
+
+#[test]
+fn error_names_a_go_value_for_what_it_is() {
+    let input = Input::from_file(&golden("erubis/data.json"));
+    let text = "a\n<%= go_split(a=[\"x,y\", \",\"]) | upper %>\n";
+    assert_eq!(
+        render_error(&input, "t.erb", text),
+        "t.erb:2: Filter `upper` was called on an incorrect value: got a Go value but expected a String"
+    );
+}

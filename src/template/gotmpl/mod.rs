@@ -41,6 +41,11 @@ use value::{GoVal, Untyped};
 /// The key of a handle: an object `{HANDLE: index}` is arena entry `index`.
 const HANDLE: &str = "\u{0}go";
 
+/// How a handle begins as JSON, as Tera's messages quote a value: `{"\u0000go":`.
+pub fn handle_as_json() -> String {
+    format!("{{{}:", Value::String(HANDLE.into()))
+}
+
 struct State {
     arena: Vec<GoVal>,
     prefix: String,
