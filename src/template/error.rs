@@ -5,6 +5,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::fault::Fault;
 use super::limits::Exceeded;
@@ -225,30 +228,15 @@ fn mask<'v>(mut message: String, values: impl Iterator<Item = &'v [u8]>) -> Stri
 /// `message` with each Go value Tera quotes (an arena handle, `{"\u0000go":1}`, in
 /// backticks or not) called what it is: "a Go value".
 fn go_values_named(message: String) -> String {
-    let handle = super::gotmpl::handle_as_json();
-    if !message.contains(&handle) {
-        return message;
+    static HANDLE: LazyLock<Regex> = LazyLock::new(|| {
+        let handle = regex::escape(&super::gotmpl::handle_as_json());
+        Regex::new(&format!(r"`{handle}\d+\}}`|{handle}\d+\}}"))
+            .expect("the handle pattern is valid")
+    });
+    match HANDLE.replace_all(&message, "a Go value") {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(named) => named,
     }
-    let mut named = String::with_capacity(message.len());
-    let mut rest = message.as_str();
-    while let Some(start) = rest.find(&handle) {
-        let after = &rest[start + handle.len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let Some(tail) = after[digits..].strip_prefix('}').filter(|_| digits > 0) else {
-            named.push_str(&rest[..start + handle.len()]);
-            rest = after;
-            continue;
-        };
-        let (head, tail) = match (rest[..start].strip_suffix('`'), tail.strip_prefix('`')) {
-            (Some(head), Some(tail)) => (head, tail),
-            _ => (&rest[..start], tail),
-        };
-        named.push_str(head);
-        named.push_str("a Go value");
-        rest = tail;
-    }
-    named.push_str(rest);
-    named
 }
 
 /// The message of the innermost error in Tera's chain: the actual cause.
